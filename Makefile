@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make book` and `make test`.
+# Both create .venv if it is missing and install everything first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+BOOK_FLAGS := -W -n --keep-going
+
+.PHONY: book test setup system-deps serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+system-deps:
+	bash scripts/system-deps.sh
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) system-deps book
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build .pytest_cache
