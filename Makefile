@@ -29,3 +29,9 @@ test: $(STAMP) system-deps book
 
 clean:
 	rm -rf _build .pytest_cache
+
+# Serve the built book on http://127.0.0.1:8000/ (PORT=... to change it);
+# builds it first if there is no build yet.
+serve: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	$(PY) scripts/serve.py --port $(or $(PORT),8000)
