@@ -1,1 +1,33 @@
-"""lstmlib."""
+"""lstmlib: recurrent networks from scratch, exact to PyTorch.
+
+Shape legend used everywhere: T time steps, B batch, D input features,
+H hidden units, G gates (RNN 1; LSTM 4 in the order i, f, g, o; GRU 3 in
+the order r, z, n). Sequences are time-major, (T, B, D).
+
+Modules, one per idea: ``rnn``, ``lstm``, ``gru`` (step and sequence
+functions, forward and backward), ``bidirectional`` (wraps any cell),
+``layers`` (``RNN``, ``LSTM``, ``GRU`` with torch's arguments and parameter
+names), ``interop`` (``from_torch``, ``to_torch``), and the training kit:
+``losses``, ``optim``, ``train``, ``gradcheck``, ``analysis``, ``data``.
+"""
+
+from . import activations, analysis, data, gradcheck, losses, optim
+from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
+from .interop import from_torch, to_torch
+from .layers import GRU, LSTM, RNN, RecurrentLayer, get_cell
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from .model import Linear, SequenceModel
+from .optim import SGD, Adam, clip_grad_norm
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .train import History, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNN", "LSTM", "GRU", "RecurrentLayer", "get_cell", "from_torch", "to_torch",
+    "Linear", "SequenceModel", "SGD", "Adam", "clip_grad_norm", "History", "train",
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
+    "activations", "analysis", "data", "gradcheck", "losses", "optim",
+]

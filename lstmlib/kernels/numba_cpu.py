@@ -1,0 +1,602 @@
+r"""LSTM and GRU on the CPU with Numba: fused gate kernels, whole sequences in
+one compiled call, and batch-parallel versions.
+
+The numpy reference (:mod:`lstmlib.lstm`, :mod:`lstmlib.gru`) is the oracle:
+every function here computes the same equations, with the same gate order
+(LSTM i, f, g, o; GRU r, z, n, reset applied after the product) and the same
+``sigmoid(a) = 0.5 * (1 + tanh(a / 2))``, and agrees with it to rounding
+(about 1e-12 relative in float64, 1e-5 in float32). Nothing is approximated:
+``exp`` and ``tanh`` are the C library's, one scalar call per element, which
+is why they dominate at small sizes (see the performance chapter).
+
+Three kinds of kernels, from small to large:
+
+``lstm_gates_forward`` / ``gru_gates_forward`` (and their ``_backward``)
+    one step's element-wise work fused into one pass over (B, H): the
+    pre-activations (the matrix products, done by BLAS) go in, the new state
+    and the cached activations come out. Used by the "stepwise" mode.
+``lstm_sequence_forward`` / ``gru_sequence_forward`` (and ``_backward``)
+    the whole sequence, matrix products included, in one ``@njit`` call:
+    no Python between steps. Used by the "fused" mode (small shapes, where
+    the per-step overhead of numpy and of torch dominates).
+``*_parallel``
+    the same with ``prange`` over the batch: sequences of a batch are
+    independent, so each thread runs whole sequences and no thread ever waits
+    for another inside the time loop. Weight gradients are then reduced over
+    time and batch in a second ``prange`` loop over the rows of dW.
+
+Shapes: T time steps, B batch, D input features, H hidden units, G gates.
+Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
+inner loop run over a contiguous row (an ``axpy``), which LLVM vectorises
+without reordering any sum.
+
+Set ``NUMBA_DISABLE_JIT=1`` to run all of this as plain Python (slowly) and
+step through it with a debugger.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "lstm_gates_forward", "lstm_gates_backward",
+    "gru_gates_forward", "gru_gates_backward",
+    "lstm_sequence_forward", "lstm_sequence_backward",
+    "lstm_sequence_forward_parallel", "lstm_sequence_backward_parallel",
+    "gru_sequence_forward", "gru_sequence_backward",
+    "gru_sequence_forward_parallel", "gru_sequence_backward_parallel",
+]
+
+
+# ---------------------------------------------------------------------------
+# scalar helpers (inlined by LLVM)
+
+@njit(cache=True)
+def _sigmoid(a, half, one):
+    """sigmoid(a) = 0.5 * (1 + tanh(a / 2)), as in lstmlib.activations;
+    ``half`` and ``one`` carry the dtype (float32 stays float32)."""
+    return half * (one + math.tanh(half * a))
+
+
+@njit(cache=True)
+def _step_index(s, T, reverse):
+    """The s-th step computed: t = s, or T-1-s when walking backwards."""
+    return T - 1 - s if reverse else s
+
+
+# ---------------------------------------------------------------------------
+# one step, element-wise part only (the "fused gate kernel")
+
+@njit(cache=True)
+def lstm_gates_forward(a, c_prev, h_prev, valid, h, c, tanh_c):
+    """Fused LSTM gate kernel for one step.
+
+    a (B, 4H): pre-activations x W_ih^T + b_ih + h_prev W_hh^T + b_hh,
+    overwritten with the activations i, f, g, o (the cache).
+    c_prev, h_prev (B, H); valid (B,) bool: False means padding (state kept).
+    Writes h, c, tanh_c (B, H). One pass, no temporaries.
+    """
+    B, H = c_prev.shape
+    one = a.dtype.type(1.0)
+    half = a.dtype.type(0.5)
+    for b in range(B):
+        if not valid[b]:
+            for k in range(H):
+                h[b, k] = h_prev[b, k]
+                c[b, k] = c_prev[b, k]
+                tanh_c[b, k] = 0.0
+            continue
+        for k in range(H):
+            i = _sigmoid(a[b, k], half, one)
+            f = _sigmoid(a[b, H + k], half, one)
+            g = math.tanh(a[b, 2 * H + k])
+            o = _sigmoid(a[b, 3 * H + k], half, one)
+            ck = f * c_prev[b, k] + i * g
+            tc = math.tanh(ck)
+            a[b, k] = i
+            a[b, H + k] = f
+            a[b, 2 * H + k] = g
+            a[b, 3 * H + k] = o
+            c[b, k] = ck
+            tanh_c[b, k] = tc
+            h[b, k] = o * tc
+
+
+@njit(cache=True)
+def lstm_gates_backward(gates, tanh_c, c_prev, valid, dh, dc, da):
+    """Backward of :func:`lstm_gates_forward` for one step.
+
+    gates (B, 4H) activations i, f, g, o; tanh_c, c_prev (B, H);
+    dh (B, H) = dL/dh_t (output gradient already added), overwritten with
+    the part of dL/dh_{t-1} that bypasses W_hh (0, or dh itself on padded
+    rows, whose gradients pass by); the caller adds da W_hh.
+    dc (B, H) = dL/dc_t, overwritten with dL/dc_{t-1}.
+    Writes da (B, 4H) = dL/d(pre-activations), 0 on padded rows.
+    """
+    B, H = c_prev.shape
+    one = gates.dtype.type(1.0)
+    for b in range(B):
+        if not valid[b]:
+            for j in range(4 * H):
+                da[b, j] = 0.0
+            continue
+        for k in range(H):
+            i = gates[b, k]
+            f = gates[b, H + k]
+            g = gates[b, 2 * H + k]
+            o = gates[b, 3 * H + k]
+            tc = tanh_c[b, k]
+            dhk = dh[b, k]
+            do = dhk * tc                            # h = o * tanh(c)
+            dck = dc[b, k] + dhk * o * (one - tc * tc)   # through tanh(c)
+            da[b, k] = dck * g * i * (one - i)       # c = f c_prev + i g
+            da[b, H + k] = dck * c_prev[b, k] * f * (one - f)
+            da[b, 2 * H + k] = dck * i * (one - g * g)
+            da[b, 3 * H + k] = do * o * (one - o)
+            dc[b, k] = dck * f                       # dL/dc_{t-1}
+            dh[b, k] = 0.0                           # all of dL/dh_{t-1} is da W_hh
+
+
+@njit(cache=True)
+def gru_gates_forward(gx, gh, h_prev, valid, h, hn):
+    """Fused GRU gate kernel for one step.
+
+    gx (B, 3H): x W_ih^T + b_ih, overwritten with r, z, n (the cache);
+    gh (B, 3H): h_prev W_hh^T + b_hh. Writes h and hn = W_hn h_prev + b_hn.
+    """
+    B, H = h_prev.shape
+    one = gx.dtype.type(1.0)
+    half = gx.dtype.type(0.5)
+    for b in range(B):
+        if not valid[b]:
+            for k in range(H):
+                h[b, k] = h_prev[b, k]
+                hn[b, k] = 0.0
+            continue
+        for k in range(H):
+            r = _sigmoid(gx[b, k] + gh[b, k], half, one)
+            z = _sigmoid(gx[b, H + k] + gh[b, H + k], half, one)
+            hnk = gh[b, 2 * H + k]
+            n = math.tanh(gx[b, 2 * H + k] + r * hnk)
+            gx[b, k] = r
+            gx[b, H + k] = z
+            gx[b, 2 * H + k] = n
+            hn[b, k] = hnk
+            h[b, k] = n + z * (h_prev[b, k] - n)
+
+
+@njit(cache=True)
+def gru_gates_backward(gates, hn, h_prev, valid, dh, dgx, dgh):
+    """Backward of :func:`gru_gates_forward` for one step.
+
+    gates (B, 3H) activations r, z, n; hn, h_prev (B, H);
+    dh (B, H) = dL/dh_t, overwritten with the direct part of dL/dh_{t-1}
+    (z * dh; the caller adds dgh W_hh). Writes dgx, dgh (B, 3H).
+    """
+    B, H = h_prev.shape
+    one = gates.dtype.type(1.0)
+    for b in range(B):
+        if not valid[b]:
+            for j in range(3 * H):
+                dgx[b, j] = 0.0
+                dgh[b, j] = 0.0
+            continue
+        for k in range(H):
+            r = gates[b, k]
+            z = gates[b, H + k]
+            n = gates[b, 2 * H + k]
+            dhk = dh[b, k]
+            dn = dhk * (one - z)                     # h = (1-z) n + z h_prev
+            dz = dhk * (h_prev[b, k] - n)
+            dan = dn * (one - n * n)                 # through tanh
+            dar = dan * hn[b, k] * r * (one - r)     # n = tanh(.. + r hn)
+            daz = dz * z * (one - z)
+            dgx[b, k] = dar
+            dgx[b, H + k] = daz
+            dgx[b, 2 * H + k] = dan
+            dgh[b, k] = dar
+            dgh[b, H + k] = daz
+            dgh[b, 2 * H + k] = dan * r
+            dh[b, k] = dhk * z
+
+
+# ---------------------------------------------------------------------------
+# whole sequences: one batch row at a time (the body of the prange loops)
+
+@njit(cache=True)
+def _affine_row(v, w_t, acc):
+    """acc += v @ w_t for one row: v (K,), w_t (K, N) contiguous."""
+    K, N = w_t.shape
+    for k in range(K):
+        vk = v[k]
+        if vk != 0.0:
+            for j in range(N):
+                acc[j] += vk * w_t[k, j]
+
+
+@njit(cache=True)
+def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
+                      out, gates, cs, tanh_cs, hs_prev, cs_prev, h_n, c_n):
+    T = x.shape[0]
+    H = h0.shape[1]
+    acc = np.empty(4 * H, x.dtype)
+    one = x.dtype.type(1.0)
+    half = x.dtype.type(0.5)
+    h = h0[b].copy()
+    c = c0[b].copy()
+    L = lengths[b]
+    for s in range(T):
+        t = _step_index(s, T, reverse)
+        if t >= L:                       # padding: output 0, state kept
+            for k in range(H):
+                out[t, b, k] = 0.0
+            continue
+        acc[:] = bias
+        _affine_row(x[t, b], w_ih_t, acc)
+        _affine_row(h, w_hh_t, acc)
+        for k in range(H):
+            i = _sigmoid(acc[k], half, one)
+            f = _sigmoid(acc[H + k], half, one)
+            g = math.tanh(acc[2 * H + k])
+            o = _sigmoid(acc[3 * H + k], half, one)
+            hs_prev[t, b, k] = h[k]
+            cs_prev[t, b, k] = c[k]
+            ck = f * c[k] + i * g
+            tc = math.tanh(ck)
+            gates[t, b, k] = i
+            gates[t, b, H + k] = f
+            gates[t, b, 2 * H + k] = g
+            gates[t, b, 3 * H + k] = o
+            cs[t, b, k] = ck
+            tanh_cs[t, b, k] = tc
+            c[k] = ck
+            h[k] = o * tc
+            out[t, b, k] = h[k]
+    h_n[b] = h
+    c_n[b] = c
+
+
+@njit(cache=True)
+def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
+                       cs_prev, lengths, reverse, da_all, dx, dh0, dc0):
+    T = gates.shape[0]
+    H = dh_n.shape[1]
+    one = gates.dtype.type(1.0)
+    dh = dh_n[b].copy()
+    dc = dc_n[b].copy()
+    da = np.empty(4 * H, gates.dtype)
+    L = lengths[b]
+    for s in range(T - 1, -1, -1):       # the forward's order, reversed
+        t = _step_index(s, T, reverse)
+        if t >= L:                       # padding: gradients pass by
+            for j in range(4 * H):
+                da_all[t, b, j] = 0.0
+            continue
+        for k in range(H):
+            i = gates[t, b, k]
+            f = gates[t, b, H + k]
+            g = gates[t, b, 2 * H + k]
+            o = gates[t, b, 3 * H + k]
+            tc = tanh_cs[t, b, k]
+            dhk = dh[k] + d_out[t, b, k]
+            do = dhk * tc                            # h = o * tanh(c)
+            dck = dc[k] + dhk * o * (one - tc * tc)  # through tanh(c)
+            da[k] = dck * g * i * (one - i)          # c = f c_prev + i g
+            da[H + k] = dck * cs_prev[t, b, k] * f * (one - f)
+            da[2 * H + k] = dck * i * (one - g * g)
+            da[3 * H + k] = do * o * (one - o)
+            dc[k] = dck * f                          # dL/dc_{t-1}
+        da_all[t, b] = da
+        dh[:] = 0.0
+        _affine_row(da, w_hh, dh)                    # dL/dh_{t-1} = da W_hh
+        _affine_row(da, w_ih, dx[t, b])              # dL/dx_t = da W_ih
+    dh0[b] = dh
+    dc0[b] = dc
+
+
+@njit(cache=True)
+def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
+                     out, gates, hns, hs_prev, h_n):
+    T = x.shape[0]
+    H = h0.shape[1]
+    ax = np.empty(3 * H, x.dtype)
+    ah = np.empty(3 * H, x.dtype)
+    one = x.dtype.type(1.0)
+    half = x.dtype.type(0.5)
+    h = h0[b].copy()
+    L = lengths[b]
+    for s in range(T):
+        t = _step_index(s, T, reverse)
+        if t >= L:
+            for k in range(H):
+                out[t, b, k] = 0.0
+            continue
+        ax[:] = b_ih
+        _affine_row(x[t, b], w_ih_t, ax)
+        ah[:] = b_hh
+        _affine_row(h, w_hh_t, ah)
+        for k in range(H):
+            r = _sigmoid(ax[k] + ah[k], half, one)
+            z = _sigmoid(ax[H + k] + ah[H + k], half, one)
+            hnk = ah[2 * H + k]
+            n = math.tanh(ax[2 * H + k] + r * hnk)
+            hs_prev[t, b, k] = h[k]
+            gates[t, b, k] = r
+            gates[t, b, H + k] = z
+            gates[t, b, 2 * H + k] = n
+            hns[t, b, k] = hnk
+            h[k] = n + z * (h[k] - n)
+            out[t, b, k] = h[k]
+    h_n[b] = h
+
+
+@njit(cache=True)
+def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
+                      lengths, reverse, dgx_all, dgh_all, dx, dh0):
+    T = gates.shape[0]
+    H = dh_n.shape[1]
+    one = gates.dtype.type(1.0)
+    dh = dh_n[b].copy()
+    dgx = np.empty(3 * H, gates.dtype)
+    dgh = np.empty(3 * H, gates.dtype)
+    L = lengths[b]
+    for s in range(T - 1, -1, -1):
+        t = _step_index(s, T, reverse)
+        if t >= L:
+            for j in range(3 * H):
+                dgx_all[t, b, j] = 0.0
+                dgh_all[t, b, j] = 0.0
+            continue
+        for k in range(H):
+            r = gates[t, b, k]
+            z = gates[t, b, H + k]
+            n = gates[t, b, 2 * H + k]
+            dhk = dh[k] + d_out[t, b, k]
+            dn = dhk * (one - z)                     # h = (1-z) n + z h_prev
+            dz = dhk * (hs_prev[t, b, k] - n)
+            dan = dn * (one - n * n)                 # through tanh
+            dar = dan * hns[t, b, k] * r * (one - r)  # n = tanh(.. + r hn)
+            daz = dz * z * (one - z)
+            dgx[k] = dar
+            dgx[H + k] = daz
+            dgx[2 * H + k] = dan
+            dgh[k] = dar
+            dgh[H + k] = daz
+            dgh[2 * H + k] = dan * r
+            dh[k] = dhk * z                          # direct path to h_prev
+        dgx_all[t, b] = dgx
+        dgh_all[t, b] = dgh
+        _affine_row(dgh, w_hh, dh)                   # + dgh W_hh
+        _affine_row(dgx, w_ih, dx[t, b])             # dL/dx_t = dgx W_ih
+    dh0[b] = dh
+
+
+@njit(cache=True)
+def _weight_grad_row(j, da_all, inp):
+    """Row j of sum_t,b da[t, b, j] * inp[t, b, :] (one row of dW)."""
+    T, B, K = inp.shape
+    row = np.zeros(K, inp.dtype)
+    for t in range(T):
+        for b in range(B):
+            v = da_all[t, b, j]
+            if v != 0.0:
+                for k in range(K):
+                    row[k] += v * inp[t, b, k]
+    return row
+
+
+@njit(cache=True)
+def _bias_grad(da_all):
+    T, B, N = da_all.shape
+    db = np.zeros(N, da_all.dtype)
+    for t in range(T):
+        for b in range(B):
+            for j in range(N):
+                db[j] += da_all[t, b, j]
+    return db
+
+
+# ---------------------------------------------------------------------------
+# whole sequences: serial and batch-parallel drivers
+#
+# Two separately written drivers (rather than one function compiled twice)
+# so that Numba's on-disk cache keeps one entry per function.
+
+def _lstm_forward_alloc(x, h0):
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dt = x.dtype
+    return (np.empty((T, B, H), dt), np.empty((T, B, 4 * H), dt),
+            np.empty((T, B, H), dt), np.empty((T, B, H), dt),
+            np.empty((T, B, H), dt), np.empty((T, B, H), dt),
+            np.empty((B, H), dt), np.empty((B, H), dt))
+
+
+@njit(cache=True)
+def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
+    """The whole LSTM forward pass in one compiled call.
+
+    x (T, B, D); w_ih_t (D, 4H) and w_hh_t (H, 4H) transposed weights;
+    bias (4H,) = b_ih + b_hh; h0, c0 (B, H); lengths (B,) int64 (T for
+    every row when there is no padding); reverse walks t = T-1..0.
+    Returns out (T, B, H), h_n, c_n (B, H) and the cache arrays
+    gates (T, B, 4H) = i, f, g, o; c, tanh(c), h_prev, c_prev (T, B, H).
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dt = x.dtype
+    out = np.empty((T, B, H), dt)
+    gates = np.empty((T, B, 4 * H), dt)
+    cs = np.zeros((T, B, H), dt)
+    tanh_cs = np.zeros((T, B, H), dt)
+    hs_prev = np.zeros((T, B, H), dt)
+    cs_prev = np.zeros((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    c_n = np.empty((B, H), dt)
+    for b in range(B):
+        _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
+                          reverse, out, gates, cs, tanh_cs, hs_prev, cs_prev,
+                          h_n, c_n)
+    return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
+
+
+@njit(cache=True, parallel=True)
+def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
+                                   reverse):
+    """:func:`lstm_sequence_forward` with the batch rows spread over threads."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dt = x.dtype
+    out = np.empty((T, B, H), dt)
+    gates = np.empty((T, B, 4 * H), dt)
+    cs = np.zeros((T, B, H), dt)
+    tanh_cs = np.zeros((T, B, H), dt)
+    hs_prev = np.zeros((T, B, H), dt)
+    cs_prev = np.zeros((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    c_n = np.empty((B, H), dt)
+    for b in prange(B):
+        _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
+                          reverse, out, gates, cs, tanh_cs, hs_prev, cs_prev,
+                          h_n, c_n)
+    return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
+
+
+@njit(cache=True)
+def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
+                           hs_prev, cs_prev, lengths, reverse):
+    """BPTT for :func:`lstm_sequence_forward` in one compiled call.
+
+    d_out (T, B, H), dh_n, dc_n (B, H) (zeros, not None); w_ih (4H, D),
+    w_hh (4H, H) untransposed. Returns dx, dh0, dc0, dw_ih, dw_hh, db
+    (db is the gradient of b_ih and of b_hh alike).
+    """
+    T, B, D = x.shape
+    H = dh_n.shape[1]
+    dt = x.dtype
+    da_all = np.empty((T, B, 4 * H), dt)
+    dx = np.zeros((T, B, D), dt)
+    dh0 = np.empty((B, H), dt)
+    dc0 = np.empty((B, H), dt)
+    for b in range(B):
+        _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
+                           cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
+    dw_ih = np.empty((4 * H, D), dt)
+    dw_hh = np.empty((4 * H, H), dt)
+    for j in range(4 * H):
+        dw_ih[j] = _weight_grad_row(j, da_all, x)
+        dw_hh[j] = _weight_grad_row(j, da_all, hs_prev)
+    return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
+
+
+@njit(cache=True, parallel=True)
+def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
+                                    tanh_cs, hs_prev, cs_prev, lengths,
+                                    reverse):
+    """:func:`lstm_sequence_backward`: batch rows, then rows of dW, in
+    parallel (no two threads ever write the same element)."""
+    T, B, D = x.shape
+    H = dh_n.shape[1]
+    dt = x.dtype
+    da_all = np.empty((T, B, 4 * H), dt)
+    dx = np.zeros((T, B, D), dt)
+    dh0 = np.empty((B, H), dt)
+    dc0 = np.empty((B, H), dt)
+    for b in prange(B):
+        _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
+                           cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
+    dw_ih = np.empty((4 * H, D), dt)
+    dw_hh = np.empty((4 * H, H), dt)
+    for j in prange(4 * H):
+        dw_ih[j] = _weight_grad_row(j, da_all, x)
+        dw_hh[j] = _weight_grad_row(j, da_all, hs_prev)
+    return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
+
+
+@njit(cache=True)
+def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
+    """The whole GRU forward pass in one compiled call.
+
+    x (T, B, D); w_ih_t (D, 3H), w_hh_t (H, 3H); b_ih, b_hh (3H,); h0 (B, H).
+    Returns out (T, B, H), h_n (B, H) and the cache arrays
+    gates (T, B, 3H) = r, z, n; hn = W_hn h_prev + b_hn and h_prev (T, B, H).
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dt = x.dtype
+    out = np.empty((T, B, H), dt)
+    gates = np.empty((T, B, 3 * H), dt)
+    hns = np.zeros((T, B, H), dt)
+    hs_prev = np.zeros((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    for b in range(B):
+        _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
+                         reverse, out, gates, hns, hs_prev, h_n)
+    return out, h_n, gates, hns, hs_prev
+
+
+@njit(cache=True, parallel=True)
+def gru_sequence_forward_parallel(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
+                                  reverse):
+    """:func:`gru_sequence_forward` with the batch rows spread over threads."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dt = x.dtype
+    out = np.empty((T, B, H), dt)
+    gates = np.empty((T, B, 3 * H), dt)
+    hns = np.zeros((T, B, H), dt)
+    hs_prev = np.zeros((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    for b in prange(B):
+        _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
+                         reverse, out, gates, hns, hs_prev, h_n)
+    return out, h_n, gates, hns, hs_prev
+
+
+@njit(cache=True)
+def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
+                          lengths, reverse):
+    """BPTT for :func:`gru_sequence_forward` in one compiled call.
+
+    Returns dx, dh0, dw_ih, dw_hh, db_ih, db_hh.
+    """
+    T, B, D = x.shape
+    H = dh_n.shape[1]
+    dt = x.dtype
+    dgx_all = np.empty((T, B, 3 * H), dt)
+    dgh_all = np.empty((T, B, 3 * H), dt)
+    dx = np.zeros((T, B, D), dt)
+    dh0 = np.empty((B, H), dt)
+    for b in range(B):
+        _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
+                          lengths, reverse, dgx_all, dgh_all, dx, dh0)
+    dw_ih = np.empty((3 * H, D), dt)
+    dw_hh = np.empty((3 * H, H), dt)
+    for j in range(3 * H):
+        dw_ih[j] = _weight_grad_row(j, dgx_all, x)
+        dw_hh[j] = _weight_grad_row(j, dgh_all, hs_prev)
+    return dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all), _bias_grad(dgh_all)
+
+
+@njit(cache=True, parallel=True)
+def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
+                                   hs_prev, lengths, reverse):
+    """:func:`gru_sequence_backward` with batch rows, then rows of dW, in
+    parallel."""
+    T, B, D = x.shape
+    H = dh_n.shape[1]
+    dt = x.dtype
+    dgx_all = np.empty((T, B, 3 * H), dt)
+    dgh_all = np.empty((T, B, 3 * H), dt)
+    dx = np.zeros((T, B, D), dt)
+    dh0 = np.empty((B, H), dt)
+    for b in prange(B):
+        _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
+                          lengths, reverse, dgx_all, dgh_all, dx, dh0)
+    dw_ih = np.empty((3 * H, D), dt)
+    dw_hh = np.empty((3 * H, H), dt)
+    for j in prange(3 * H):
+        dw_ih[j] = _weight_grad_row(j, dgx_all, x)
+        dw_hh[j] = _weight_grad_row(j, dgh_all, hs_prev)
+    return dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all), _bias_grad(dgh_all)

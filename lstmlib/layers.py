@@ -1,0 +1,281 @@
+"""Layer classes with PyTorch's constructor arguments, parameter names and
+shapes: ``lstmlib.RNN``, ``lstmlib.LSTM``, ``lstmlib.GRU``.
+
+The maths lives in the step and sequence functions of ``rnn``, ``lstm`` and
+``gru``; a layer only holds ``params`` and ``grads`` (the same keys as
+``torch.nn.LSTM(...).named_parameters()``), stacks ``num_layers`` cells and
+wraps each in a bidirectional pair when asked. Shapes (time-major unless
+``batch_first``): x (T, B, D), output (T, B, num_directions * H), state
+(num_layers * num_directions, B, H); the LSTM's state is a tuple (h, c).
+"""
+
+import numpy as np
+
+from ._checks import check_array, check_lengths
+from .bidirectional import bidirectional_backward, bidirectional_forward
+from .gru import GRU_CELL
+from .lstm import LSTM_CELL
+from .rnn import NONLINEARITIES, RNN_CELL
+
+BACKENDS = ("numpy", "numba", "cuda")
+_NUMPY_CELLS = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
+
+
+def get_cell(kind, backend="numpy"):
+    """The :class:`~lstmlib.cells.CellType` of ``kind`` on ``backend``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, received {backend!r}")
+    if backend == "numpy":
+        return _NUMPY_CELLS[kind]
+    from . import kernels          # imported on demand: numba is optional
+    return kernels.get_cell(kind, backend)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, received {value!r}")
+    return int(value)
+
+
+class RecurrentLayer:
+    """Base class of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+
+    kind = None
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *,
+                 rng=None, dtype=np.float64, backend="numpy", **options):
+        if dropout != 0:
+            raise ValueError("dropout: expected 0.0 (dropout between layers is "
+                             f"not implemented), received {dropout!r}")
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = np.dtype(dtype)
+        if not np.issubdtype(self.dtype, np.floating):
+            raise ValueError(f"dtype: expected a floating dtype, received {self.dtype}")
+        if rng is None:
+            rng = np.random.default_rng()
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("rng: expected a numpy.random.Generator (e.g. "
+                             f"np.random.default_rng(0)), received {type(rng).__name__}")
+        self.options = options
+        self.backend = backend
+        self.cell = get_cell(self.kind, backend)
+        self.params = self._init_params(rng)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._cache = None
+
+    # -- parameters -------------------------------------------------------
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def _names(self, layer, direction):
+        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
+        if self.bias:
+            names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
+        return names
+
+    def _init_params(self, rng):
+        """PyTorch's initialisation: every entry from U(-1/sqrt(H), 1/sqrt(H))."""
+        H, G = self.hidden_size, self.cell.num_gates
+        k = 1.0 / np.sqrt(H)
+        params = {}
+        for layer in range(self.num_layers):
+            D = self.input_size if layer == 0 else H * self.num_directions
+            for d in range(self.num_directions):
+                shapes = [(G * H, D), (G * H, H), (G * H,), (G * H,)]
+                for name, shape in zip(self._names(layer, d), shapes):
+                    params[name] = rng.uniform(-k, k, shape).astype(self.dtype)
+        return params
+
+    def _weights(self, layer, direction):
+        w = [self.params[n] for n in self._names(layer, direction)]
+        return tuple(w) if self.bias else (w[0], w[1], None, None)
+
+    def num_parameters(self):
+        return sum(p.size for p in self.params.values())
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g[...] = 0
+
+    def state_dict(self):
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Load arrays (or torch tensors) with exactly ``params``' keys and shapes."""
+        missing = set(self.params) - set(state_dict)
+        extra = set(state_dict) - set(self.params)
+        if missing or extra:
+            raise ValueError(f"state_dict: expected keys {sorted(self.params)}, "
+                             f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+        for k, v in state_dict.items():
+            arr = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+            if arr.shape != self.params[k].shape:
+                raise ValueError(f"state_dict[{k!r}]: expected shape "
+                                 f"{self.params[k].shape}, received {arr.shape}")
+            self.params[k][...] = arr
+
+    # -- forward and backward --------------------------------------------
+    def _state_shape(self, B):
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_state(self, state, B):
+        """Return the initial state as a tuple of (L*dirs, B, H) arrays."""
+        shape = self._state_shape(B)
+        n = self.cell.num_states
+        if state is None:
+            return tuple(np.zeros(shape, self.dtype) for _ in range(n))
+        if n == 2:
+            if not isinstance(state, tuple) or len(state) != 2:
+                raise ValueError("state: expected a tuple (h0, c0) for an LSTM, "
+                                 f"received {type(state).__name__}")
+            return (check_array("state[0] (h0)", state[0], shape, self.dtype),
+                    check_array("state[1] (c0)", state[1], shape, self.dtype))
+        return (check_array("state (h0)", state, shape, self.dtype),)
+
+    def _pack_state(self, arrays):
+        return tuple(arrays) if self.cell.num_states == 2 else arrays[0]
+
+    def forward(self, x, state=None, lengths=None):
+        """x (T, B, D) [(B, T, D) if batch_first] -> (output, state_n).
+
+        ``lengths`` (B,): sequence b has lengths[b] real steps; the rest is
+        padding, as with ``pack_padded_sequence(..., enforce_sorted=False)``:
+        outputs there are 0 (the output keeps T steps), state_n is taken at
+        each sequence's last real step and the reverse direction starts there.
+        """
+        legend = "(B, T, D)" if self.batch_first else "(T, B, D)"
+        x = check_array(f"x {legend}", x, (None, None, self.input_size), self.dtype)
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        T, B, _ = x.shape
+        states = self._check_state(state, B)
+        lengths = check_lengths(lengths, T, B)
+        finals = [np.empty(self._state_shape(B), self.dtype) for _ in states]
+        caches = []
+        inp = x
+        for layer in range(self.num_layers):
+            k = layer * self.num_directions
+            s_f = tuple(s[k] for s in states)
+            if self.bidirectional:
+                s_b = tuple(s[k + 1] for s in states)
+                inp, n_f, n_b, cache = bidirectional_forward(
+                    self.cell, inp, s_f, s_b, self._weights(layer, 0),
+                    self._weights(layer, 1), lengths, **self.options)
+                for j, f in enumerate(finals):
+                    f[k], f[k + 1] = n_f[j], n_b[j]
+            else:
+                inp, n_f, cache = self.cell.forward(
+                    inp, s_f, self._weights(layer, 0), lengths, False,
+                    **self.options)
+                for j, f in enumerate(finals):
+                    f[k] = n_f[j]
+            caches.append(cache)
+        self._cache = (caches, x.shape)
+        out = inp.transpose(1, 0, 2) if self.batch_first else inp
+        return out, self._pack_state(finals)
+
+    __call__ = forward
+
+    def backward(self, d_output, d_state=None):
+        """Gradients of the last forward call.
+
+        d_output has the output's shape; d_state the state's (``None``:
+        zeros; for an LSTM a tuple (dh_n, dc_n) whose entries may be None).
+        Returns (dx, d_state0) and overwrites ``self.grads``.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() call first")
+        caches, (T, B, D) = self._cache
+        H, nd = self.hidden_size, self.num_directions
+        legend = (B, T, nd * H) if self.batch_first else (T, B, nd * H)
+        d_out = None
+        if d_output is not None:
+            d_out = check_array("d_output", d_output, legend, self.dtype)
+            if self.batch_first:
+                d_out = d_out.transpose(1, 0, 2)
+        d_final = self._check_d_state(d_state, B)
+        d_init = [np.empty(self._state_shape(B), self.dtype) for _ in d_final]
+        for layer in reversed(range(self.num_layers)):
+            k = layer * nd
+            ds_f = tuple(None if d is None else d[k] for d in d_final)
+            if self.bidirectional:
+                ds_b = tuple(None if d is None else d[k + 1] for d in d_final)
+                d_out, d0_f, d0_b, dw_f, dw_b = bidirectional_backward(
+                    d_out, ds_f, ds_b, caches[layer])
+                self._store(layer, 0, dw_f)
+                self._store(layer, 1, dw_b)
+                for j, d in enumerate(d_init):
+                    d[k], d[k + 1] = d0_f[j], d0_b[j]
+            else:
+                d_out, d0_f, dw_f = self.cell.backward(d_out, ds_f, caches[layer])
+                self._store(layer, 0, dw_f)
+                for j, d in enumerate(d_init):
+                    d[k] = d0_f[j]
+        dx = d_out.transpose(1, 0, 2) if self.batch_first else d_out
+        return dx, self._pack_state(d_init)
+
+    def _check_d_state(self, d_state, B):
+        n = self.cell.num_states
+        if d_state is None:
+            return (None,) * n
+        if n == 2:
+            if not isinstance(d_state, tuple) or len(d_state) != 2:
+                raise ValueError("d_state: expected a tuple (dh_n, dc_n) for an "
+                                 f"LSTM, received {type(d_state).__name__}")
+            parts = d_state
+        else:
+            parts = (d_state,)
+        shape = self._state_shape(B)
+        return tuple(None if p is None else check_array(f"d_state[{j}]", p, shape, self.dtype)
+                     for j, p in enumerate(parts))
+
+    def _store(self, layer, direction, dws):
+        for name, g in zip(self._names(layer, direction), dws):
+            self.grads[name] = g
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}, bias={self.bias}, "
+                f"batch_first={self.batch_first}, bidirectional={self.bidirectional}"
+                f"{extra}, dtype={self.dtype}, backend={self.backend!r})")
+
+
+class RNN(RecurrentLayer):
+    """Elman RNN layer (``torch.nn.RNN``); ``nonlinearity`` is "tanh" or "relu"."""
+
+    kind = "rnn"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh",
+                 bias=True, batch_first=False, dropout=0.0, bidirectional=False,
+                 *, rng=None, dtype=np.float64, backend="numpy"):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
+                             f"received {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, rng=rng, dtype=dtype, backend=backend,
+                         nonlinearity=nonlinearity)
+
+    @property
+    def nonlinearity(self):
+        return self.options["nonlinearity"]
+
+
+class LSTM(RecurrentLayer):
+    """LSTM layer (``torch.nn.LSTM``, without ``proj_size``); state is (h, c)."""
+
+    kind = "lstm"
+
+
+class GRU(RecurrentLayer):
+    """GRU layer (``torch.nn.GRU``), reset gate applied after the matmul."""
+
+    kind = "gru"
