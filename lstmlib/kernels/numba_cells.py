@@ -1,0 +1,233 @@
+"""The Numba kernels behind the uniform cell interface of :mod:`lstmlib.cells`.
+
+``forward(x, state, weights, lengths=None, reverse=False, mode="auto",
+parallel=False)`` and ``backward(d_out, d_state_n, cache)`` take and return
+exactly what the numpy cells do, so a layer switches with
+``backend="numba"`` and nothing else changes.
+
+Two ways to run a sequence, picked by ``mode``:
+
+``"fused"``
+    the whole sequence, matrix products included, in one ``@njit`` call
+    (:func:`~lstmlib.kernels.numba_cpu.lstm_sequence_forward`). Nothing but
+    arithmetic between steps: the right choice while a step's matrix product
+    is small (the per-step overhead of numpy or torch then dominates).
+``"stepwise"``
+    the reference's loop, with BLAS for the products (the input projection of
+    all steps as one product, then ``h W_hh^T`` per step) and one fused gate
+    kernel per step instead of a dozen numpy element-wise passes.
+``"auto"``
+    fused while ``B * H * G * H`` (one step's recurrent multiply-adds) is at
+    most ``FUSED_MAX_WORK``, stepwise above.
+
+``parallel=True`` uses the ``prange`` (batch-parallel) versions of the fused
+kernels; the thread count is Numba's (``numba.set_num_threads``).
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .. import _sequence as seq
+from . import numba_cpu as K
+
+# One step's recurrent multiply-adds up to which the fused kernels win
+# (measured by lstmlib.bench on a 2-core AMD EPYC: the hand-written products
+# stay in cache up to H ~ 64; beyond, BLAS wins).
+FUSED_MAX_WORK = 64 * 4 * 64 * 64
+
+NumbaLSTMCache = namedtuple(
+    "NumbaLSTMCache",
+    "mode x h0 c0 w_ih w_hh has_bias lengths valid reverse parallel "
+    "gates cs tanh_cs hs_prev cs_prev")
+NumbaGRUCache = namedtuple(
+    "NumbaGRUCache",
+    "mode x h0 w_ih w_hh has_bias lengths valid reverse parallel "
+    "gates hns hs_prev")
+
+MODES = ("auto", "fused", "stepwise")
+
+
+def _pick_mode(mode, B, H, G):
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, received {mode!r}")
+    if mode == "auto":
+        return "fused" if B * H * G * H <= FUSED_MAX_WORK else "stepwise"
+    return mode
+
+
+def _lengths_valid(lengths, T, B):
+    full = np.full(B, T, np.int64) if lengths is None else lengths
+    valid = np.arange(T)[:, None] < full[None, :]           # (T, B) bool
+    return np.ascontiguousarray(full), valid
+
+
+def _zero_padding(hs, valid, lengths):
+    if lengths is None:
+        return hs
+    out = hs.copy()
+    out[~valid] = 0.0
+    return out
+
+
+def _biases(b_ih, b_hh, GH, dtype):
+    if b_ih is None:
+        z = np.zeros(GH, dtype)
+        return z, z
+    return np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh)
+
+
+# ---------------------------------------------------------------------------
+# LSTM
+
+def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
+                 parallel=False):
+    """LSTM sequence forward; see :mod:`lstmlib.cells` for the interface."""
+    h0, c0 = state
+    w_ih, w_hh, b_ih, b_hh = weights
+    T, B, D, H, lengths, _ = seq.check_sequence_inputs(
+        x, {"h0": h0, "c0": c0}, weights, 4, lengths)
+    mode = _pick_mode(mode, B, H, 4)
+    L, valid = _lengths_valid(lengths, T, B)
+    has_bias = b_ih is not None
+    x = np.ascontiguousarray(x)
+    h0 = np.ascontiguousarray(h0)
+    c0 = np.ascontiguousarray(c0)
+    if mode == "fused":
+        b1, b2 = _biases(b_ih, b_hh, 4 * H, x.dtype)
+        run = K.lstm_sequence_forward_parallel if parallel else \
+            K.lstm_sequence_forward
+        out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev = run(
+            x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
+            b1 + b2, h0, c0, L, reverse)
+    else:
+        gates = seq.input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
+        hs = np.empty((T, B, H), x.dtype)
+        cs = np.empty_like(hs)
+        tanh_cs = np.empty_like(hs)
+        rec = np.empty((B, 4 * H), x.dtype)
+        w_hh_t = w_hh.T
+        h, c = h0, c0
+        for t in seq.time_steps(T, reverse):
+            np.matmul(h, w_hh_t, out=rec)
+            gates[t] += rec
+            K.lstm_gates_forward(gates[t], c, h, valid[t], hs[t], cs[t],
+                                 tanh_cs[t])
+            h, c = hs[t], cs[t]
+        hs_prev = seq.previous_states(hs, h0, reverse)
+        cs_prev = seq.previous_states(cs, c0, reverse)
+        h_n, c_n = h.copy(), c.copy()
+        out = _zero_padding(hs, valid, lengths)
+    cache = NumbaLSTMCache(mode, x, h0, c0, w_ih, w_hh, has_bias, L, valid,
+                           reverse, parallel, gates, cs, tanh_cs, hs_prev,
+                           cs_prev)
+    return out, (h_n, c_n), cache
+
+
+def lstm_backward(d_out, d_state_n, cache):
+    """LSTM BPTT; returns ``(dx, (dh0, dc0), (dw_ih, dw_hh, db_ih, db_hh))``."""
+    x, w_ih, w_hh = cache.x, cache.w_ih, cache.w_hh
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dt = x.dtype
+    dh_n, dc_n = d_state_n if d_state_n is not None else (None, None)
+    d_out = np.ascontiguousarray(seq.check_grad("d_out", d_out, (T, B, H), dt))
+    dh = np.array(seq.check_grad("dh_n", dh_n, (B, H), dt))
+    dc = np.array(seq.check_grad("dc_n", dc_n, (B, H), dt))
+    if cache.mode == "fused":
+        run = K.lstm_sequence_backward_parallel if cache.parallel else \
+            K.lstm_sequence_backward
+        dx, dh0, dc0, dw_ih, dw_hh, db = run(
+            d_out, dh, dc, x, np.ascontiguousarray(w_ih),
+            np.ascontiguousarray(w_hh), cache.gates, cache.tanh_cs,
+            cache.hs_prev, cache.cs_prev, cache.lengths, cache.reverse)
+        db_ih, db_hh = (db, db.copy()) if cache.has_bias else (None, None)
+        return dx, (dh0, dc0), (dw_ih, dw_hh, db_ih, db_hh)
+    da_all = np.empty_like(cache.gates)
+    valid = cache.valid
+    rec = np.empty((B, H), dt)
+    for t in reversed(seq.time_steps(T, cache.reverse)):
+        dh_t = dh + d_out[t] * valid[t][:, None]     # padded outputs ignored
+        K.lstm_gates_backward(cache.gates[t], cache.tanh_cs[t],
+                              cache.cs_prev[t], valid[t], dh_t, dc, da_all[t])
+        np.matmul(da_all[t], w_hh, out=rec)          # dL/dh_{t-1} via W_hh
+        np.add(dh_t, rec, out=dh)
+    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
+        da_all, da_all, x, cache.hs_prev, w_ih, cache.has_bias)
+    return dx, (dh, dc), (dw_ih, dw_hh, db_ih, db_hh)
+
+
+# ---------------------------------------------------------------------------
+# GRU
+
+def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
+                parallel=False):
+    """GRU sequence forward; see :mod:`lstmlib.cells` for the interface."""
+    (h0,) = state
+    w_ih, w_hh, b_ih, b_hh = weights
+    T, B, D, H, lengths, _ = seq.check_sequence_inputs(
+        x, {"h0": h0}, weights, 3, lengths)
+    mode = _pick_mode(mode, B, H, 3)
+    L, valid = _lengths_valid(lengths, T, B)
+    has_bias = b_ih is not None
+    x = np.ascontiguousarray(x)
+    h0 = np.ascontiguousarray(h0)
+    b1, b2 = _biases(b_ih, b_hh, 3 * H, x.dtype)
+    if mode == "fused":
+        run = K.gru_sequence_forward_parallel if parallel else \
+            K.gru_sequence_forward
+        out, h_n, gates, hns, hs_prev = run(
+            x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
+            b1, b2, h0, L, reverse)
+    else:
+        gates = seq.input_projection(x, w_ih, b_ih)    # (T, B, 3H)
+        hs = np.empty((T, B, H), x.dtype)
+        hns = np.empty_like(hs)
+        gh = np.empty((B, 3 * H), x.dtype)
+        w_hh_t = w_hh.T
+        h = h0
+        for t in seq.time_steps(T, reverse):
+            np.matmul(h, w_hh_t, out=gh)
+            gh += b2
+            K.gru_gates_forward(gates[t], gh, h, valid[t], hs[t], hns[t])
+            h = hs[t]
+        hs_prev = seq.previous_states(hs, h0, reverse)
+        h_n = h.copy()
+        out = _zero_padding(hs, valid, lengths)
+    cache = NumbaGRUCache(mode, x, h0, w_ih, w_hh, has_bias, L, valid,
+                          reverse, parallel, gates, hns, hs_prev)
+    return out, (h_n,), cache
+
+
+def gru_backward(d_out, d_state_n, cache):
+    """GRU BPTT; returns ``(dx, (dh0,), (dw_ih, dw_hh, db_ih, db_hh))``."""
+    x, w_ih, w_hh = cache.x, cache.w_ih, cache.w_hh
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    dt = x.dtype
+    (dh_n,) = d_state_n if d_state_n is not None else (None,)
+    d_out = np.ascontiguousarray(seq.check_grad("d_out", d_out, (T, B, H), dt))
+    dh = np.array(seq.check_grad("dh_n", dh_n, (B, H), dt))
+    if cache.mode == "fused":
+        run = K.gru_sequence_backward_parallel if cache.parallel else \
+            K.gru_sequence_backward
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = run(
+            d_out, dh, x, np.ascontiguousarray(w_ih),
+            np.ascontiguousarray(w_hh), cache.gates, cache.hns,
+            cache.hs_prev, cache.lengths, cache.reverse)
+        if not cache.has_bias:
+            db_ih = db_hh = None
+        return dx, (dh0,), (dw_ih, dw_hh, db_ih, db_hh)
+    dgx_all = np.empty_like(cache.gates)
+    dgh_all = np.empty_like(cache.gates)
+    valid = cache.valid
+    rec = np.empty((B, H), dt)
+    for t in reversed(seq.time_steps(T, cache.reverse)):
+        dh_t = dh + d_out[t] * valid[t][:, None]
+        K.gru_gates_backward(cache.gates[t], cache.hns[t], cache.hs_prev[t],
+                             valid[t], dh_t, dgx_all[t], dgh_all[t])
+        np.matmul(dgh_all[t], w_hh, out=rec)
+        np.add(dh_t, rec, out=dh)
+    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
+        dgx_all, dgh_all, x, cache.hs_prev, w_ih, cache.has_bias)
+    return dx, (dh,), (dw_ih, dw_hh, db_ih, db_hh)
