@@ -35,7 +35,7 @@ def numerical_gradient(f, x, df=None, h=1e-5):
     return grad
 
 
-def check_layer_gradients(layer, x, state=None, lengths=None, rng=None, h=1e-6):
+def check_layer_gradients(layer, x, state=None, lengths=None, rng=None, h=1e-5):
     """Compare ``layer.backward`` with central differences.
 
     Uses L = sum(output * G) + sum(state_n * G_n) for random G, G_n; returns

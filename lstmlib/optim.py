@@ -16,7 +16,7 @@ def clip_grad_norm(grads, max_norm):
         raise ValueError(f"max_norm: expected a positive number, received {max_norm!r}")
     norm = global_norm(grads)
     if norm > max_norm:
-        scale = max_norm / (norm + 1e-12)
+        scale = max_norm / (norm + 1e-6)       # the epsilon PyTorch uses
         for g in grads.values():
             g *= scale
     return norm
