@@ -7,15 +7,16 @@ derivative with respect to ``x``, evaluated at ``x``.
 """
 
 import numpy as np
+from scipy.special import expit
 
 
 def sigmoid(x):
-    """Logistic sigmoid, computed as 0.5 * (1 + tanh(x / 2)).
+    """Logistic sigmoid 1 / (1 + exp(-x)).
 
-    The tanh form never overflows (``exp(-x)`` does for x < -709) and costs
-    one transcendental call, which is what the recurrent loops pay for.
+    SciPy's ``expit`` computes it in one pass, without overflow for large
+    negative x (where ``np.exp(-x)`` would overflow), preserving float32.
     """
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    return expit(x)
 
 
 def d_sigmoid(x):
@@ -59,8 +60,4 @@ def d_prelu(x, a):
 
 def sigmoid_(a):
     """In-place sigmoid of a float array (used in the recurrent hot loops)."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
+    return expit(a, out=a)
