@@ -1,0 +1,53 @@
+"""Small fixes to the theme so that the site loads cleanly in a browser.
+
+Loaded from _config.yml (sphinx: local_extensions). Each fix answers an error
+a reader would otherwise get in the browser console (tests/test_website.py
+checks there is none):
+
+- jupyter-book 1 with Sphinx 7.4 emits the inline configuration scripts of
+  sphinx-thebe and sphinx-togglebutton twice per page; the second copy of
+  ``const THEBE_JS_URL = ...`` is a SyntaxError. Identical scripts are
+  written once.
+- pydata-sphinx-theme logs "Got invalid theme mode" on a first visit unless
+  a default light/dark mode is set (html_context default_mode): "auto".
+- Without a favicon every browser asks for /favicon.ico and gets a 404: the
+  site ships its own icon.
+"""
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _configure(app, config):
+    config.html_context.setdefault("default_mode", "auto")
+    if not config.html_favicon:
+        config.html_favicon = str(HERE / "favicon.svg")
+
+
+def _script_key(script):
+    """What the browser sees of a script: its file and attributes (including
+    the body of an inline script), not its priority."""
+    attributes = getattr(script, "attributes", {}) or {}
+    filename = getattr(script, "filename", script) or ""  # None or "": inline
+    return str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items()))
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in sorted(scripts, key=lambda js: getattr(js, "priority", 500)):
+        key = _script_key(script)
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("config-inited", _configure)
+    # After every extension has added its scripts for the page.
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
