@@ -140,6 +140,7 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
     c_prev_all = seq.previous_states(cs, c0, reverse)
     da_all = np.empty_like(gates)
     tmp = np.empty((B, H), dt)
+    slope = np.empty((B, 4 * H), dt)
     for t in reversed(seq.time_steps(T, reverse)):
         a = gates[t]
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
@@ -161,10 +162,12 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
         np.multiply(dc, c_prev_all[t], out=df)
         np.multiply(dc, i, out=dg)
         dc *= f                                     # dc_prev
-        di *= i * (1.0 - i)                         # through the sigmoids
-        df *= f * (1.0 - f)
-        dg *= 1.0 - g * g                           # through tanh
-        do *= o * (1.0 - o)
+        np.subtract(1.0, a, out=slope)              # sigmoid' = s * (1 - s)
+        slope *= a
+        sg = slope[:, 2 * H:3 * H]
+        np.multiply(g, g, out=sg)                   # tanh' = 1 - g^2
+        np.subtract(1.0, sg, out=sg)
+        da *= slope                                 # to pre-activations
         if mask is None:
             dh = da @ w_hh                          # dh_next for step t-1
         else:                                       # padding: gradient passes by
