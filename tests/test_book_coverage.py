@@ -1,0 +1,314 @@
+"""The book's sources and built site: coverage of the source articles,
+cross-references, citations, the notation appendix and the glossary.
+
+topics.md lists every topic of the two source articles (28 rows, R1..R15 with
+R9b, and L1..L12). It is read from ../shared/seeds/topics.md next to the
+repository when that exists, else from the copy in tests/data/topics.md.
+The coverage appendix must list each row, link it to sections that exist and,
+for rows marked "E:", to a graded exercise that exists.
+
+The built-site checks run on _build/html (or $BOOK_HTML) when it exists
+(`make test` builds the book before running pytest): nothing from solutions/ and no hidden tests
+may be published, every executed figure must be there.
+"""
+
+import importlib
+import inspect
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+SHARED_TOPICS = ROOT.parent / "shared" / "seeds" / "topics.md"
+LOCAL_TOPICS = ROOT / "tests" / "data" / "topics.md"
+COVERAGE = BOOK / "appendix_coverage.md"
+# the built site; BOOK_HTML points elsewhere (e.g. a build with --path-output)
+SITE = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))
+
+ROW_ID = r"R\d+b?|L\d+"
+ROLE = re.compile(r"\{(ref|numref|doc|eq|cite|cite:p|cite:t)\}`([^`]*)`")
+REQUIRED_BIB_KEYS = {
+    "rumelhart1986", "hochreiter1997", "schuster1997", "bengio1994",
+    "pascanu2013", "cho2014", "greff2017", "graves2013", "sutskever2014",
+    "vaswani2017", "diamos2016", "appleyard2016", "elman1990", "werbos1990",
+    "chung2014", "zhang2023d2l", "karpathy2015",
+}
+ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\uFB50-\uFDFF\uFE70-\uFEFF]")
+
+
+# ---------------------------------------------------------------- helpers
+
+def topics_file():
+    return SHARED_TOPICS if SHARED_TOPICS.is_file() else LOCAL_TOPICS
+
+
+def table_rows(text):
+    """Cells of every markdown table row whose first cell is a topic id."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and re.fullmatch(ROW_ID, cells[0]):
+            rows.append(cells)
+    return rows
+
+
+def topic_rows():
+    return table_rows(topics_file().read_text(encoding="utf-8"))
+
+
+def coverage_rows():
+    text = COVERAGE.read_text(encoding="utf-8")
+    # only the "Topics" table: from its heading to the next heading
+    section = text.split("## Topics", 1)[1].split("\n## ", 1)[0]
+    return table_rows(section)
+
+
+def book_sources():
+    return sorted(BOOK.glob("*.md"))
+
+
+def toc_files():
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    return set(re.findall(r"file:\s*(\S+)", toc))
+
+
+def defined_labels():
+    """Section labels `(name)=`, directive `:name:` options and equation
+    labels `$$ ... $$ (name)` in the book, plus labels in notebooks."""
+    labels = set()
+    texts = [p.read_text(encoding="utf-8") for p in book_sources()]
+    for nb in ROOT.glob("exercises/*/*.ipynb"):
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        texts += ["".join(c["source"]) for c in cells
+                  if c["cell_type"] == "markdown"]
+    for text in texts:
+        labels |= set(re.findall(r"(?m)^\(([^()\s]+)\)=\s*$", text))
+        labels |= set(re.findall(r"(?m)^:name:\s*(\S+)\s*$", text))
+        labels |= set(re.findall(r"(?m)\$\$\s*\(([^()\s]+)\)\s*$", text))
+    return labels
+
+
+def role_target(text):
+    """`title <target>` -> target; `target` -> target."""
+    m = re.fullmatch(r"(?s).*<([^<>]+)>\s*", text)
+    return (m.group(1) if m else text).strip()
+
+
+def doc_exists(target, source):
+    """A {doc} target (absolute from the root, or relative to the source)."""
+    base = ROOT if target.startswith("/") else source.parent
+    path = (base / target.lstrip("/")).resolve()
+    rel = path.relative_to(ROOT).as_posix()
+    found = [path.with_suffix(s) for s in (".md", ".ipynb")
+             if path.with_suffix(s).is_file()]
+    return bool(found) and rel in toc_files()
+
+
+def bib_keys():
+    bib = (BOOK / "references.bib").read_text(encoding="utf-8")
+    return re.findall(r"(?m)^@\w+\{([^,\s]+),", bib)
+
+
+# ------------------------------------------------------- topics.md itself
+
+def test_topics_has_the_28_rows():
+    ids = [row[0] for row in topic_rows()]
+    assert len(ids) == 28, ids
+    assert len(set(ids)) == 28, f"duplicate ids in {topics_file()}"
+    assert {f"R{i}" for i in range(1, 16)} | {"R9b"} | \
+        {f"L{i}" for i in range(1, 13)} == set(ids)
+
+
+def test_local_copy_of_topics_matches_the_shared_one():
+    if not SHARED_TOPICS.is_file():
+        pytest.skip(f"{SHARED_TOPICS} is not present next to this checkout")
+    assert LOCAL_TOPICS.read_text(encoding="utf-8") == \
+        SHARED_TOPICS.read_text(encoding="utf-8"), \
+        "tests/data/topics.md is out of date: copy ../shared/seeds/topics.md"
+
+
+# ------------------------------------------------------ the coverage table
+
+def test_every_topic_row_is_in_the_coverage_table_once():
+    expected = [row[0] for row in topic_rows()]
+    found = [row[0] for row in coverage_rows()]
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    assert not missing, f"topics missing from the coverage table: {missing}"
+    assert not extra, f"coverage rows that are not in topics.md: {extra}"
+    dupes = sorted({i for i in found if found.count(i) > 1})
+    assert not dupes, f"rows listed twice: {dupes}"
+
+
+def test_every_coverage_row_links_to_a_section_that_exists():
+    labels = defined_labels()
+    for row in coverage_rows():
+        assert len(row) == 4, f"{row[0]}: expected 4 cells, found {len(row)}"
+        section_cell = row[2]
+        links = ROLE.findall(section_cell)
+        assert links, f"{row[0]}: no {{ref}} or {{doc}} link in {section_cell!r}"
+        for role, text in links:
+            target = role_target(text)
+            if role == "doc":
+                assert doc_exists(target, COVERAGE), f"{row[0]}: no page {target}"
+            else:
+                assert role == "ref", f"{row[0]}: use {{ref}}, not {{{role}}}"
+                assert target in labels, f"{row[0]}: no section labelled {target!r}"
+
+
+def test_rows_marked_e_link_to_an_exercise_that_exists():
+    marked = {row[0] for row in topic_rows() if "E:" in row[-1]}
+    assert marked, "topics.md marks no row with 'E:'"
+    rows = {row[0]: row for row in coverage_rows()}
+    for rid in sorted(marked):
+        cell = rows[rid][3]
+        targets = [role_target(t) for r, t in ROLE.findall(cell) if r == "doc"]
+        exercises = [t for t in targets if t.startswith("/exercises/")]
+        assert exercises, f"{rid} is marked E in topics.md but has no exercise"
+        for t in exercises:
+            assert (ROOT / (t.lstrip("/") + ".ipynb")).is_file(), \
+                f"{rid}: no notebook {t}.ipynb"
+            assert doc_exists(t, COVERAGE), f"{rid}: {t} is not in _toc.yml"
+
+
+# ------------------------------------------- cross-references, citations
+
+def test_every_reference_in_the_book_resolves():
+    labels = defined_labels()
+    problems = []
+    for path in book_sources():
+        for role, text in ROLE.findall(path.read_text(encoding="utf-8")):
+            target = role_target(text)
+            if role in ("ref", "numref", "eq") and target not in labels:
+                problems.append(f"{path.name}: {{{role}}}`{target}`")
+            if role == "doc" and not doc_exists(target, path):
+                problems.append(f"{path.name}: {{doc}}`{target}`")
+    assert not problems, "unresolved references:\n" + "\n".join(problems)
+
+
+def test_bibliography_has_the_required_entries_and_every_citation():
+    keys = bib_keys()
+    assert len(keys) == len(set(keys)), "duplicate keys in references.bib"
+    missing = REQUIRED_BIB_KEYS - set(keys)
+    assert not missing, f"references.bib lacks {sorted(missing)}"
+    cited = set()
+    for path in book_sources():
+        for role, text in ROLE.findall(path.read_text(encoding="utf-8")):
+            if role.startswith("cite"):
+                cited |= {k.strip() for k in text.split(",")}
+    assert cited, "the book cites nothing"
+    assert not cited - set(keys), f"cited but not in references.bib: {cited - set(keys)}"
+
+
+def test_one_bibliography_directive_in_the_references_appendix():
+    where = [p.name for p in book_sources()
+             for _ in re.findall(r"```\{bibliography\}",
+                                 p.read_text(encoding="utf-8"))]
+    assert where == ["appendix_references.md"], where
+
+
+# ------------------------------------------------------------- appendices
+
+NOTATION_MODULES = ["activations", "rnn", "lstm", "gru", "bidirectional",
+                    "layers", "model", "interop", "losses", "optim", "train",
+                    "gradcheck", "analysis", "data"]
+
+
+def test_notation_appendix_lists_every_lstmlib_function():
+    text = (BOOK / "appendix_notation.md").read_text(encoding="utf-8")
+    missing = []
+    for name in NOTATION_MODULES:
+        module = importlib.import_module(f"lstmlib.{name}")
+        for attr, obj in vars(module).items():
+            if attr.startswith("_"):
+                continue
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if not re.search(rf"`(lstmlib\.\w+\.)?{re.escape(attr)}`", text):
+                missing.append(f"lstmlib.{name}.{attr}")
+    assert not missing, "not in the notation appendix: " + ", ".join(missing)
+
+
+def test_glossary_marks_every_persian_entry_right_to_left():
+    text = (BOOK / "appendix_glossary.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| English")]
+    assert len(rows) >= 40, f"only {len(rows)} glossary entries"
+    span = re.compile(r'<span dir="rtl" lang="fa">([^<]+)</span>')
+    for line in rows:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert len(cells) == 3, line
+        m = span.fullmatch(cells[1])
+        assert m, f"Persian cell not wrapped in an rtl span: {cells[1]!r}"
+        assert ARABIC_SCRIPT.search(m.group(1)), f"no Persian text in {cells[1]!r}"
+        assert not ARABIC_SCRIPT.search(cells[0]), cells[0]
+        assert ROLE.search(cells[2]), f"no section link for {cells[0]!r}"
+    # no Persian text anywhere outside a right-to-left element
+    assert not ARABIC_SCRIPT.search(span.sub("", text))
+
+
+# ---------------------------------------------------------- the built site
+
+def built_site():
+    if not (SITE / "index.html").is_file():
+        pytest.skip("the book is not built (_build/html); `make test` builds it")
+    return SITE
+
+
+def test_site_publishes_nothing_from_solutions_or_hidden_tests():
+    site = built_site()
+    assert not (site / "solutions").exists()
+    assert not list(site.glob("**/solutions/**"))
+    offenders = []
+    for path in site.rglob("*"):
+        if path.suffix not in (".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS"):
+            if marker in text:
+                offenders.append(f"{path.relative_to(site)}: {marker}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_site_has_every_page_of_the_toc():
+    site = built_site()
+    missing = [f for f in sorted(toc_files())
+               if not (site / f"{f}.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
+
+
+def test_executed_chapters_show_every_figure():
+    """Each glued figure of an executed chapter is in its page, as an image
+    with a caption: the chapter's code ran at build time."""
+    site = built_site()
+    checked = 0
+    for src in book_sources():
+        text = src.read_text(encoding="utf-8")
+        if "kernelspec:" not in text:
+            continue
+        names = re.findall(r"```\{glue:figure\}\s+(\S+)", text)
+        page = (site / "book" / f"{src.stem}.html").read_text(encoding="utf-8")
+        for name in names:
+            m = re.search(rf'<figure[^>]*id="{re.escape(name)}"(.*?)</figure>',
+                          page, re.S)
+            assert m, f"{src.name}: figure {name} missing from the page"
+            assert "<img" in m.group(1), f"{src.name}: figure {name} has no image"
+            assert "<figcaption" in m.group(1), f"{src.name}: {name} has no caption"
+            checked += 1
+    assert checked >= 7, f"only {checked} executed figures found"
+
+
+def test_glossary_page_renders_persian_right_to_left():
+    site = built_site()
+    page = (site / "book" / "appendix_glossary.html").read_text(encoding="utf-8")
+    spans = re.findall(r'<span dir="rtl" lang="fa">([^<]+)</span>', page)
+    assert len(spans) >= 40
+    assert all(ARABIC_SCRIPT.search(s) for s in spans)
