@@ -34,10 +34,10 @@ Set ``NUMBA_DISABLE_JIT=1`` to run all of this as plain Python (slowly) and
 step through it with a debugger.
 """
 
-import math
-
 import numpy as np
 from numba import njit, prange
+
+from .vmath import tanh64
 
 __all__ = [
     "lstm_gates_forward", "lstm_gates_backward",
@@ -50,16 +50,25 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# scalar helpers (inlined by LLVM)
+# activations over a contiguous range, in place: loops LLVM vectorises
+# (one array, no calls; a loop that also wrote five other arrays would not be)
 
-@njit(cache=True)
-def _sigmoid(a, half, one):
-    """sigmoid(a) = 0.5 * (1 + tanh(a / 2)), as in lstmlib.activations;
-    ``half`` and ``one`` carry the dtype (float32 stays float32)."""
-    return half * (one + math.tanh(half * a))
+@njit(cache=True, error_model="numpy")
+def _sigmoid_(v, lo, hi):
+    """v[lo:hi] = sigmoid(v[lo:hi]) = 0.5 * (1 + tanh(v / 2)), as in
+    lstmlib.activations; float64 arithmetic, float32 rounds once on store."""
+    for j in range(lo, hi):
+        v[j] = 0.5 * (1.0 + tanh64(0.5 * float(v[j])))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _tanh_(v, lo, hi):
+    """v[lo:hi] = tanh(v[lo:hi])."""
+    for j in range(lo, hi):
+        v[j] = tanh64(float(v[j]))
+
+
+@njit(cache=True, error_model="numpy")
 def _step_index(s, T, reverse):
     """The s-th step computed: t = s, or T-1-s when walking backwards."""
     return T - 1 - s if reverse else s
@@ -68,7 +77,7 @@ def _step_index(s, T, reverse):
 # ---------------------------------------------------------------------------
 # one step, element-wise part only (the "fused gate kernel")
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_gates_forward(a, c_prev, h_prev, valid, h, c, tanh_c):
     """Fused LSTM gate kernel for one step.
 
@@ -78,8 +87,6 @@ def lstm_gates_forward(a, c_prev, h_prev, valid, h, c, tanh_c):
     Writes h, c, tanh_c (B, H). One pass, no temporaries.
     """
     B, H = c_prev.shape
-    one = a.dtype.type(1.0)
-    half = a.dtype.type(0.5)
     for b in range(B):
         if not valid[b]:
             for k in range(H):
@@ -87,23 +94,21 @@ def lstm_gates_forward(a, c_prev, h_prev, valid, h, c, tanh_c):
                 c[b, k] = c_prev[b, k]
                 tanh_c[b, k] = 0.0
             continue
+        ab = a[b]
+        _sigmoid_(ab, 0, 2 * H)                      # i, f
+        _tanh_(ab, 2 * H, 3 * H)                     # g
+        _sigmoid_(ab, 3 * H, 4 * H)                  # o
+        cb = c[b]
         for k in range(H):
-            i = _sigmoid(a[b, k], half, one)
-            f = _sigmoid(a[b, H + k], half, one)
-            g = math.tanh(a[b, 2 * H + k])
-            o = _sigmoid(a[b, 3 * H + k], half, one)
-            ck = f * c_prev[b, k] + i * g
-            tc = math.tanh(ck)
-            a[b, k] = i
-            a[b, H + k] = f
-            a[b, 2 * H + k] = g
-            a[b, 3 * H + k] = o
-            c[b, k] = ck
-            tanh_c[b, k] = tc
-            h[b, k] = o * tc
+            cb[k] = ab[H + k] * c_prev[b, k] + ab[k] * ab[2 * H + k]
+        tb = tanh_c[b]
+        tb[:] = cb
+        _tanh_(tb, 0, H)                             # tanh(c)
+        for k in range(H):
+            h[b, k] = ab[3 * H + k] * tb[k]          # h = o * tanh(c)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_gates_backward(gates, tanh_c, c_prev, valid, dh, dc, da):
     """Backward of :func:`lstm_gates_forward` for one step.
 
@@ -138,7 +143,7 @@ def lstm_gates_backward(gates, tanh_c, c_prev, valid, dh, dc, da):
             dh[b, k] = 0.0                           # all of dL/dh_{t-1} is da W_hh
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_gates_forward(gx, gh, h_prev, valid, h, hn):
     """Fused GRU gate kernel for one step.
 
@@ -146,27 +151,26 @@ def gru_gates_forward(gx, gh, h_prev, valid, h, hn):
     gh (B, 3H): h_prev W_hh^T + b_hh. Writes h and hn = W_hn h_prev + b_hn.
     """
     B, H = h_prev.shape
-    one = gx.dtype.type(1.0)
-    half = gx.dtype.type(0.5)
     for b in range(B):
         if not valid[b]:
             for k in range(H):
                 h[b, k] = h_prev[b, k]
                 hn[b, k] = 0.0
             continue
+        ab = gx[b]
+        for j in range(2 * H):
+            ab[j] += gh[b, j]
+        _sigmoid_(ab, 0, 2 * H)                      # r, z
         for k in range(H):
-            r = _sigmoid(gx[b, k] + gh[b, k], half, one)
-            z = _sigmoid(gx[b, H + k] + gh[b, H + k], half, one)
-            hnk = gh[b, 2 * H + k]
-            n = math.tanh(gx[b, 2 * H + k] + r * hnk)
-            gx[b, k] = r
-            gx[b, H + k] = z
-            gx[b, 2 * H + k] = n
-            hn[b, k] = hnk
-            h[b, k] = n + z * (h_prev[b, k] - n)
+            hn[b, k] = gh[b, 2 * H + k]              # W_hn h_prev + b_hn
+            ab[2 * H + k] += ab[k] * gh[b, 2 * H + k]
+        _tanh_(ab, 2 * H, 3 * H)                     # n
+        for k in range(H):
+            n = ab[2 * H + k]
+            h[b, k] = n + ab[H + k] * (h_prev[b, k] - n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_gates_backward(gates, hn, h_prev, valid, dh, dgx, dgh):
     """Backward of :func:`gru_gates_forward` for one step.
 
@@ -204,7 +208,7 @@ def gru_gates_backward(gates, hn, h_prev, valid, dh, dgx, dgh):
 # ---------------------------------------------------------------------------
 # whole sequences: one batch row at a time (the body of the prange loops)
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _affine_row(v, w_t, acc):
     """acc += v @ w_t for one row: v (K,), w_t (K, N) contiguous."""
     K, N = w_t.shape
@@ -215,14 +219,12 @@ def _affine_row(v, w_t, acc):
                 acc[j] += vk * w_t[k, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
                       out, gates, cs, tanh_cs, hs_prev, cs_prev, h_n, c_n):
     T = x.shape[0]
     H = h0.shape[1]
     acc = np.empty(4 * H, x.dtype)
-    one = x.dtype.type(1.0)
-    half = x.dtype.type(0.5)
     h = h0[b].copy()
     c = c0[b].copy()
     L = lengths[b]
@@ -235,29 +237,26 @@ def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
         acc[:] = bias
         _affine_row(x[t, b], w_ih_t, acc)
         _affine_row(h, w_hh_t, acc)
+        _sigmoid_(acc, 0, 2 * H)                     # i, f
+        _tanh_(acc, 2 * H, 3 * H)                    # g
+        _sigmoid_(acc, 3 * H, 4 * H)                 # o
+        hs_prev[t, b] = h
+        cs_prev[t, b] = c
         for k in range(H):
-            i = _sigmoid(acc[k], half, one)
-            f = _sigmoid(acc[H + k], half, one)
-            g = math.tanh(acc[2 * H + k])
-            o = _sigmoid(acc[3 * H + k], half, one)
-            hs_prev[t, b, k] = h[k]
-            cs_prev[t, b, k] = c[k]
-            ck = f * c[k] + i * g
-            tc = math.tanh(ck)
-            gates[t, b, k] = i
-            gates[t, b, H + k] = f
-            gates[t, b, 2 * H + k] = g
-            gates[t, b, 3 * H + k] = o
-            cs[t, b, k] = ck
-            tanh_cs[t, b, k] = tc
-            c[k] = ck
-            h[k] = o * tc
-            out[t, b, k] = h[k]
+            c[k] = acc[H + k] * c[k] + acc[k] * acc[2 * H + k]
+        tc = tanh_cs[t, b]
+        tc[:] = c
+        _tanh_(tc, 0, H)                             # tanh(c)
+        for k in range(H):
+            h[k] = acc[3 * H + k] * tc[k]            # h = o * tanh(c)
+        gates[t, b] = acc
+        cs[t, b] = c
+        out[t, b] = h
     h_n[b] = h
     c_n[b] = c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
                        cs_prev, lengths, reverse, da_all, dx, dh0, dc0):
     T = gates.shape[0]
@@ -295,15 +294,13 @@ def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
     dc0[b] = dc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
                      out, gates, hns, hs_prev, h_n):
     T = x.shape[0]
     H = h0.shape[1]
     ax = np.empty(3 * H, x.dtype)
     ah = np.empty(3 * H, x.dtype)
-    one = x.dtype.type(1.0)
-    half = x.dtype.type(0.5)
     h = h0[b].copy()
     L = lengths[b]
     for s in range(T):
@@ -316,22 +313,23 @@ def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
         _affine_row(x[t, b], w_ih_t, ax)
         ah[:] = b_hh
         _affine_row(h, w_hh_t, ah)
+        for j in range(2 * H):
+            ax[j] += ah[j]
+        _sigmoid_(ax, 0, 2 * H)                      # r, z
         for k in range(H):
-            r = _sigmoid(ax[k] + ah[k], half, one)
-            z = _sigmoid(ax[H + k] + ah[H + k], half, one)
-            hnk = ah[2 * H + k]
-            n = math.tanh(ax[2 * H + k] + r * hnk)
-            hs_prev[t, b, k] = h[k]
-            gates[t, b, k] = r
-            gates[t, b, H + k] = z
-            gates[t, b, 2 * H + k] = n
-            hns[t, b, k] = hnk
-            h[k] = n + z * (h[k] - n)
-            out[t, b, k] = h[k]
+            ax[2 * H + k] += ax[k] * ah[2 * H + k]
+        _tanh_(ax, 2 * H, 3 * H)                     # n
+        hs_prev[t, b] = h
+        for k in range(H):
+            n = ax[2 * H + k]
+            h[k] = n + ax[H + k] * (h[k] - n)        # (1-z) n + z h_prev
+        gates[t, b] = ax
+        hns[t, b] = ah[2 * H:]                       # W_hn h_prev + b_hn
+        out[t, b] = h
     h_n[b] = h
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
                       lengths, reverse, dgx_all, dgh_all, dx, dh0):
     T = gates.shape[0]
@@ -372,7 +370,7 @@ def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
     dh0[b] = dh
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _weight_grad_row(j, da_all, inp):
     """Row j of sum_t,b da[t, b, j] * inp[t, b, :] (one row of dW)."""
     T, B, K = inp.shape
@@ -386,7 +384,7 @@ def _weight_grad_row(j, da_all, inp):
     return row
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bias_grad(da_all):
     T, B, N = da_all.shape
     db = np.zeros(N, da_all.dtype)
@@ -413,7 +411,7 @@ def _lstm_forward_alloc(x, h0):
             np.empty((B, H), dt), np.empty((B, H), dt))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
     """The whole LSTM forward pass in one compiled call.
 
@@ -441,7 +439,7 @@ def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
     return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
                                    reverse):
     """:func:`lstm_sequence_forward` with the batch rows spread over threads."""
@@ -463,7 +461,7 @@ def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
     return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
                            hs_prev, cs_prev, lengths, reverse):
     """BPTT for :func:`lstm_sequence_forward` in one compiled call.
@@ -490,7 +488,7 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
     return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
                                     tanh_cs, hs_prev, cs_prev, lengths,
                                     reverse):
@@ -514,7 +512,7 @@ def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
     return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
     """The whole GRU forward pass in one compiled call.
 
@@ -536,7 +534,7 @@ def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
     return out, h_n, gates, hns, hs_prev
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def gru_sequence_forward_parallel(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
                                   reverse):
     """:func:`gru_sequence_forward` with the batch rows spread over threads."""
@@ -554,7 +552,7 @@ def gru_sequence_forward_parallel(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
     return out, h_n, gates, hns, hs_prev
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
                           lengths, reverse):
     """BPTT for :func:`gru_sequence_forward` in one compiled call.
@@ -579,7 +577,7 @@ def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
     return dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all), _bias_grad(dgh_all)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
                                    hs_prev, lengths, reverse):
     """:func:`gru_sequence_backward` with batch rows, then rows of dW, in
