@@ -1,0 +1,595 @@
+"""Benchmark: lstmlib's LSTM and GRU (numpy reference, Numba) against torch.
+
+Run ``python -m lstmlib.bench`` (``--help`` for the options). One process,
+single-threaded by default (numpy's BLAS, Numba and torch all set to one
+thread), every path timed *interleaved*: each repetition runs every backend
+once, in a rotating order, so a slow moment of the machine hits all of them
+alike, and the ratio against torch is taken per repetition (paired) before
+the median.
+
+Before any timing, every backend's output, final state and gradients are
+compared with the numpy reference; a backend that disagrees is reported as
+wrong, left out of the timings, and the exit status is 2.
+
+Reported per (cell, dtype, shape, backend): forward, backward and total
+median times, the paired total ratio against torch (default oneDNN path and
+with ``torch.backends.mkldnn`` disabled), microseconds per time step,
+GFLOP/s of the matrix products and their percent of the machine's peak
+(sgemm/dgemm measured at the start of the same run, with the copy bandwidth
+for the roofline), and the first call's time (Numba: compiling or loading
+its cache) separately.
+
+``--out DIR`` writes ``results.json``, ``results.csv`` and ``results.png``;
+``--record`` writes ``lstmlib/bench_results/cpu-<date>.json`` (the file the
+performance chapter plots); ``--gpu`` times the CUDA kernels against
+torch/cuDNN and writes ``lstmlib/bench_results/gpu-<date>.json``.
+"""
+
+import argparse
+import ctypes
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPES = {                      # name: (T, B, D, H)
+    "tiny": (5, 2, 3, 4),
+    "small": (50, 1, 16, 32),
+    "medium": (100, 32, 64, 128),
+    "large": (200, 64, 256, 512),
+    "large-B4": (200, 4, 256, 512),
+}
+DEFAULT_SHAPES = ("small", "medium", "large", "large-B4")
+CELLS = ("lstm", "gru")
+DTYPES = ("float32", "float64")
+BACKENDS = ("numpy", "numba", "torch", "torch-nomkldnn")
+GATES = {"lstm": 4, "gru": 3}
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}   # max |a-b| / max |a|
+RESULTS_DIR = Path(__file__).with_name("bench_results")
+
+
+# ---------------------------------------------------------------------------
+# threads
+
+def _openblas_libs():
+    """numpy's bundled OpenBLAS (scipy-openblas in numpy 2 wheels), if any."""
+    libs = []
+    for pattern in ("numpy.libs/libscipy_openblas*.so*", "numpy.libs/libopenblas*.so*",
+                    "numpy/.dylibs/libscipy_openblas*.dylib"):
+        for path in glob.glob(os.path.join(os.path.dirname(os.path.dirname(
+                np.__file__)), pattern)):
+            try:
+                libs.append(ctypes.CDLL(path))
+            except OSError:
+                pass
+    return libs
+
+
+def set_threads(n):
+    """Set numpy's BLAS, Numba's and torch's thread counts to ``n``; return
+    what each reports afterwards."""
+    report = {}
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+        report["blas"] = f"{n} (threadpoolctl)"
+    except ImportError:
+        done = None
+        for lib in _openblas_libs():
+            for setter, getter in (
+                    ("scipy_openblas_set_num_threads64_",
+                     "scipy_openblas_get_num_threads64_"),
+                    ("openblas_set_num_threads", "openblas_get_num_threads")):
+                if hasattr(lib, setter):
+                    getattr(lib, setter)(ctypes.c_int(n))
+                    done = int(getattr(lib, getter)())
+        report["blas"] = done if done is not None else \
+            "unknown (set OPENBLAS_NUM_THREADS/MKL_NUM_THREADS before starting)"
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    report["numba"] = numba.get_num_threads()
+    import torch
+    torch.set_num_threads(n)
+    report["torch"] = torch.get_num_threads()
+    return report
+
+
+# ---------------------------------------------------------------------------
+# machine
+
+def machine_info():
+    import numba
+    import torch
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:                 # older numpy: no dict mode
+        blas = "unknown"
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu, "logical_cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(), "python": platform.python_version(),
+        "numpy": np.__version__, "blas": blas, "numba": numba.__version__,
+        "torch": torch.__version__,
+        "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
+        "svml": bool(getattr(numba.config, "USING_SVML", False)),
+        "commit": commit,
+    }
+
+
+def measure_peak(quick=False):
+    """sgemm/dgemm GFLOP/s and copy bandwidth (GB/s) on this machine, now."""
+    n = 256 if quick else 1024
+    rng = np.random.default_rng(0)
+    peak = {}
+    for name, dt in (("sgemm_gflops", np.float32), ("dgemm_gflops", np.float64)):
+        a = rng.standard_normal((n, n)).astype(dt)
+        b = rng.standard_normal((n, n)).astype(dt)
+        c = np.empty((n, n), dt)
+        best = min(_timed(lambda: np.matmul(a, b, out=c)) for _ in range(5))
+        peak[name] = 2 * n ** 3 / best / 1e9
+    m = (1 << 20) if quick else (1 << 23)          # float64 elements
+    src = rng.standard_normal(m)
+    dst = np.empty_like(src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(5))
+    peak["copy_gbs"] = 2 * src.nbytes / best / 1e9    # read + write
+    return peak
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def matmul_flops(cell, T, B, D, H):
+    """FLOPs of the matrix products: forward 2*T*B*(D+H)*G*H, backward twice
+    that (dx and dh_prev, dW_ih and dW_hh). Element-wise work is not counted."""
+    fwd = 2 * T * B * (D + H) * GATES[cell] * H
+    return fwd, 2 * fwd
+
+
+# ---------------------------------------------------------------------------
+# the paths being timed
+
+class Problem:
+    """One (cell, dtype, shape): inputs, weights, output gradient, torch module."""
+
+    def __init__(self, cell, dtype, shape, seed=0):
+        import torch
+        T, B, D, H = SHAPES[shape] if isinstance(shape, str) else shape
+        self.cell, self.dtype, self.shape = cell, np.dtype(dtype), shape
+        self.T, self.B, self.D, self.H = T, B, D, H
+        rng = np.random.default_rng(seed)
+        G = GATES[cell]
+        s = 1 / np.sqrt(H)
+        dt = self.dtype
+
+        def u(*shp):
+            return rng.uniform(-s, s, shp).astype(dt)
+
+        self.x = rng.standard_normal((T, B, D)).astype(dt)
+        self.weights = (u(G * H, D), u(G * H, H), u(G * H), u(G * H))
+        nstate = 2 if cell == "lstm" else 1
+        self.state = tuple(0.1 * rng.standard_normal((B, H)).astype(dt)
+                           for _ in range(nstate))
+        self.d_out = rng.standard_normal((T, B, H)).astype(dt)
+        tdt = torch.float64 if dt == np.float64 else torch.float32
+        mod = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(D, H).to(tdt)
+        with torch.no_grad():
+            for p, w in zip((mod.weight_ih_l0, mod.weight_hh_l0,
+                             mod.bias_ih_l0, mod.bias_hh_l0), self.weights):
+                p.copy_(torch.from_numpy(w))
+        self.module = mod
+        self.tx = torch.from_numpy(self.x.copy()).requires_grad_(True)
+        self.tstate = tuple(torch.from_numpy(s[None].copy()).requires_grad_(True)
+                            for s in self.state)
+        self.td_out = torch.from_numpy(self.d_out.copy())
+
+
+class LstmlibPath:
+    """A backend of lstmlib through the uniform cell interface."""
+
+    def __init__(self, name, cell_type, problem, perturb=0.0):
+        self.name, self.cell, self.p, self.perturb = name, cell_type, problem, perturb
+        self._cache = None
+
+    def forward(self):
+        p = self.p
+        out, state_n, self._cache = self.cell.forward(p.x, p.state, p.weights)
+        if self.perturb:                           # --inject-wrong
+            out = out + self.perturb
+        return out, state_n
+
+    def backward(self):
+        dx, dstate0, dw = self.cell.backward(
+            self.p.d_out, (None,) * self.cell.num_states, self._cache)
+        return dx, dw
+
+
+class TorchPath:
+    """torch.nn.LSTM/GRU on the CPU, optionally with oneDNN disabled."""
+
+    def __init__(self, name, problem, mkldnn=True):
+        import warnings
+        warnings.filterwarnings(       # a note about Intel GPUs, on every flags()
+            "ignore", message="TF32 acceleration on top of oneDNN")
+        self.name, self.p, self.mkldnn = name, problem, mkldnn
+        self._out = None
+
+    def _flags(self):
+        import torch
+        return torch.backends.mkldnn.flags(enabled=self.mkldnn)
+
+    def forward(self):
+        p = self.p
+        for t in (p.tx, *p.tstate, *p.module.parameters()):
+            t.grad = None
+        with self._flags():
+            st = p.tstate if p.cell == "lstm" else p.tstate[0]
+            self._out, state_n = p.module(p.tx, st)
+        return self._out, state_n
+
+    def backward(self):
+        with self._flags():
+            self._out.backward(self.p.td_out)
+        m = self.p.module
+        return self.p.tx.grad, (m.weight_ih_l0.grad, m.weight_hh_l0.grad,
+                                m.bias_ih_l0.grad, m.bias_hh_l0.grad)
+
+
+def _np(a):
+    return a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def _err(ref, got):
+    ref, got = _np(ref), _np(got)
+    return float(np.max(np.abs(ref - got)) / max(np.max(np.abs(ref)), 1e-30))
+
+
+def _results(path):
+    out, st = path.forward()
+    dx, dw = path.backward()
+    h = st if hasattr(st, "detach") else st[0]    # torch GRU: a tensor
+    if hasattr(h, "detach") and h.dim() == 3:     # torch: (layers, B, H)
+        h = h[0]
+    return [_np(v) for v in (out, h, dx, *dw)]
+
+
+def check_path(path, reference):
+    """Largest normwise error of output, final h, dx and every weight
+    gradient against the reference results (a list from ``_results``)."""
+    return max(_err(r, g) for r, g in zip(reference, _results(path)))
+
+
+def make_paths(problem, backends, inject_wrong=None):
+    from . import kernels
+    paths = {}
+    for name in backends:
+        wrong = 1e-3 if name == inject_wrong else 0.0
+        if name in ("numpy", "numba"):
+            paths[name] = LstmlibPath(name, kernels.get_cell(problem.cell, name),
+                                      problem, wrong)
+        elif name == "torch":
+            paths[name] = TorchPath(name, problem, mkldnn=True)
+        elif name == "torch-nomkldnn":
+            paths[name] = TorchPath(name, problem, mkldnn=False)
+        else:
+            raise ValueError(f"backends: expected names from {BACKENDS}, "
+                             f"received {name!r}")
+    return paths
+
+
+# ---------------------------------------------------------------------------
+# running
+
+def run_problem(problem, backends, repeats, inject_wrong=None, progress=None):
+    """Check, then time every backend interleaved; one row per backend."""
+    paths = make_paths(problem, backends, inject_wrong)
+    from .kernels import get_cell
+    reference = _results(LstmlibPath("numpy", get_cell(problem.cell, "numpy"),
+                                     problem))
+    first_call, errors = {}, {}
+    for name, path in paths.items():
+        t0 = time.perf_counter()
+        path.forward()
+        path.backward()
+        first_call[name] = time.perf_counter() - t0
+        errors[name] = check_path(path, reference)
+    tol = TOLERANCE[problem.dtype.name]
+    ok = {n: errors[n] <= tol for n in paths}
+    timed = [n for n in paths if ok[n]]
+    fwd = {n: [] for n in timed}
+    bwd = {n: [] for n in timed}
+    for r in range(repeats):
+        order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
+        for n in order:
+            fwd[n].append(_timed(paths[n].forward))
+            bwd[n].append(_timed(paths[n].backward))
+        if progress is not None:
+            progress.update(1)
+    tot = {n: np.add(fwd[n], bwd[n]) for n in timed}
+    f_fwd, f_bwd = matmul_flops(problem.cell, problem.T, problem.B, problem.D,
+                                problem.H)
+    rows = []
+    for n in paths:
+        row = dict(cell=problem.cell, dtype=problem.dtype.name,
+                   shape=problem.shape if isinstance(problem.shape, str) else "custom",
+                   T=problem.T, B=problem.B, D=problem.D, H=problem.H,
+                   backend=n, correct=bool(ok[n]), max_error=errors[n],
+                   first_call_s=first_call[n])
+        if ok[n]:
+            total = float(np.median(tot[n]))
+            row.update(fwd_ms=1e3 * float(np.median(fwd[n])),
+                       bwd_ms=1e3 * float(np.median(bwd[n])),
+                       total_ms=1e3 * total,
+                       us_per_step=1e6 * total / problem.T,
+                       gflops=(f_fwd + f_bwd) / total / 1e9)
+            for ref in ("torch", "torch-nomkldnn"):
+                if ref in tot:
+                    row[f"ratio_vs_{ref}"] = float(np.median(tot[n] / tot[ref]))
+        rows.append(row)
+    return rows
+
+
+def add_peak_fraction(rows, peak):
+    for row in rows:
+        if "gflops" in row:
+            p = peak["sgemm_gflops" if row["dtype"] == "float32" else "dgemm_gflops"]
+            row["pct_peak"] = 100.0 * row["gflops"] / p
+
+
+def format_table(rows):
+    head = (f"{'cell':4} {'dtype':7} {'shape':8} {'backend':14} {'fwd ms':>9} "
+            f"{'bwd ms':>9} {'total ms':>9} {'/torch':>7} {'/no-dnn':>7} "
+            f"{'us/step':>8} {'GFLOP/s':>8} {'%peak':>6} {'1st call s':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if not r["correct"]:
+            lines.append(f"{r['cell']:4} {r['dtype']:7} {r['shape']:8} "
+                         f"{r['backend']:14} WRONG: max error {r['max_error']:.2e} "
+                         f"> {TOLERANCE[r['dtype']]:.0e}, not timed")
+            continue
+        lines.append(
+            f"{r['cell']:4} {r['dtype']:7} {r['shape']:8} {r['backend']:14} "
+            f"{r['fwd_ms']:9.3f} {r['bwd_ms']:9.3f} {r['total_ms']:9.3f} "
+            f"{r.get('ratio_vs_torch', float('nan')):7.3f} "
+            f"{r.get('ratio_vs_torch-nomkldnn', float('nan')):7.3f} "
+            f"{r['us_per_step']:8.1f} {r['gflops']:8.2f} "
+            f"{r.get('pct_peak', float('nan')):6.1f} {r['first_call_s']:10.3f}")
+    return "\n".join(lines)
+
+
+def plot(results, ax=None, dtype=None):
+    """Bar chart of the paired time ratio against torch (log scale; below 1
+    is faster than torch), one group per cell, dtype and shape."""
+    import matplotlib.pyplot as plt
+    rows = [r for r in results["rows"] if r.get("correct") and
+            "ratio_vs_torch" in r and r["backend"] != "torch"
+            and (dtype is None or r["dtype"] == dtype)]
+    groups = []
+    for r in rows:
+        g = (r["cell"], r["dtype"], r["shape"])
+        if g not in groups:
+            groups.append(g)
+    backends = [b for b in ("numpy", "numba", "torch-nomkldnn")
+                if any(r["backend"] == b for r in rows)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4))
+    width = 0.8 / max(1, len(backends))
+    for j, b in enumerate(backends):
+        xs, ys = [], []
+        for i, g in enumerate(groups):
+            for r in rows:
+                if (r["cell"], r["dtype"], r["shape"]) == g and r["backend"] == b:
+                    xs.append(i + (j - (len(backends) - 1) / 2) * width)
+                    ys.append(r["ratio_vs_torch"])
+        ax.bar(xs, ys, width, label=b)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{c}\n{d}\n{s}" for c, d, s in groups], fontsize=7)
+    ax.set_ylabel("time / torch time (lower is faster)")
+    ax.set_xlabel("cell, dtype, shape")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def load_results(path=None):
+    """The recorded results file (the newest cpu-*.json by default)."""
+    if path is None:
+        files = sorted(RESULTS_DIR.glob("cpu-*.json"))
+        if not files:
+            raise FileNotFoundError(f"no cpu-*.json in {RESULTS_DIR}")
+        path = files[-1]
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------
+# GPU
+
+def run_gpu(shapes, dtypes, repeats):
+    """CUDA persistent kernel (forward) against torch/cuDNN (forward)."""
+    from .kernels import _cuda
+    if not _cuda.gpu_available():
+        raise SystemExit("--gpu: no CUDA GPU found (the simulator does not "
+                         "count); nothing recorded")
+    import torch
+    from .kernels import cuda as kc
+    rows = []
+    for shape in shapes:
+        for dt in dtypes:
+            p = Problem("lstm", dt, shape)
+            h0, c0 = p.state
+            args = (p.x, h0, c0, *p.weights)
+            ours = kc.lstm_forward(*args)                 # compile, check
+            ref, _, _ = __import__("lstmlib.lstm", fromlist=["x"]).lstm_forward(*args)
+            err = _err(ref, ours[0])
+            row = dict(cell="lstm", dtype=dt, shape=shape, T=p.T, B=p.B,
+                       D=p.D, H=p.H, backend="cuda-persistent",
+                       max_error=err, correct=err <= TOLERANCE[dt])
+            ts = [_timed(lambda: kc.lstm_forward(*args)) for _ in range(repeats)]
+            row["fwd_ms"] = 1e3 * float(np.median(ts))
+            if torch.cuda.is_available():
+                m = p.module.cuda()
+                x = p.tx.detach().cuda()
+                st = tuple(s.detach().cuda() for s in p.tstate)
+
+                def tf():
+                    m(x, st)
+                    torch.cuda.synchronize()
+                tf()
+                tt = [_timed(tf) for _ in range(repeats)]
+                row["cudnn_fwd_ms"] = 1e3 * float(np.median(tt))
+                row["ratio_vs_cudnn"] = float(np.median(np.divide(ts, tt)))
+            f_fwd, _ = matmul_flops("lstm", p.T, p.B, p.D, p.H)
+            row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lstmlib.bench",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="small peak measurement, 3 repetitions, shape 'small' "
+                         "unless --shapes is given")
+    ap.add_argument("--shapes", default=None,
+                    help=f"comma-separated from {list(SHAPES)}, or T,B,D,H "
+                         f"groups like 10x2x8x16 (default {','.join(DEFAULT_SHAPES)})")
+    ap.add_argument("--dtypes", default=",".join(DTYPES))
+    ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="folder for results.json/.csv/.png")
+    ap.add_argument("--record", action="store_true",
+                    help="write lstmlib/bench_results/cpu-<date>.json")
+    ap.add_argument("--gpu", action="store_true",
+                    help="time the CUDA kernels against cuDNN and write "
+                         "lstmlib/bench_results/gpu-<date>.json")
+    ap.add_argument("--inject-wrong", default=None, metavar="BACKEND",
+                    help="perturb one backend's output (tests the check)")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+
+    threads = set_threads(a.threads)
+    shapes = a.shapes.split(",") if a.shapes else \
+        (["small"] if a.quick else list(DEFAULT_SHAPES))
+    shape_list = []
+    for s in shapes:
+        if s in SHAPES:
+            shape_list.append(s)
+        else:
+            try:
+                T, B, D, H = (int(v) for v in s.split("x"))
+            except ValueError:
+                ap.error(f"--shapes: expected names from {list(SHAPES)} or "
+                         f"TxBxDxH, received {s!r}")
+            SHAPES[s] = (T, B, D, H)
+            shape_list.append(s)
+    dtypes = a.dtypes.split(",")
+    cells = a.cells.split(",")
+    backends = a.backends.split(",")
+    for name, got, allowed in (("--dtypes", dtypes, DTYPES), ("--cells", cells, CELLS),
+                               ("--backends", backends, BACKENDS)):
+        bad = [g for g in got if g not in allowed]
+        if bad:
+            ap.error(f"{name}: expected values from {list(allowed)}, received {bad}")
+    repeats = a.repeats or (3 if a.quick else 7)
+    meta = machine_info()
+    meta["threads"] = threads
+    print(f"# {meta['cpu']} | numpy {meta['numpy']} ({meta['blas']}), numba "
+          f"{meta['numba']}, torch {meta['torch']} | threads {threads}")
+    if a.gpu:
+        rows = run_gpu(shape_list, dtypes, repeats)
+        from .kernels import _cuda
+        meta.update(_cuda.device_info())
+        result = {"meta": meta, "rows": rows}
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"gpu-{datetime.date.today().isoformat()}.json"
+        path.write_text(json.dumps(result, indent=1))
+        print(json.dumps(rows, indent=1))
+        print(f"recorded {path}")
+        return 0
+    peak = measure_peak(quick=a.quick)
+    print("# peak: sgemm {sgemm_gflops:.1f} GFLOP/s, dgemm {dgemm_gflops:.1f} "
+          "GFLOP/s, copy {copy_gbs:.1f} GB/s".format(**peak))
+    problems = [(c, d, s) for s in shape_list for c in cells for d in dtypes]
+    bar = None
+    if not a.no_progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(problems) * repeats, desc="bench", unit="rep",
+                   file=sys.stderr)
+    rows = []
+    for c, d, s in problems:
+        if bar is not None:
+            bar.set_postfix_str(f"{c} {d} {s}")
+        rows += run_problem(Problem(c, d, s), backends, repeats,
+                            a.inject_wrong, bar)
+    if bar is not None:
+        bar.close()
+    add_peak_fraction(rows, peak)
+    result = {"meta": meta, "peak": peak, "repeats": repeats, "rows": rows}
+    print(format_table(rows))
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result, indent=1))
+        keys = sorted({k for r in rows for k in r})
+        with open(out / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        ax = plot(result)
+        ax.set_title("lstmlib vs torch, single thread")
+        plt.tight_layout()
+        plt.savefig(out / "results.png", dpi=120)
+        print(f"wrote {out / 'results.json'}, results.csv, results.png")
+    if a.record:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"cpu-{datetime.date.today().isoformat()}.json"
+        path.write_text(json.dumps(result, indent=1))
+        print(f"recorded {path}")
+    wrong = [r for r in rows if not r["correct"]]
+    if wrong:
+        print(f"ERROR: {len(wrong)} backend result(s) disagree with the numpy "
+              f"reference: " + ", ".join(f"{r['backend']} ({r['cell']} "
+                                         f"{r['dtype']} {r['shape']})" for r in wrong),
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
