@@ -154,6 +154,17 @@ def _weights(rng, G, D, H, dtype, bias=True, scale=0.5):
     return w_ih, w_hh, _randn(rng, (G * H,), dtype, scale), _randn(rng, (G * H,), dtype, scale)
 
 
+def _mixed_signs(h, nonlinearity):
+    """For ReLU: some units active, some not, and active values away from 1
+    (so that h and 1[h > 0] differ)."""
+    if nonlinearity != "relu":
+        return True
+    vals = _core.as_plain(h)
+    pos = [v for v in vals if v > 0]
+    return 0 < _core._len(pos) < _core._len(vals) and \
+        _core._any(_core._abs(v - 1) > 0.1 for v in pos)
+
+
 def _zeros_like(a):
     return None if a is None else a * 0
 
@@ -200,10 +211,13 @@ def _prepare_rnn_forward():
 
     def step_case(name, seed, B, D, H, nl="tanh", bias=True, dtype="float64"):
         rng = _rng(seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-        x = _randn(rng, (B, D), dtype)
-        h = _randn(rng, (B, H), dtype, 0.8)
-        hh, _ = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
+        while True:     # a ReLU case needs both active and inactive units
+            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
+            x = _randn(rng, (B, D), dtype)
+            h = _randn(rng, (B, H), dtype, 0.8)
+            hh, _ = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
+            if _mixed_signs(hh, nl):
+                break
         return _Case(name, (x, h, w_ih, w_hh, b_ih, b_hh),
                      {"nonlinearity": nl}, (hh,),
                      step_hyps(x, h, w_ih, w_hh, b_ih, b_hh, nl))
@@ -220,10 +234,13 @@ def _prepare_rnn_forward():
 
     def seq_case(name, seed, T, B, D, H, nl="tanh", bias=True, dtype="float64"):
         rng = _rng(seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-        x = _randn(rng, (T, B, D), dtype)
-        h0 = _randn(rng, (B, H), dtype, 0.8)
-        out, h_n, _ = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
+        while True:
+            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
+            x = _randn(rng, (T, B, D), dtype)
+            h0 = _randn(rng, (B, H), dtype, 0.8)
+            out, h_n, _ = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
+            if _mixed_signs(out, nl):
+                break
         hy = []
         if b_ih is not None:
             o, hn, _ = seqf(x, h0, w_ih, w_hh, None, None, nl)
@@ -364,10 +381,13 @@ def _prepare_bptt():
 
     def step_case(name, seed, B, D, H, nl="tanh", bias=True, dtype="float64"):
         rng = _rng(seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-        x = _randn(rng, (B, D), dtype)
-        h = _randn(rng, (B, H), dtype, 0.8)
-        _, cache = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
+        while True:     # a ReLU case needs both active and inactive units
+            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
+            x = _randn(rng, (B, D), dtype)
+            h = _randn(rng, (B, H), dtype, 0.8)
+            out, cache = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
+            if _mixed_signs(out, nl):
+                break
         dh = _randn(rng, (B, H), dtype)
         g = step_b(dh, cache)
         hy = [("the gradient does not go through the nonlinearity (da = dh "
@@ -418,10 +438,13 @@ def _prepare_bptt():
     def seq_case(name, seed, T, B, D, H, nl="tanh", bias=True, dtype="float64",
                  with_dh_n=True):
         rng = _rng(seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-        x = _randn(rng, (T, B, D), dtype)
-        h0 = _randn(rng, (B, H), dtype, 0.8)
-        _, _, cache = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
+        while True:
+            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
+            x = _randn(rng, (T, B, D), dtype)
+            h0 = _randn(rng, (B, H), dtype, 0.8)
+            out, _, cache = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
+            if _mixed_signs(out, nl):
+                break
         d_out = _randn(rng, (T, B, H), dtype)
         dh_n = _randn(rng, (B, H), dtype) if with_dh_n else None
         g = seqb(d_out, dh_n, cache)
@@ -571,10 +594,567 @@ def numerical_gradient(fn, which="visible"):
 
 
 # ---------------------------------------------------------------------------
+# Gated cells (LSTM, GRU): shared helpers
+
+def _sig(a):
+    return (0.5 * (1 + _core._np_tanh(0.5 * a))).astype(a.dtype)
+
+
+def _permute_gates(w, H, order):
+    """Rows of a (G*H, ...) weight or (G*H,) bias with gate blocks reordered:
+    block k of the result is block order[k] of ``w``."""
+    if w is None:
+        return None
+    return _core._np_concatenate([w[g * H:(g + 1) * H] for g in order])
+
+
+def _gate_hint(num_gates, gate_names, terms, table):
+    """Hint naming the gate blocks (rows of dw_ih, dw_hh, db_*) that differ."""
+    def hint(wrong, actuals, expecteds):
+        parts = []
+        for name in ("dw_ih", "dw_hh", "db_ih", "db_hh"):
+            if name in wrong:
+                k = terms.index(name)
+                a, e = actuals[k], expecteds[k]
+                rtol, atol = _core.tolerances(e.dtype.str)
+                bad, _ = _core.mismatches(a, e, rtol, atol)
+                gates = gate_blocks(bad, e.shape, 0, num_gates, gate_names)
+                if gates and _core._len(gates) < num_gates:
+                    H = e.shape[0] // num_gates
+                    rows = ", ".join(
+                        f"{g} (rows {gate_names.index(g) * H}:"
+                        f"{(gate_names.index(g) + 1) * H})" for g in gates)
+                    parts.append(f"in {name} only the rows of gate(s) {rows} "
+                                 f"differ: check the gradient of those gates' "
+                                 f"pre-activations.")
+                    break
+        other = " ".join(table[n] for n in wrong if n in table and
+                         n not in ("dw_ih", "dw_hh", "db_ih", "db_hh",
+                                   "dx", "dh_prev", "dh0"))
+        if not parts and not other:
+            other = " ".join(table[n] for n in wrong if n in table)
+        if other:
+            parts.append(other)
+        if not parts and _core._len(wrong) >= 4:
+            parts.append("almost every term is wrong: check the gradient that "
+                         "all of them share (the pre-activation gradient da).")
+        return " ".join(parts) or None
+    return hint
+
+
+def _step_cases(make, specs):
+    return [make(*spec) for spec in specs]
+
+
+_STEP_SPECS_VISIBLE = [("B=3, D=4, H=5", 0, 3, 4, 5, True, "float64")]
+_STEP_SPECS_HIDDEN = [
+    ("B=1, D=3, H=2", 1, 1, 3, 2, True, "float64"),
+    ("B=4, D=4, H=4", 2, 4, 4, 4, True, "float64"),
+    ("B=2, D=3, H=3, no biases", 3, 2, 3, 3, False, "float64"),
+    ("B=2, D=3, H=4, float32", 4, 2, 3, 4, True, "float32"),
+]
+
+
+# ---------------------------------------------------------------------------
+# 04 lstm_cell
+
+_LSTM_TERM_HINTS = {
+    "dx": "dx = da @ w_ih with da the (B, 4H) gradient of the pre-activations.",
+    "dh_prev": "dh_prev = da @ w_hh.",
+    "dc_prev": "dc_prev = dc * f, where dc already includes the path through "
+               "h = o * tanh(c): dc + dh * o * (1 - tanh(c)**2).",
+    "dw_ih": "dw_ih = da.T @ x.",
+    "dw_hh": "dw_hh = da.T @ h_prev.",
+    "db_ih": "db_ih = da.sum(axis=0).",
+    "db_hh": "db_hh = da.sum(axis=0).",
+}
+
+
+def _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, g_act="tanh",
+                  ifo_act="sigmoid", out_tanh=True, forget=True):
+    """A plain LSTM step with knobs for the typical mistakes."""
+    H = h.shape[1]
+    a = x @ w_ih.T + h @ w_hh.T
+    if b_ih is not None:
+        a = a + b_ih + b_hh
+    act = _sig if ifo_act == "sigmoid" else _core._np_tanh
+    i, f, o = act(a[:, :H]), act(a[:, H:2 * H]), act(a[:, 3 * H:])
+    g = _core._np_tanh(a[:, 2 * H:3 * H]) if g_act == "tanh" else _sig(a[:, 2 * H:3 * H])
+    c_new = (f * c if forget else c) + i * g
+    h_new = o * (_core._np_tanh(c_new) if out_tanh else c_new)
+    return h_new, c_new
+
+
+def _lstm_step_bwd_np(dh, dc, cache, mode):
+    x, h_prev, c_prev, i, f, g, o, c, tanh_c, w_ih, w_hh, has_bias = cache
+    do = dh * tanh_c
+    if mode == "no_tanh_path":
+        dc = dc + dh * o
+    elif mode == "no_dh_path":
+        dc = dc
+    else:
+        dc = dc + dh * o * (1 - tanh_c ** 2)
+    di, df, dg = dc * g, dc * c_prev, dc * i
+    dc_prev = dc if mode == "no_f" else dc * f
+    dgate = dg * g * (1 - g) if mode == "g_sigmoid" else dg * (1 - g ** 2)
+    da = _core._np_concatenate([di * i * (1 - i), df * f * (1 - f), dgate,
+                                do * o * (1 - o)], axis=1)
+    db = da.sum(axis=0) if has_bias else None
+    return (da @ w_ih, da @ w_hh, dc_prev, da.T @ x, da.T @ h_prev, db, db)
+
+
+def _prepare_lstm_cell():
+    from lstmlib import lstm
+    step = lstm.lstm_step_forward
+    step_b = lstm.lstm_step_backward
+    names = ("lstm_step_forward", "lstm_step_backward", "lstm_forward",
+             "lstm_backward")
+
+    def inputs(seed, B, D, H, bias, dtype):
+        rng = _rng(600 + seed)
+        w_ih, w_hh, b_ih, b_hh = _weights(rng, 4, D, H, dtype, bias)
+        x = _randn(rng, (B, D), dtype)
+        h = _randn(rng, (B, H), dtype, 0.8)
+        c = _randn(rng, (B, H), dtype, 1.0)
+        return x, h, c, w_ih, w_hh, b_ih, b_hh
+
+    def fwd_case(name, seed, B, D, H, bias, dtype):
+        x, h, c, w_ih, w_hh, b_ih, b_hh = inputs(seed, B, D, H, bias, dtype)
+        (hh, cc), _ = step(x, h, c, w_ih, w_hh, b_ih, b_hh)
+        hy = []
+        G = ("i", "f", "g", "o")
+        for p, q in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)):
+            order = [0, 1, 2, 3]
+            order[p], order[q] = q, p
+            (h2, c2), _ = step(x, h, c, _permute_gates(w_ih, H, order),
+                               _permute_gates(w_hh, H, order),
+                               _permute_gates(b_ih, H, order),
+                               _permute_gates(b_hh, H, order))
+            hy.append((f"gates {G[p]} and {G[q]} are swapped: the blocks of "
+                       f"the pre-activation are in the order i, f, g, o "
+                       f"(rows 0:H, H:2H, 2H:3H, 3H:4H).", (h2, c2)))
+        hy.append(("wrong gate activation: the candidate g uses sigmoid, it "
+                   "must use tanh.",
+                   _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, g_act="sigmoid")))
+        hy.append(("wrong gate activation: i, f and o use tanh, they must use "
+                   "sigmoid.",
+                   _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, ifo_act="tanh")))
+        hy.append(("the output is h = o * tanh(c): tanh of the new cell state "
+                   "is missing.",
+                   _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, out_tanh=False)))
+        hy.append(("the forget gate is not applied: c = f * c_prev + i * g.",
+                   _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, forget=False)))
+        if b_ih is not None:
+            (h2, c2), _ = step(x, h, c, w_ih, w_hh, None, None)
+            hy.append(("the biases are missing (add b_ih and b_hh).", (h2, c2)))
+            (h2, c2), _ = step(x, h, c, w_ih, w_hh, b_ih, b_hh * 0)
+            hy.append(("b_hh is missing: PyTorch's LSTM has two biases, add "
+                       "both.", (h2, c2)))
+        (h2, c2), _ = step(x, h * 0, c, w_ih, w_hh, b_ih, b_hh)
+        hy.append(("h_prev is ignored (the term h_prev @ w_hh.T is missing).",
+                   (h2, c2)))
+        (h2, c2), _ = step(x, h, c * 0, w_ih, w_hh, b_ih, b_hh)
+        hy.append(("c_prev is ignored.", (h2, c2)))
+        return _Case(name, (x, h, c, w_ih, w_hh, b_ih, b_hh), None, (hh, cc), hy)
+
+    def bwd_case(name, seed, B, D, H, bias, dtype):
+        x, h, c, w_ih, w_hh, b_ih, b_hh = inputs(seed + 10, B, D, H, bias, dtype)
+        _, cache = step(x, h, c, w_ih, w_hh, b_ih, b_hh)
+        rng = _rng(700 + seed)
+        dh = _randn(rng, (B, H), dtype)
+        dc = _randn(rng, (B, H), dtype)
+        g = step_b(dh, dc, cache)
+        hy = [
+            ("the path from dh into the cell state is missing: dc += dh * o * "
+             "(1 - tanh(c)**2).", _lstm_step_bwd_np(dh, dc, cache, "no_dh_path")),
+            ("the path from dh into the cell state lacks tanh's derivative "
+             "(1 - tanh(c)**2).", _lstm_step_bwd_np(dh, dc, cache, "no_tanh_path")),
+            ("dc_prev = dc * f: the forget gate scales the gradient carried to "
+             "c_prev.", _lstm_step_bwd_np(dh, dc, cache, "no_f")),
+            ("wrong gate derivative: g is tanh(.), its derivative is 1 - g**2, "
+             "not g * (1 - g).", _lstm_step_bwd_np(dh, dc, cache, "g_sigmoid")),
+        ]
+        return _Case(name, (dh, dc, cache), None, _core._tuple(g), hy)
+
+    _PARTS["lstm_step_forward"] = _Part(
+        "Part A (lstm_step_forward)", names, {
+            "visible": _step_cases(fwd_case, _STEP_SPECS_VISIBLE),
+            "hidden": _step_cases(fwd_case, _STEP_SPECS_HIDDEN)})
+    _PARTS["lstm_step_backward"] = _Part(
+        "Part B (lstm_step_backward)", names, {
+            "visible": _step_cases(bwd_case, _STEP_SPECS_VISIBLE),
+            "hidden": _step_cases(bwd_case, _STEP_SPECS_HIDDEN)})
+
+
+def _state_hint(wrong, actuals, expecteds):
+    if wrong == ["h"]:
+        return ("c is right but h is wrong: look at the output gate o and "
+                "h = o * tanh(c).")
+    return None
+
+
+def lstm_step_forward(fn, which="visible"):
+    """Part A of 04_lstm_cell: ``(h, c), cache = fn(x, h_prev, c_prev, w_ih,
+    w_hh, b_ih, b_hh)``."""
+    part = _get_part("lstm_step_forward")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        state, _cache = unpack(where, out, 2, "((h, c), cache)")
+        h, c = unpack(where, state, 2, "(h, c) as the first item")
+        _check_outputs(where, ["h", "c"], [h, c],
+                       _core._list(thaw(case.expected)), case.hyps, _state_hint)
+
+
+_LSTM_STEP_TERMS = ["dx", "dh_prev", "dc_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
+
+
+def lstm_step_backward(fn, which="visible"):
+    """Part B of 04_lstm_cell: ``fn(dh, dc, cache)`` -> (dx, dh_prev,
+    dc_prev, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMStepCache."""
+    part = _get_part("lstm_step_backward")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        got = unpack(where, out, 7, "(dx, dh_prev, dc_prev, dw_ih, dw_hh, "
+                                    "db_ih, db_hh)")
+        _check_outputs(where, _LSTM_STEP_TERMS, got,
+                       _core._list(thaw(case.expected)), case.hyps,
+                       _gate_hint(4, LSTM_GATES, _LSTM_STEP_TERMS, _LSTM_TERM_HINTS))
+
+
+# ---------------------------------------------------------------------------
+# 05 lstm_sequence
+
+def _prepare_lstm_sequence():
+    from lstmlib import lstm
+    step_b = lstm.lstm_step_backward
+    seqf = lstm.lstm_forward
+    seqb = lstm.lstm_backward
+    step = lstm.lstm_step_forward
+    StepCache = lstm.LSTMStepCache
+    names = ("lstm_forward", "lstm_backward")
+
+    def inputs(seed, T, B, D, H, bias, dtype):
+        rng = _rng(800 + seed)
+        w_ih, w_hh, b_ih, b_hh = _weights(rng, 4, D, H, dtype, bias)
+        x = _randn(rng, (T, B, D), dtype)
+        h0 = _randn(rng, (B, H), dtype, 0.8)
+        c0 = _randn(rng, (B, H), dtype, 1.0)
+        return x, h0, c0, w_ih, w_hh, b_ih, b_hh
+
+    def fwd_variant(x, h0, c0, w_ih, w_hh, b_ih, b_hh, carry_h=True, carry_c=True):
+        h, c = h0, c0
+        outs = []
+        for t in _core._range(x.shape[0]):
+            (h2, c2), _ = step(x[t], h if carry_h else h0, c if carry_c else c0,
+                               w_ih, w_hh, b_ih, b_hh)
+            h, c = h2, c2
+            outs.append(h[None])
+        return _core._np_concatenate(outs), h, c
+
+    def fwd_case(name, seed, T, B, D, H, bias, dtype):
+        args = inputs(seed, T, B, D, H, bias, dtype)
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh = args
+        out, (h_n, c_n), _ = seqf(*args)
+        hy = []
+        if T > 1:
+            hy.append(("the hidden state h is not carried from step to step "
+                       "(every step starts from h0).",
+                       fwd_variant(*args, carry_h=False)))
+            hy.append(("the cell state c is not carried from step to step "
+                       "(every step starts from c0).",
+                       fwd_variant(*args, carry_c=False)))
+            hy.append(("off by one time step: out[t] holds the state before "
+                       "step t.", (_core._np_concatenate([h0[None], out[:-1]]),
+                                   None, None)))
+            hy.append(("(h_n, c_n) should be the states after the last step, "
+                       "not the first.", (out, out[0], None)))
+        hy.append(("h_n and c_n are swapped.", (out, c_n, h_n)))
+        return _Case(name, args, None, (out, h_n, c_n), hy)
+
+    def bptt_variant(cache, d_out, dh_n, dc_n, carry_h=True, carry_c=True,
+                     accumulate=True, shift=False):
+        x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh, has_bias, rev = cache
+        T, B, H = hs.shape
+        dh = h0 * 0 if dh_n is None else dh_n.copy()
+        dc = h0 * 0 if dc_n is None else dc_n.copy()
+        total = None
+        dxs = [None] * T
+        for t in _core._range(T - 1, -1, -1):
+            k = t if not shift else t + 1
+            h_prev = h0 if k == 0 else hs[k - 1] if k - 1 < T else hs[T - 1]
+            c_prev = c0 if k == 0 else cs[k - 1] if k - 1 < T else cs[T - 1]
+            a = gates[t]
+            sc = StepCache(x[t], h_prev, c_prev, a[:, :H], a[:, H:2 * H],
+                           a[:, 2 * H:3 * H], a[:, 3 * H:], cs[t], tanh_cs[t],
+                           w_ih, w_hh, has_bias)
+            g = step_b(dh + d_out[t], dc, sc)
+            dh = g.dh_prev if carry_h else h0 * 0
+            dc = g.dc_prev if carry_c else h0 * 0
+            dxs[t] = g.dx[None]
+            ws = [g.dw_ih, g.dw_hh, g.db_ih, g.db_hh]
+            if total is None or not accumulate:
+                total = ws
+            else:
+                total = [None if u is None else u + v for u, v in _core._zip(total, ws)]
+        return (_core._np_concatenate(dxs), dh, dc, *total)
+
+    def bwd_case(name, seed, T, B, D, H, bias, dtype, with_final=True):
+        args = inputs(seed + 20, T, B, D, H, bias, dtype)
+        _, _, cache = seqf(*args)
+        rng = _rng(900 + seed)
+        d_out = _randn(rng, (T, B, H), dtype)
+        dh_n = _randn(rng, (B, H), dtype) if with_final else None
+        dc_n = _randn(rng, (B, H), dtype) if with_final else None
+        g = seqb(d_out, dh_n, dc_n, cache)
+        hy = []
+        if T > 1:
+            hy.append(("dh_next is not carried back: add the dh_prev of step "
+                       "t+1 to d_out[t].",
+                       bptt_variant(cache, d_out, dh_n, dc_n, carry_h=False)))
+            hy.append(("dc_next is not carried back: the dc_prev of step t+1 "
+                       "is step t's dc.",
+                       bptt_variant(cache, d_out, dh_n, dc_n, carry_c=False)))
+            hy.append(("the weight gradients are overwritten at each step "
+                       "instead of summed over time (use +=).",
+                       bptt_variant(cache, d_out, dh_n, dc_n, accumulate=False)))
+        if with_final:
+            hy.append(("dh_n is ignored: start the walk with dh = dh_n.",
+                       _core._tuple(seqb(d_out, None, dc_n, cache))))
+            hy.append(("dc_n is ignored: start the walk with dc = dc_n.",
+                       _core._tuple(seqb(d_out, dh_n, None, cache))))
+        return _Case(name, (d_out, dh_n, dc_n, cache), None, _core._tuple(g), hy)
+
+    vis = [("T=5, B=3, D=4, H=5", 0, 5, 3, 4, 5, True, "float64")]
+    hid = [("T=1, B=2, D=3, H=4", 1, 1, 2, 3, 4, True, "float64"),
+           ("T=4, B=1, D=2, H=3", 2, 4, 1, 2, 3, True, "float64"),
+           ("T=3, B=2, D=3, H=3, no biases", 3, 3, 2, 3, 3, False, "float64"),
+           ("T=6, B=2, D=3, H=4, float32", 4, 6, 2, 3, 4, True, "float32")]
+    _PARTS["lstm_forward"] = _Part(
+        "Part A (lstm_forward)", names, {
+            "visible": _step_cases(fwd_case, vis),
+            "hidden": _step_cases(fwd_case, hid)})
+    hid_b = [h + (True,) for h in hid[:2]] + \
+        [hid[2] + (False,), hid[3] + (True,)]
+    _PARTS["lstm_backward"] = _Part(
+        "Part B (lstm_backward)", names, {
+            "visible": _step_cases(bwd_case, [vis[0] + (True,)]),
+            "hidden": _step_cases(bwd_case, hid_b)})
+
+
+def lstm_forward(fn, which="visible"):
+    """Part A of 05_lstm_sequence: ``out, (h_n, c_n), cache = fn(x, h0, c0,
+    w_ih, w_hh, b_ih, b_hh)``."""
+    part = _get_part("lstm_forward")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        o, state, _cache = unpack(where, out, 3, "(out, (h_n, c_n), cache)")
+        h_n, c_n = unpack(where, state, 2, "(h_n, c_n) as the second item")
+        _check_outputs(where, ["out", "h_n", "c_n"], [o, h_n, c_n],
+                       _core._list(thaw(case.expected)), case.hyps,
+                       _forward_time_hint)
+
+
+_LSTM_SEQ_TERMS = ["dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"]
+
+
+def lstm_backward(fn, which="visible"):
+    """Part B of 05_lstm_sequence: ``fn(d_out, dh_n, dc_n, cache)`` -> (dx,
+    dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMCache."""
+    part = _get_part("lstm_backward")
+    guards.require_own_function(part.label, fn, part.names)
+    table = dict(_LSTM_TERM_HINTS)
+    table["dc0"] = "dc0 is the gradient carried out of the first step (its dc_prev)."
+    table["dh0"] = "dh0 is the gradient carried out of the first step (its dh_prev)."
+    gate = _gate_hint(4, LSTM_GATES, _LSTM_SEQ_TERMS, table)
+    time = _bptt_time_hint({})
+
+    def hint(wrong, actuals, expecteds):
+        texts = [t for t in (time(wrong, actuals, expecteds),
+                             gate(wrong, actuals, expecteds)) if t]
+        return "\n  ".join(texts) or None
+
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        got = unpack(where, out, 7, "(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)")
+        _check_outputs(where, _LSTM_SEQ_TERMS, got,
+                       _core._list(thaw(case.expected)), case.hyps, hint)
+
+
+# ---------------------------------------------------------------------------
+# 06 gru
+
+_GRU_TERM_HINTS = {
+    "dx": "dx = dgx @ w_ih, with dgx the (B, 3H) gradient of the input "
+          "projections.",
+    "dh_prev": "dh_prev = dh * z + dgh @ w_hh: h_prev reaches h directly "
+               "(through z) and through the hidden projections.",
+    "dw_ih": "dw_ih = dgx.T @ x.",
+    "dw_hh": "dw_hh = dgh.T @ h_prev; in the n block dgh = dn_pre * r.",
+    "db_ih": "db_ih = dgx.sum(axis=0).",
+    "db_hh": "db_hh = dgh.sum(axis=0): its n block is scaled by r.",
+}
+
+
+def _gru_step_np(x, h, w_ih, w_hh, b_ih, b_hh, reset_before=False,
+                 z_swap=False, b_hn_outside=False, n_act="tanh"):
+    H = h.shape[1]
+    gx = x @ w_ih.T
+    gh = h @ w_hh.T
+    if b_ih is not None:
+        gx = gx + b_ih
+        gh_b = gh + b_hh
+    else:
+        gh_b = gh
+    r = _sig(gx[:, :H] + gh_b[:, :H])
+    z = _sig(gx[:, H:2 * H] + gh_b[:, H:2 * H])
+    if reset_before:
+        hn = (r * h) @ w_hh[2 * H:].T
+        if b_hh is not None:
+            hn = hn + b_hh[2 * H:]
+        pre = gx[:, 2 * H:] + hn
+    elif b_hn_outside and b_hh is not None:
+        pre = gx[:, 2 * H:] + r * gh[:, 2 * H:] + b_hh[2 * H:]
+    else:
+        pre = gx[:, 2 * H:] + r * gh_b[:, 2 * H:]
+    n = _core._np_tanh(pre) if n_act == "tanh" else _sig(pre)
+    if z_swap:
+        return (z * n + (1 - z) * h,)
+    return ((1 - z) * n + z * h,)
+
+
+def _gru_step_bwd_np(dh, cache, mode):
+    x, h_prev, r, z, n, hn, w_ih, w_hh, has_bias = cache
+    H = r.shape[1]
+    dn = dh * (1 - z)
+    dz = dh * (n - h_prev) if mode == "dz_sign" else dh * (h_prev - n)
+    dan = dn * (1 - n * n)
+    dr = dan * hn
+    dgx = _core._np_concatenate([dr * r * (1 - r), dz * z * (1 - z), dan], axis=1)
+    dgh = dgx.copy()
+    if mode != "n_not_scaled":
+        dgh[:, 2 * H:] *= r
+    dh_prev = dgh @ w_hh if mode == "no_direct" else dh * z + dgh @ w_hh
+    db_ih = dgx.sum(axis=0) if has_bias else None
+    db_hh = dgh.sum(axis=0) if has_bias else None
+    return (dgx @ w_ih, dh_prev, dgx.T @ x, dgh.T @ h_prev, db_ih, db_hh)
+
+
+def _prepare_gru():
+    from lstmlib import gru
+    step = gru.gru_step_forward
+    step_b = gru.gru_step_backward
+    names = ("gru_step_forward", "gru_step_backward", "gru_forward",
+             "gru_backward")
+
+    def inputs(seed, B, D, H, bias, dtype):
+        rng = _rng(1000 + seed)
+        w_ih, w_hh, b_ih, b_hh = _weights(rng, 3, D, H, dtype, bias)
+        x = _randn(rng, (B, D), dtype)
+        h = _randn(rng, (B, H), dtype, 0.8)
+        return x, h, w_ih, w_hh, b_ih, b_hh
+
+    def fwd_case(name, seed, B, D, H, bias, dtype):
+        args = inputs(seed, B, D, H, bias, dtype)
+        x, h, w_ih, w_hh, b_ih, b_hh = args
+        hh, _ = step(*args)
+        hy = [
+            ("the reset gate is applied before the matmul (W_hn (r * h)), as "
+             "in some textbooks; PyTorch applies it after: r * (W_hn h + b_hn).",
+             _gru_step_np(*args, reset_before=True)),
+            ("z and 1 - z are swapped: h = (1 - z) * n + z * h_prev.",
+             _gru_step_np(*args, z_swap=True)),
+            ("wrong gate activation: the candidate n uses sigmoid, it must use "
+             "tanh.", _gru_step_np(*args, n_act="sigmoid")),
+        ]
+        if b_ih is not None:
+            hy.append(("b_hn is added outside the reset gate: it belongs "
+                       "inside, n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).",
+                       _gru_step_np(*args, b_hn_outside=True)))
+            hy.append(("the biases are missing (add b_ih and b_hh).",
+                       (step(x, h, w_ih, w_hh, None, None)[0],)))
+            hy.append(("b_hh is missing: PyTorch's GRU has two biases.",
+                       (step(x, h, w_ih, w_hh, b_ih, b_hh * 0)[0],)))
+        for p, q, text in ((0, 1, "r and z"), (0, 2, "r and n"), (1, 2, "z and n")):
+            order = [0, 1, 2]
+            order[p], order[q] = q, p
+            hy.append((f"gates {text} are swapped: the blocks are in the order "
+                       f"r, z, n (rows 0:H, H:2H, 2H:3H).",
+                       (step(x, h, _permute_gates(w_ih, H, order),
+                             _permute_gates(w_hh, H, order),
+                             _permute_gates(b_ih, H, order),
+                             _permute_gates(b_hh, H, order))[0],)))
+        return _Case(name, args, None, (hh,), hy)
+
+    def bwd_case(name, seed, B, D, H, bias, dtype):
+        args = inputs(seed + 10, B, D, H, bias, dtype)
+        _, cache = step(*args)
+        dh = _randn(_rng(1100 + seed), (B, H), dtype)
+        g = step_b(dh, cache)
+        hy = [
+            ("dh_prev misses the direct path through z: h = (1 - z) * n + z * "
+             "h_prev adds dh * z.", _gru_step_bwd_np(dh, cache, "no_direct")),
+            ("the sign of dz: h = (1 - z) * n + z * h_prev gives dz = dh * "
+             "(h_prev - n).", _gru_step_bwd_np(dh, cache, "dz_sign")),
+            ("in the hidden projection's n block the gradient is scaled by r "
+             "(n = tanh(.. + r * (W_hn h + b_hn))).",
+             _gru_step_bwd_np(dh, cache, "n_not_scaled")),
+        ]
+        return _Case(name, (dh, cache), None, _core._tuple(g), hy)
+
+    _PARTS["gru_step_forward"] = _Part(
+        "Part A (gru_step_forward)", names, {
+            "visible": _step_cases(fwd_case, _STEP_SPECS_VISIBLE),
+            "hidden": _step_cases(fwd_case, _STEP_SPECS_HIDDEN)})
+    _PARTS["gru_step_backward"] = _Part(
+        "Part B (gru_step_backward)", names, {
+            "visible": _step_cases(bwd_case, _STEP_SPECS_VISIBLE),
+            "hidden": _step_cases(bwd_case, _STEP_SPECS_HIDDEN)})
+
+
+def gru_step_forward(fn, which="visible"):
+    """Part A of 06_gru: ``h, cache = fn(x, h_prev, w_ih, w_hh, b_ih, b_hh)``."""
+    part = _get_part("gru_step_forward")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        h, _cache = unpack(where, out, 2, "(h, cache)")
+        _check_outputs(where, ["h"], [h], _core._list(thaw(case.expected)),
+                       case.hyps)
+
+
+_GRU_STEP_TERMS = ["dx", "dh_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
+
+
+def gru_step_backward(fn, which="visible"):
+    """Part B of 06_gru: ``fn(dh, cache)`` -> (dx, dh_prev, dw_ih, dw_hh,
+    db_ih, db_hh) for lstmlib.gru.GRUStepCache."""
+    part = _get_part("gru_step_backward")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        got = unpack(where, out, 6, "(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)")
+        _check_outputs(where, _GRU_STEP_TERMS, got,
+                       _core._list(thaw(case.expected)), case.hyps,
+                       _gate_hint(3, GRU_GATES, _GRU_STEP_TERMS, _GRU_TERM_HINTS))
+
+
+# ---------------------------------------------------------------------------
 
 _PREPARERS = {
     "01_rnn_forward": _prepare_rnn_forward,
     "02_bptt": _prepare_bptt,
+    "04_lstm_cell": _prepare_lstm_cell,
+    "05_lstm_sequence": _prepare_lstm_sequence,
+    "06_gru": _prepare_gru,
 }
 
 

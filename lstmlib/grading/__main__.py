@@ -1,0 +1,123 @@
+"""The instructor's command line: ``python -m lstmlib.grading <command>``.
+
+Run it from the course folder (the one holding nbgrader_config.py) or pass
+``--course PATH``. Commands, in the order of a term::
+
+    add-students students.csv          # id,first_name,last_name,email
+    generate 01_rnn_forward            # solutions/ -> exercises/ + gradebook
+    release 01_rnn_forward             # exercises/ -> exchange
+    fetch 01_rnn_forward --student-dir DIR          (student side)
+    submit 01_rnn_forward --student ID --student-dir DIR   (student side)
+    collect 01_rnn_forward             # exchange -> grading/submitted/
+    autograde 01_rnn_forward           # sandboxed; report of every submission
+    feedback 01_rnn_forward            # HTML without hidden tests
+    release-feedback 01_rnn_forward
+    export grades.csv                  # scores + a status column
+    sandbox-check                      # can this machine build the sandbox?
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import sandbox
+from .pipeline import Course, GradingError
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m lstmlib.grading",
+                                description="Grade the course's nbgrader assignments.")
+    p.add_argument("--course", default=".", help="course folder (with nbgrader_config.py)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("add-students", help="import students from a CSV file")
+    s.add_argument("csv")
+    for name, text in [("generate", "generate the student version and the gradebook entry"),
+                       ("collect", "collect submissions from the exchange")]:
+        s = sub.add_parser(name, help=text)
+        s.add_argument("assignment")
+        if name == "collect":
+            s.add_argument("--exchange", help="exchange folder (default: Exchange.root)")
+    s = sub.add_parser("release", help="release to the exchange")
+    s.add_argument("assignment")
+    s.add_argument("--exchange")
+    s = sub.add_parser("fetch", help="student side: fetch a released assignment")
+    s.add_argument("assignment")
+    s.add_argument("--student-dir", required=True)
+    s.add_argument("--exchange")
+    s = sub.add_parser("submit", help="student side: submit an assignment")
+    s.add_argument("assignment")
+    s.add_argument("--student", required=True)
+    s.add_argument("--student-dir", required=True)
+    s.add_argument("--exchange")
+    s = sub.add_parser("autograde", help="grade collected submissions in the sandbox")
+    s.add_argument("assignment")
+    s.add_argument("--student", action="append", help="only this student (repeatable)")
+    s.add_argument("--workers", type=int, help="submissions graded at once")
+    s.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade without the sandbox (trusted notebooks only)")
+    s.add_argument("--keep-scratch", action="store_true",
+                   help="keep the per-submission scratch folders (debugging)")
+    s = sub.add_parser("feedback", help="generate feedback HTML (no hidden tests)")
+    s.add_argument("assignment")
+    s.add_argument("--student", action="append")
+    s = sub.add_parser("release-feedback", help="put feedback in the exchange")
+    s.add_argument("assignment")
+    s.add_argument("--exchange")
+    s = sub.add_parser("export", help="export grades to CSV")
+    s.add_argument("csv", nargs="?", default="grading/grades.csv")
+    sub.add_parser("sandbox-check", help="say whether the sandbox works here")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox-check":
+        ok, reason = sandbox.probe()
+        print(("OK: " if ok else "UNAVAILABLE: ") + reason)
+        return 0 if ok else 1
+    try:
+        course = Course(args.course)
+        cmd = args.command
+        if cmd == "add-students":
+            print(f"{course.add_students(args.csv)} students imported")
+        elif cmd == "generate":
+            course.generate(args.assignment)
+        elif cmd == "release":
+            course.release(args.assignment, args.exchange)
+        elif cmd == "fetch":
+            print(course.fetch(args.assignment, args.student_dir, args.exchange))
+        elif cmd == "submit":
+            course.submit(args.assignment, args.student, args.student_dir, args.exchange)
+        elif cmd == "collect":
+            course.collect(args.assignment, args.exchange)
+        elif cmd == "autograde":
+            results = course.autograde(args.assignment, args.student, workers=args.workers,
+                                       unsafe_no_sandbox=args.unsafe_no_sandbox,
+                                       keep_scratch=args.keep_scratch)
+            print(f"\n{args.assignment}: {len(results)} submissions")
+            for r in results:
+                print(r.line())
+            bad = [r.student for r in results if r.status != "graded"]
+            if bad:
+                print(f"\nNOT GRADED ({len(bad)}): {', '.join(bad)} (reasons above; "
+                      "recorded as 0 with status 'ungradable' in the export)")
+            return 3 if bad else 0
+        elif cmd == "feedback":
+            pages = course.feedback(args.assignment, args.student)
+            print(f"{len(pages)} feedback pages, checked free of hidden tests")
+        elif cmd == "release-feedback":
+            course.release_feedback(args.assignment, args.exchange)
+        elif cmd == "export":
+            print(course.export(args.csv))
+    except sandbox.SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (GradingError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

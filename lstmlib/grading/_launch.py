@@ -1,0 +1,205 @@
+"""Kernel launcher named in the sandbox kernelspec.
+
+Usage (written into kernel.json by :func:`lstmlib.grading.sandbox.write_kernelspec`)::
+
+    python .../lstmlib/grading/_launch.py POLICY.json -f CONNECTION_FILE [ipykernel args]
+
+It runs in the trusted grading process (nbgrader's autograde in one
+submission's scratch folder), prepares the kernel's writable folder, then
+starts ``ipykernel_launcher`` inside bubblewrap with resource limits and
+waits for it, recording how it ended (exit status or signal) in the
+policy's ``exit_file`` so the instructor's report can say why a kernel died.
+
+The kernel's working folder is a *copy* of the folder nbgrader executes in:
+inside the box the copy is mounted at the same path, so the student's code
+sees the usual layout, but nothing it writes (a symlink named like the
+output notebook, say) ever reaches the folder nbgrader writes into.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+if __package__:
+    from . import sandbox
+else:  # run by path from the kernelspec: skip importing the lstmlib package
+    import importlib.util as _util
+
+    _spec = _util.spec_from_file_location(
+        "_lstmlib_grading_sandbox", os.path.join(os.path.dirname(__file__), "sandbox.py"))
+    sandbox = _util.module_from_spec(_spec)
+    sys.modules[_spec.name] = sandbox
+    _spec.loader.exec_module(sandbox)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _inside(path, root):
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def copy_regular_tree(src, dst, uid=None):
+    """Copy folders and regular files only (no symlinks, devices, fifos)."""
+    os.makedirs(dst, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = os.path.relpath(dirpath, src)
+        target_dir = os.path.normpath(os.path.join(dst, rel))
+        os.makedirs(target_dir, exist_ok=True)
+        if uid is not None:
+            os.chown(target_dir, uid, uid)
+        dirnames[:] = [d for d in dirnames
+                       if stat.S_ISDIR(os.lstat(os.path.join(dirpath, d)).st_mode)]
+        for name in filenames:
+            source = os.path.join(dirpath, name)
+            if not stat.S_ISREG(os.lstat(source).st_mode):
+                continue
+            target = os.path.join(target_dir, name)
+            shutil.copyfile(source, target, follow_symlinks=False)
+            if uid is not None:
+                os.chown(target, uid, uid)
+
+
+def _count_tasks(uid):
+    count = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return count
+
+
+def _limits_preexec(limits, uid_for_nproc_count):
+    nproc = limits["max_processes"]
+    if uid_for_nproc_count is not None:
+        # An unprivileged instructor cannot switch uid: RLIMIT_NPROC counts
+        # all their tasks, so allow what they already run plus the budget.
+        nproc += _count_tasks(uid_for_nproc_count)
+    cpu = limits["cpu_seconds"]
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_file_bytes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits["max_open_files"],) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.setsid()
+        _die_with_parent()
+
+    return preexec
+
+
+def _describe(returncode, limits):
+    if returncode is None:
+        return "still running"
+    sig = -returncode if returncode < 0 else (returncode - 128 if returncode > 128 else None)
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        why = {
+            "SIGXCPU": f"CPU time limit of {limits['cpu_seconds']} s for the notebook exceeded",
+            "SIGKILL": "killed (SIGKILL: CPU hard limit, out of memory, or os.kill)",
+            "SIGSEGV": "crashed (segmentation fault)",
+            "SIGABRT": "aborted (often an allocation failing under the memory limit)",
+            "SIGXFSZ": f"file size limit of {limits['max_file_bytes']} bytes exceeded",
+        }.get(name, f"killed by {name}")
+        return f"kernel {why}"
+    return f"kernel exited with status {returncode} (sys.exit/os._exit or a crash)"
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 3 or "-f" not in argv:
+        print("usage: _launch.py POLICY -f CONNECTION_FILE [ipykernel args]",
+              file=sys.stderr)
+        return 2
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:
+        return 1
+    with open(argv[0]) as fh:
+        policy = json.load(fh)
+    kernel_args = argv[1:]
+    conn = kernel_args[kernel_args.index("-f") + 1]
+    limits = policy["limits"]
+    cwd = os.getcwd()
+    if not _inside(cwd, policy["scratch_root"]):
+        print(f"launcher: refusing to start a graded kernel outside the scratch "
+              f"folder {policy['scratch_root']} (cwd {cwd})", file=sys.stderr)
+        return 2
+
+    as_root = os.geteuid() == 0
+    sandboxed = policy["sandboxed"]
+    uid = policy["uid"] if (sandboxed and as_root) else None
+    kernel_dir = policy["kernel_dir"]
+    runtime_dir = policy["runtime_dir"]
+    if os.path.lexists(kernel_dir):
+        shutil.rmtree(kernel_dir)
+    copy_regular_tree(cwd, kernel_dir, uid)
+    if uid is not None:
+        os.chown(runtime_dir, uid, uid)
+        os.chmod(runtime_dir, 0o700)
+        os.chown(conn, uid, uid)
+
+    python_cmd = [policy["python"], "-m", "ipykernel_launcher", *kernel_args]
+    if sandboxed:
+        command = sandbox.bwrap_command(
+            bwrap=policy["bwrap"], hidden=policy["hidden"],
+            expose_ro=policy["expose_ro"],
+            binds=[(kernel_dir, cwd), (runtime_dir, runtime_dir)],
+            chdir=cwd, env=sandbox.kernel_env("/tmp"), as_root=as_root,
+            uid=uid, setpriv=policy["setpriv"], command=python_cmd,
+            tmp_bytes=limits["tmp_bytes"])
+        env, run_cwd = {}, "/"
+    else:
+        command = python_cmd
+        env = dict(os.environ, **sandbox.kernel_env(kernel_dir))
+        env["TMPDIR"] = env["IPYTHONDIR"] = kernel_dir
+        env["MPLCONFIGDIR"] = env["NUMBA_CACHE_DIR"] = kernel_dir
+        run_cwd = kernel_dir
+    preexec = _limits_preexec(limits, None if as_root else os.getuid())
+    proc = subprocess.Popen(command, cwd=run_cwd, env=env, preexec_fn=preexec,
+                            stdin=subprocess.DEVNULL)
+
+    def forward(signum, _frame):
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    returncode = proc.wait()
+    try:
+        with open(policy["exit_file"], "w") as fh:
+            json.dump({"returncode": returncode,
+                       "reason": _describe(returncode, limits)}, fh)
+    except OSError:
+        pass
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
