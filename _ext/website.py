@@ -12,6 +12,10 @@ checks there is none):
   a default light/dark mode is set (html_context default_mode): "auto".
 - Without a favicon every browser asks for /favicon.ico and gets a 404: the
   site ships its own icon.
+
+And one fix to the launch buttons: Colab opens only .ipynb files from GitHub,
+so chapters written as MyST Markdown notebooks (.md) get no Colab button (it
+would lead to an error page); they keep Binder and the .ipynb download.
 """
 
 from pathlib import Path
@@ -46,8 +50,20 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = unique
 
 
+def _drop_colab_for_text_notebooks(app, pagename, templatename, context,
+                                   doctree):
+    for group in context.get("header_buttons") or []:
+        if isinstance(group, dict) and group.get("label") == "launch-buttons":
+            group["buttons"] = [
+                b for b in group.get("buttons", [])
+                if not (b.get("text") == "Colab"
+                        and not b.get("url", "").endswith(".ipynb"))]
+
+
 def setup(app):
     app.connect("config-inited", _configure)
     # After every extension has added its scripts for the page.
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _drop_colab_for_text_notebooks,
+                priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -472,16 +472,22 @@ def test_math_is_typeset(crawl):
     problems = []
     for p, pg in crawl.items():
         d = pg.data
-        for m in RAW_TEX.finditer(d["prose"]):
+        raw = list(RAW_TEX.finditer(d["prose"]))
+        for m in raw[:3]:
             lo, hi = max(0, m.start() - 40), m.end() + 40
             snippet = d["prose"][lo:hi].replace("\n", " ")
             problems.append(f"{p}: raw TeX {m.group()!r} in '...{snippet}...'")
+        if len(raw) > 3:
+            problems.append(f"{p}: ... {len(raw) - 3} more pieces of raw TeX")
         if d["mathCount"]:
             if not d["mathjaxLoaded"]:
                 problems.append(f"{p}: {d['mathCount']} math elements but "
                                 "MathJax did not load")
-            for t in d["untypeset"]:
-                problems.append(f"{p}: not typeset: {t}")
+            for t in d["untypeset"][:3]:
+                problems.append(f"{p}: not typeset: {t[:60]!r}")
+            if len(d["untypeset"]) > 3:
+                problems.append(f"{p}: ... {len(d['untypeset']) - 3} more "
+                                "math elements not typeset")
             if d["mjxCount"] < d["mathCount"]:
                 problems.append(f"{p}: {d['mjxCount']} MathJax elements for "
                                 f"{d['mathCount']} math elements")
@@ -650,7 +656,8 @@ def test_exercise_pages_show_student_version(crawl, site):
             for marker in SOLUTION_MARKERS:
                 if marker in nb.read_text():
                     problems.append(f"{nb.relative_to(site)}: has '{marker}'")
-        source = (ROOT / "solutions" / p).with_suffix(".ipynb")
+        source = (ROOT / "solutions" / Path(p).relative_to("exercises")
+                  ).with_suffix(".ipynb")
         if source.is_file():
             leaked = sorted(ln for ln in _solution_only_lines(source)
                             if ln in lines)
@@ -695,10 +702,13 @@ def test_notebook_pages_have_launch_and_download_buttons(crawl, site):
         elif not any(parse_qs(urlsplit(h).query).get("urlpath", [""])[0]
                      .endswith("/" + rel) for h in b):
             problems.append(f"{p}: Binder link does not open {rel}: {b}")
+        to_colab = [h for h in hrefs if h.startswith(colab + "/")]
         if source.suffix == ".ipynb":
             want = f"{colab}/github/{org_repo}/blob/{branch}/{rel}"
-            if want not in hrefs:
+            if want not in to_colab:
                 problems.append(f"{p}: no Colab link {want}")
+        elif to_colab:  # Colab opens only .ipynb files
+            problems.append(f"{p}: Colab link to a text notebook: {to_colab}")
         if not any(h.endswith(Path(p).with_suffix(".ipynb").as_posix())
                    and "/_sources/" in h for h in hrefs):
             problems.append(f"{p}: no .ipynb download link")
