@@ -20,3 +20,47 @@ c.CourseDirectory.db_url = "sqlite:///grading/gradebook.db"
 # nbgrader 0.9 reads the execution time limit from Execute (the old
 # ExecutePreprocessor.timeout key is ignored).
 c.Execute.timeout = 120
+
+# ---------------------------------------------------------------------------
+# Grading pipeline (python -m lstmlib.grading ...; see book/instructor_guide.md)
+# ---------------------------------------------------------------------------
+import os as _os
+
+_course = _os.path.dirname(_os.path.abspath(__file__))
+
+# Keeping solutions and hidden tests private when this repository is public:
+# keep the source notebooks in a private folder (a private repository cloned
+# next to this one, say) and point nbgrader at it. An absolute path works.
+#   export LSTMLIB_GRADING_SOURCE=/home/me/rnn-course-private/solutions
+if _os.environ.get("LSTMLIB_GRADING_SOURCE"):
+    c.CourseDirectory.source_directory = _os.environ["LSTMLIB_GRADING_SOURCE"]
+
+# The local exchange (release_assignment / fetch_assignment / submit /
+# collect on one machine). A course server uses a shared folder such as
+# /srv/nbgrader/exchange instead.
+c.Exchange.root = _os.path.join(_course, "grading", "exchange")
+
+# Deleted test cells are put back (from the gradebook) before grading.
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback must not show hidden tests: nbgrader's default feedback prints the
+# whole autograded cell, hidden tests and their tracebacks included.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor as _CSS  # noqa: E402
+from nbgrader.preprocessors import GetGrades as _GetGrades  # noqa: E402
+
+from lstmlib.grading._nbext import StripHiddenTests as _Strip  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [_Strip, _GetGrades, _CSS]
+
+# The sandbox every graded kernel runs in (lstmlib/grading/sandbox.py).
+c.GradingSandbox.memory_bytes = 4 * 1024**3       # address space of the kernel
+c.GradingSandbox.cpu_seconds = 300                # CPU time, whole notebook
+c.GradingSandbox.max_processes = 64               # tasks of the kernel's uid
+c.GradingSandbox.max_file_bytes = 64 * 1024**2    # largest file it may write
+c.GradingSandbox.max_cell_output_bytes = 1024**2  # output kept per cell
+c.GradingSandbox.max_notebook_output_bytes = 8 * 1024**2
+c.GradingSandbox.wall_seconds = 900               # one submission, end to end
+c.GradingSandbox.workers = 2                      # submissions graded at once
+# Extra folders to hide from graded kernels (the course folder, its source,
+# gradebook and exchange, /tmp, /home, /root, /run are always hidden):
+c.GradingSandbox.hide = []

@@ -158,10 +158,16 @@ def main(argv=None):
     if os.path.lexists(kernel_dir):
         shutil.rmtree(kernel_dir)
     copy_regular_tree(cwd, kernel_dir, uid)
+    # The connection file may live anywhere (often /tmp, hidden in the box):
+    # give the kernel a copy in the runtime folder, which is mapped inside.
+    kernel_conn = os.path.join(runtime_dir, "connection.json")
+    shutil.copyfile(conn, kernel_conn)
+    os.chmod(kernel_conn, 0o600)
+    kernel_args[kernel_args.index("-f") + 1] = kernel_conn
     if uid is not None:
         os.chown(runtime_dir, uid, uid)
         os.chmod(runtime_dir, 0o700)
-        os.chown(conn, uid, uid)
+        os.chown(kernel_conn, uid, uid)
 
     python_cmd = [policy["python"], "-m", "ipykernel_launcher", *kernel_args]
     if sandboxed:

@@ -556,6 +556,7 @@ c.Execute.timeout = {cell_timeout!r}
 c.Execute.startup_timeout = 120
 c.Execute.kernel_name = {kernel_name!r}
 c.KernelManager.transport = "ipc"
+c.KernelManager.ip = {ipc_prefix!r}
 c.GuardedExecute.status_file = {status_file!r}
 c.GuardedExecute.max_cell_output_bytes = {max_cell!r}
 c.GuardedExecute.max_notebook_output_bytes = {max_nb!r}
@@ -655,6 +656,7 @@ class _Job:
             real_config=str(self.cfg.config_file), course=str(self.course),
             course_id=self.cfg.course_id, db_url=f"sqlite:///{self.course / 'gradebook.db'}",
             cell_timeout=self.cfg.cell_timeout, kernel_name=sandbox.KERNEL_NAME,
+            ipc_prefix=str(self.scratch / "rt" / "k"),
             status_file=str(self.scratch / "status.jsonl"),
             max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes))
         return ""

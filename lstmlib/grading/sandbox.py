@@ -161,11 +161,25 @@ def bwrap_command(*, bwrap: str, hidden, expose_ro, binds, chdir: str,
             argv += ["--ro-bind", "/dev/null", path]
         inside.add(path)
 
+    made = set()
+
+    def parents(path):
+        # bwrap makes missing mount points 0700; make them 0755 ourselves so
+        # the unprivileged kernel can walk down to what is mapped there.
+        out = []
+        parent = os.path.dirname(path)
+        while parent not in ("/", "") and under_hidden(parent) and parent not in inside:
+            if parent not in made:
+                out.append(parent)
+                made.add(parent)
+            parent = os.path.dirname(parent)
+        return [arg for p in reversed(out) for arg in ("--perms", "0755", "--dir", p)]
+
     for path in sorted(set(expose_ro), key=lambda p: (p.count("/"), p)):
         if os.path.isdir(path) and under_hidden(path):
-            argv += ["--ro-bind", path, path]
+            argv += parents(path) + ["--ro-bind", path, path]
     for outside, target in binds:
-        argv += ["--bind", outside, target]
+        argv += parents(target) + ["--bind", outside, target]
     argv += ["--chdir", chdir]
     for key, value in sorted(env.items()):
         argv += ["--setenv", key, value]
