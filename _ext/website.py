@@ -1,8 +1,8 @@
-"""Small fixes to the theme so that the site loads cleanly in a browser.
+"""Fixes to the theme, the search and the launch buttons of the website.
 
-Loaded from _config.yml (sphinx: local_extensions). Each fix answers an error
-a reader would otherwise get in the browser console (tests/test_website.py
-checks there is none):
+Loaded from _config.yml (sphinx: local_extensions). The first three fixes
+answer an error a reader would otherwise get in the browser console
+(tests/test_website.py checks there is none):
 
 - jupyter-book 1 with Sphinx 7.4 emits the inline configuration scripts of
   sphinx-thebe and sphinx-togglebutton twice per page; the second copy of
@@ -12,6 +12,9 @@ checks there is none):
   a default light/dark mode is set (html_context default_mode): "auto".
 - Without a favicon every browser asks for /favicon.ico and gets a 404: the
   site ships its own icon.
+
+Search: a query of several words found as a phrase in a section title ranks
+that section first (search_scorer.js; Sphinx ranks word by word).
 
 And one fix to the launch buttons: Colab opens only .ipynb files from GitHub,
 so chapters written as MyST Markdown notebooks (.md) get no Colab button (it
@@ -27,6 +30,8 @@ def _configure(app, config):
     config.html_context.setdefault("default_mode", "auto")
     if not config.html_favicon:
         config.html_favicon = str(HERE / "favicon.svg")
+    if not config.html_search_scorer:
+        config.html_search_scorer = str(HERE / "search_scorer.js")
 
 
 def _script_key(script):
