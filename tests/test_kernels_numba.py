@@ -1,0 +1,192 @@
+"""The Numba CPU kernels against the numpy reference (their oracle) and torch.
+
+Compiled functions are cached on disk (``cache=True``), so only the first run
+on a machine pays for compiling (about a minute on 2 cores).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmlib.gru import GRU_CELL
+from lstmlib.kernels import get_cell
+from lstmlib.lstm import LSTM_CELL
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = {"lstm": LSTM_CELL, "gru": GRU_CELL}
+GATES = {"lstm": 4, "gru": 3}
+# normwise: max |a - b| <= tol * max |b|
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def _problem(kind, dtype, T, B, D, H, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    G = GATES[kind]
+
+    def r(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    x = r(T, B, D)
+    state = tuple(r(B, H) for _ in range(2 if kind == "lstm" else 1))
+    weights = (r(G * H, D, scale=0.5), r(G * H, H, scale=0.5),
+               r(G * H) if bias else None, r(G * H) if bias else None)
+    d_out = r(T, B, H)
+    d_state = tuple(r(B, H) for _ in state)
+    return x, state, weights, d_out, d_state
+
+
+def _close(ref, got, dtype, what):
+    if ref is None:
+        assert got is None, f"{what}: expected None, received an array"
+        return
+    assert got.dtype == ref.dtype, f"{what}: dtype {got.dtype} != {ref.dtype}"
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
+    err = np.max(np.abs(ref - got)) / max(np.max(np.abs(ref)), 1e-30)
+    assert err <= TOL[dtype], f"{what}: normwise error {err:.2e} > {TOL[dtype]:.0e}"
+
+
+def _compare_cells(kind, dtype, lengths, reverse, bias, **options):
+    T, B, D, H = 4, 3, 5, 6
+    x, state, weights, d_out, d_state = _problem(kind, dtype, T, B, D, H, bias)
+    ref, cell = REF[kind], get_cell(kind, "numba")
+    out_r, st_r, cache_r = ref.forward(x, state, weights, lengths=lengths,
+                                       reverse=reverse)
+    out, st, cache = cell.forward(x, state, weights, lengths=lengths,
+                                  reverse=reverse, **options)
+    _close(out_r, out, dtype, "out")
+    for i, (a, b) in enumerate(zip(st_r, st)):
+        _close(a, b, dtype, f"state_n[{i}]")
+    dx_r, ds_r, dw_r = ref.backward(d_out, d_state, cache_r)
+    dx, ds, dw = cell.backward(d_out, d_state, cache)
+    _close(dx_r, dx, dtype, "dx")
+    for i, (a, b) in enumerate(zip(ds_r, ds)):
+        _close(a, b, dtype, f"d_state0[{i}]")
+    for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"), dw_r, dw):
+        _close(a, b, dtype, name)
+
+
+CASES = [(None, False, True), (np.array([4, 1, 3]), False, True),
+         (np.array([2, 4, 1]), True, False)]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("mode", ["fused", "stepwise"])
+@pytest.mark.parametrize("lengths,reverse,bias", CASES)
+def test_numba_matches_reference_float64(kind, mode, lengths, reverse, bias):
+    _compare_cells(kind, np.float64, lengths, reverse, bias, mode=mode)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("mode", ["fused", "stepwise"])
+def test_numba_matches_reference_float32(kind, mode):
+    _compare_cells(kind, np.float32, np.array([4, 2, 3]), True, True, mode=mode)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_batch_parallel_kernels_match_reference(kind):
+    _compare_cells(kind, np.float64, np.array([3, 4, 1]), False, True,
+                   mode="fused", parallel=True)
+
+
+def test_auto_mode_picks_fused_when_small_and_stepwise_when_large():
+    from lstmlib.kernels import numba_cells
+    assert numba_cells._pick_mode("auto", 1, 32, 4) == "fused"
+    assert numba_cells._pick_mode("auto", 64, 512, 4) == "stepwise"
+    with pytest.raises(ValueError, match="mode"):
+        numba_cells._pick_mode("fastest", 1, 32, 4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_layer_with_numba_backend_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    import lstmlib
+    torch.manual_seed(0)
+    cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
+    mod = cls(3, 5, num_layers=2, bidirectional=True).double()
+    layer = lstmlib.from_torch(mod, backend="numba")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 2, 3))
+    xt = torch.tensor(x, requires_grad=True)
+    out_t, _ = mod(xt)
+    d_out = rng.standard_normal(out_t.shape)
+    out_t.backward(torch.tensor(d_out))
+    out, _ = layer.forward(x)
+    dx, _ = layer.backward(d_out)
+    _close(out_t.detach().numpy(), out, np.float64, "output")
+    _close(xt.grad.numpy(), dx, np.float64, "dx")
+    for name, p in mod.named_parameters():
+        _close(p.grad.numpy(), layer.grads[name], np.float64, name)
+
+
+def test_vectorisable_tanh_is_accurate():
+    from numba import njit
+
+    from lstmlib.kernels.vmath import tanh64
+
+    @njit
+    def apply(a, out):
+        for i in range(a.size):
+            out[i] = tanh64(a[i])
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.standard_normal(20000) * 4,
+                        rng.uniform(-1e-6, 1e-6, 1000),
+                        np.linspace(-25, 25, 5001),
+                        [0.0, 0.625, -0.625, np.nextafter(0.625, 0), 1e-300,
+                         710.0, -1e5]])
+    out = np.empty_like(a)
+    apply(a, out)
+    ref = np.tanh(a)
+    ulps = np.abs(out - ref) / np.spacing(np.maximum(np.abs(ref), 1e-300))
+    assert ulps.max() <= 4, f"tanh64: {ulps.max():.1f} ulp at x={a[ulps.argmax()]!r}"
+    assert out[0 + 20000 + 1000 + 5001] == 0.0
+
+
+def test_get_cell_contract():
+    from lstmlib.rnn import RNN_CELL
+    assert get_cell("lstm", "numpy") is LSTM_CELL
+    assert get_cell("rnn", "numba") is RNN_CELL        # documented fallback
+    cell = get_cell("gru", "numba")
+    assert (cell.name, cell.num_gates, cell.num_states) == ("gru", 3, 1)
+    with pytest.raises(ValueError, match="backend"):
+        get_cell("lstm", "opencl")
+    with pytest.raises(ValueError, match="kind"):
+        get_cell("transformer", "numba")
+    with pytest.raises(ValueError, match="kind"):
+        get_cell("gru", "cuda")
+
+
+def test_numba_backend_rejects_bad_input_like_the_reference():
+    x, state, weights, _, _ = _problem("lstm", np.float64, 3, 2, 4, 5)
+    cell = get_cell("lstm", "numba")
+    with pytest.raises(ValueError, match="h0"):
+        cell.forward(x, (state[0][:1], state[1]), weights)
+    with pytest.raises(ValueError, match="x"):
+        cell.forward(x.astype(np.float32), state, weights)
+
+
+def test_kernels_run_as_plain_python_with_jit_disabled():
+    """NUMBA_DISABLE_JIT=1 (for debugging) runs the same code uncompiled."""
+    code = (
+        "import numpy as np\n"
+        "from lstmlib.kernels import get_cell\n"
+        "from lstmlib.lstm import LSTM_CELL\n"
+        "from lstmlib.kernels import numba_cpu\n"
+        "assert not hasattr(numba_cpu.lstm_sequence_forward, 'py_func')\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((2, 2, 3))\n"
+        "s = (rng.standard_normal((2, 4)), rng.standard_normal((2, 4)))\n"
+        "w = (rng.standard_normal((16, 3)), rng.standard_normal((16, 4)),\n"
+        "     rng.standard_normal(16), rng.standard_normal(16))\n"
+        "a = LSTM_CELL.forward(x, s, w)[0]\n"
+        "b = get_cell('lstm', 'numba').forward(x, s, w, mode='fused')[0]\n"
+        "print(float(np.max(np.abs(a - b))))\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.strip()) < 1e-12
