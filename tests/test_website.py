@@ -287,6 +287,7 @@ class Page:
     bytes: int = 0              # transferred (gzip as on GitHub Pages), cold cache
     raw_bytes: int = 0          # the same, uncompressed
     ready_ms: float = 0.0                             # until math typeset
+    urls: dict = field(default_factory=dict)          # request id -> URL
 
 
 def _network_events(driver):
@@ -295,10 +296,31 @@ def _network_events(driver):
         yield msg["method"], msg.get("params", {})
 
 
+def record_logs(driver, page):
+    """Move what the browser logged since the last call into `page`."""
+    page.console += [e for e in driver.get_log("browser")
+                     if e["level"] == "SEVERE"]
+    for method, params in _network_events(driver):
+        rid = params.get("requestId")
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            page.urls[rid] = url
+            page.requests.append(url)
+        elif method == "Network.responseReceived":
+            status = params["response"]["status"]
+            if status >= 400:
+                page.failed.append((params["response"]["url"], status))
+        elif method == "Network.loadingFailed":
+            page.failed.append((page.urls.get(rid, "?"),
+                                params.get("errorText")))
+        elif method == "Network.dataReceived":
+            page.raw_bytes += int(params.get("dataLength", 0))
+        elif method == "Network.loadingFinished":
+            page.bytes += int(params.get("encodedDataLength", 0))
+
+
 def visit(driver, base, path, screenshot=None):
     """Load one page, wait until it is done, and record what happened."""
-    driver.get_log("browser")
-    driver.get_log("performance")
     page = Page(path)
     driver.get(base + path)
     if driver.execute_script(
@@ -315,25 +337,7 @@ def visit(driver, base, path, screenshot=None):
     if screenshot:
         SHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOTS / f"{screenshot}.png"))
-    page.console = [e for e in driver.get_log("browser")
-                    if e["level"] == "SEVERE"]
-    urls = {}
-    for method, params in _network_events(driver):
-        rid = params.get("requestId")
-        if method == "Network.requestWillBeSent":
-            url = params["request"]["url"]
-            urls[rid] = url
-            page.requests.append(url)
-        elif method == "Network.responseReceived":
-            status = params["response"]["status"]
-            if status >= 400:
-                page.failed.append((params["response"]["url"], status))
-        elif method == "Network.loadingFailed":
-            page.failed.append((urls.get(rid, "?"), params.get("errorText")))
-        elif method == "Network.dataReceived":
-            page.raw_bytes += int(params.get("dataLength", 0))
-        elif method == "Network.loadingFinished":
-            page.bytes += int(params.get("encodedDataLength", 0))
+    record_logs(driver, page)
     return page
 
 
@@ -351,8 +355,16 @@ def crawl(driver, site, server):
     shots = {v: k for k, v in SCREENSHOT_PAGES.items()}
     if exercise:
         shots[exercise] = "exercise"
-    pages = {p: visit(driver, server, p, screenshot=shots.get(p))
-             for p in site_pages(site)}
+    driver.get("about:blank")
+    driver.get_log("browser")
+    driver.get_log("performance")
+    pages, page = {}, None
+    for p in site_pages(site):
+        if page:  # what the previous page did after it was checked
+            record_logs(driver, page)
+        pages[p] = page = visit(driver, server, p, screenshot=shots.get(p))
+    driver.get("about:blank")
+    record_logs(driver, page)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(
         {p: {"bytes": pg.bytes, "raw_bytes": pg.raw_bytes, "load_ms": pg.data.get("loadMs"),
