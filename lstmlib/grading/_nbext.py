@@ -7,8 +7,9 @@
     grader's memory first), and a record of every cell's execution status
     written to a side file read by the pipeline. A graded cell whose output
     went over budget, whose reply was not ``ok`` yet shows no error (error
-    display suppressed), or that never ran, gets an error output, so
-    nbgrader scores it zero.
+    display suppressed), or that did not run to its last line (a canary
+    line appended for execution only must print its token), gets an error
+    output, so nbgrader scores it zero.
 
 ``StripHiddenTests``
     Used by ``generate_feedback``: removes the ``### BEGIN HIDDEN TESTS``
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 
+from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -52,6 +55,8 @@ class GuardedExecute(Execute):
         8 << 20, help="Largest output kept for the whole notebook").tag(config=True)
     status_file = Unicode(
         "", help="JSON-lines file receiving each notebook's cell statuses").tag(config=True)
+    canary = Bool(
+        True, help="Check that each graded cell ran to its last line").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._cell_bytes = {}
@@ -59,6 +64,7 @@ class GuardedExecute(Execute):
         self._over = set()
         self._status = {}
         self._current = None
+        self._canary_missing = set()
         notebook = (resources or {}).get("nbgrader", {}).get("notebook", "")
         died = None
         try:
@@ -85,6 +91,7 @@ class GuardedExecute(Execute):
                 "solution": bool(utils.is_solution(cell)),
                 "status": self._status.get(index),
                 "output_truncated": index in self._over,
+                "did_not_finish": index in self._canary_missing,
             })
         if died is not None and died.get("cell_index") is not None:
             cell = nb.cells[died["cell_index"]]
@@ -95,8 +102,40 @@ class GuardedExecute(Execute):
     async def async_execute_cell(self, cell, cell_index, execution_count=None,
                                  store_history=True):
         self._current = cell_index
-        return await super().async_execute_cell(
-            cell, cell_index, execution_count=execution_count, store_history=store_history)
+        if not (self.canary and cell.cell_type == "code" and utils.is_grade(cell)
+                and cell.source.strip()):
+            return await super().async_execute_cell(
+                cell, cell_index, execution_count=execution_count, store_history=store_history)
+        # A graded cell must run to its last line: it prints a fresh token
+        # there. A kernel that skips or rewrites the test code (IPython hooks,
+        # patched run_cell) and so shows no error, also shows no token.
+        token = "grader-canary-" + secrets.token_hex(12)
+        original = cell.source
+        cell.source = original + f"\nprint({token!r})\n"
+        try:
+            cell = await super().async_execute_cell(
+                cell, cell_index, execution_count=execution_count, store_history=store_history)
+        finally:
+            cell.source = original
+        seen = False
+        for output in cell.outputs:
+            if output.get("output_type") == "stream" and token in output.get("text", ""):
+                seen = True
+                output.text = output.text.replace(token + "\n", "").replace(token, "")
+        cell.outputs = [o for o in cell.outputs
+                        if not (o.get("output_type") == "stream" and o.get("text") == "")]
+        has_error = any(o.get("output_type") == "error" for o in cell.outputs)
+        if not seen and not has_error:
+            self._canary_missing.add(cell_index)
+            cell.outputs.append(NotebookNode(
+                output_type="error", ename="GraderError",
+                evalue="the test cell did not run to its end",
+                traceback=["GraderError: the test cell did not run to its end "
+                           "(its code was skipped or altered inside the kernel)"]))
+        return cell
+
+    # nbclient binds execute_cell to the base class's coroutine: rebind it.
+    execute_cell = run_sync(async_execute_cell)
 
     def _over_budget(self, cell_index, content) -> bool:
         size = _size(content)

@@ -17,6 +17,8 @@ from . import _core, guards
 from ._core import (compare, fail, fmt, freeze, gate_blocks, same_values,
                     thaw, time_steps_hit, unpack)
 
+_sorted = _core._sorted
+
 _PARTS = {}          # part name -> _Part
 _PREPARED = []       # names of prepared assignments
 
@@ -54,7 +56,8 @@ def _get_part(name):
 
 def _run(where, fn, part, args, kwargs):
     """Call the student's function under the delegation tripwires."""
-    tw = guards.tripwires(part.names, part.wrap)
+    tw = guards.tripwires(part.names, part.wrap,
+                          _core._getattr(fn, "__globals__", None))
     with tw:
         try:
             out = fn(*args, **kwargs)
@@ -968,7 +971,7 @@ def lstm_backward(fn, which="visible"):
     dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMCache."""
     part = _get_part("lstm_backward")
     guards.require_own_function(part.label, fn, part.names)
-    table = dict(_LSTM_TERM_HINTS)
+    table = _core._dict(_LSTM_TERM_HINTS)
     table["dc0"] = "dc0 is the gradient carried out of the first step (its dc_prev)."
     table["dh0"] = "dh0 is the gradient carried out of the first step (its dh_prev)."
     gate = _gate_hint(4, LSTM_GATES, _LSTM_SEQ_TERMS, table)
@@ -1148,6 +1151,634 @@ def gru_step_backward(fn, which="visible"):
 
 
 # ---------------------------------------------------------------------------
+# 07 bidirectional
+
+def _reverse_padded_np(x, lengths):
+    y = x.copy()
+    for b, L in _core._enumerate(lengths):
+        y[:L, b] = x[:L, b][::-1]
+    return y
+
+
+def _no_reverse_wrap(orig, log):
+    """lstm_forward that refuses reverse=True (the exercise is to reverse)."""
+    name = f"{orig.__module__}.{orig.__name__}(..., reverse=True)"
+
+    def lstm_forward(*args, **kwargs):
+        if kwargs.get("reverse") or (_core._len(args) > 8 and args[8]):
+            log.append(name)
+            raise guards.DelegationError(f"{name} may not be used here")
+        return orig(*args, **kwargs)
+    return lstm_forward
+
+
+def _prepare_bidirectional():
+    from lstmlib import bidirectional, lstm
+    bif = bidirectional.bidirectional_forward
+    cell = lstm.LSTM_CELL
+    seqf = lstm.lstm_forward
+    names = ("bidirectional_forward", "bidirectional_backward")
+    wrap = {"lstm_forward": _no_reverse_wrap}
+
+    def rp_case(name, seed, T, B, F, lengths, dtype="float64"):
+        rng = _rng(1200 + seed)
+        x = _randn(rng, (T, B, F), dtype)
+        lengths = _core._np_array(lengths, dtype="int64")
+        y = _reverse_padded_np(x, lengths)
+        hy = [("the whole time axis is reversed, ignoring lengths: only the "
+               "first lengths[b] steps of sequence b are reversed, the padding "
+               "stays where it is.", (x[::-1].copy(),)),
+              ("the batch axis is reversed instead of the time axis.",
+               (x[:, ::-1].copy(),))]
+        return _Case(name, (x, lengths), None, (y,), hy)
+
+    def bi_inputs(seed, T, B, D, H, lengths, bias, dtype):
+        rng = _rng(1300 + seed)
+        wf = _weights(rng, 4, D, H, dtype, bias)
+        wb = _weights(rng, 4, D, H, dtype, bias)
+        x = _randn(rng, (T, B, D), dtype)
+        sf = (_randn(rng, (B, H), dtype, 0.8), _randn(rng, (B, H), dtype))
+        sb = (_randn(rng, (B, H), dtype, 0.8), _randn(rng, (B, H), dtype))
+        return x, _core._np_array(lengths, dtype="int64"), sf, sb, wf, wb
+
+    def bi_case(name, seed, T, B, D, H, lengths, bias=True, dtype="float64"):
+        x, L, sf, sb, wf, wb = bi_inputs(seed, T, B, D, H, lengths, bias, dtype)
+        out, snf, snb, _ = bif(cell, x, sf, sb, wf, wb, L)
+        out_f = out[:, :, :H]
+        mask = (_core._np_array([[1.0 if t < l else 0.0 for l in lengths]
+                                 for t in _core._range(T)], dtype=dtype))[:, :, None]
+        o_plain, _, _ = seqf(x, *sb, *wb, lengths=L)                 # not reversed
+        o_full, _, _ = seqf(x, *sb, *wb, lengths=None, reverse=True)  # whole T
+        o_rev_in, _, _ = seqf(_reverse_padded_np(x, L), *sb, *wb, lengths=L)
+        cat = _core._np_concatenate
+        hy = [
+            ("the backward direction is not reversed: it must read each "
+             "sequence from its last real step to its first.",
+             (cat([out_f, o_plain], axis=2),)),
+            ("the backward direction reverses the whole time axis, ignoring "
+             "lengths: it must start at step lengths[b] - 1 of sequence b.",
+             (cat([out_f, o_full * mask], axis=2),)),
+            ("the backward direction's outputs are not reversed back: out[t] "
+             "must be the backward state at step t.",
+             (cat([out_f, o_rev_in], axis=2),)),
+            ("the two directions are concatenated in the wrong order: "
+             "[forward, backward].", (cat([out[:, :, H:], out_f], axis=2),)),
+        ]
+        hs = [("the forward and backward final states are swapped.",
+               (snb[0], snb[1], snf[0], snf[1]))]
+        return _Case(name, (x, L, sf, sb, wf, wb), None,
+                     (out, snf[0], snf[1], snb[0], snb[1]), hy, extra=hs)
+
+    rp_vis = [rp_case("T=5, B=3, lengths [5, 3, 1]", 0, 5, 3, 2, [5, 3, 1])]
+    rp_hid = [rp_case("T=1, B=2, lengths [1, 1]", 1, 1, 2, 3, [1, 1]),
+              rp_case("T=4, B=1, lengths [2]", 2, 4, 1, 2, [2]),
+              rp_case("T=6, B=3, lengths [6, 2, 4], float32", 3, 6, 3, 2,
+                      [6, 2, 4], "float32")]
+    bi_vis = [bi_case("T=5, B=3, D=4, H=5, lengths [5, 3, 1]", 0, 5, 3, 4, 5,
+                      [5, 3, 1])]
+    bi_hid = [bi_case("T=1, B=2, D=3, H=2, lengths [1, 1]", 1, 1, 2, 3, 2, [1, 1]),
+              bi_case("T=4, B=1, D=2, H=3, lengths [2]", 2, 4, 1, 2, 3, [2]),
+              bi_case("T=4, B=3, D=3, H=3, lengths [4, 4, 4], no biases", 3, 4,
+                      3, 3, 3, [4, 4, 4], bias=False),
+              bi_case("T=5, B=2, D=3, H=4, lengths [4, 2], float32", 4, 5, 2,
+                      3, 4, [4, 2], dtype="float32")]
+    _PARTS["reverse_padded"] = _Part("Part A (reverse_padded)", names,
+                                     {"visible": rp_vis, "hidden": rp_hid}, wrap=wrap)
+    _PARTS["bidirectional_output"] = _Part(
+        "Part B (bidirectional_lstm: out)", names,
+        {"visible": bi_vis, "hidden": bi_hid}, wrap=wrap)
+    _PARTS["bidirectional_states"] = _Part(
+        "Part C (bidirectional_lstm: final states)", names,
+        {"visible": bi_vis, "hidden": bi_hid}, wrap=wrap)
+
+
+def reverse_padded(fn, which="visible"):
+    """Part A of 07_bidirectional: ``fn(x, lengths)`` reverses the first
+    lengths[b] steps of every sequence b and leaves the padding in place."""
+    part = _get_part("reverse_padded")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        x, L = thaw(case.args)
+        y = _run(where, fn, part, (x, L), {})
+        _check_outputs(where, ["the result"], [y],
+                       _core._list(thaw(case.expected)), case.hyps)
+
+
+def _bidirectional_run(part, fn, case):
+    where = f"{part.label}, case {case.name}"
+    out = _run(where, fn, part, thaw(case.args), {})
+    o, snf, snb = unpack(where, out, 3, "(out, (h_n_f, c_n_f), (h_n_b, c_n_b))")
+    hf, cf = unpack(where, snf, 2, "the forward final state (h_n, c_n)")
+    hb, cb = unpack(where, snb, 2, "the backward final state (h_n, c_n)")
+    return where, o, hf, cf, hb, cb
+
+
+def _padding_hint(wrong, actuals, expecteds):
+    out, exp = actuals[0], expecteds[0]
+    H = exp.shape[2] // 2
+    f_ok = same_values(out[:, :, :H].copy(), exp[:, :, :H].copy())
+    b_ok = same_values(out[:, :, H:].copy(), exp[:, :, H:].copy())
+    if f_ok and not b_ok:
+        return "the forward half out[..., :H] is right; the backward half differs."
+    if b_ok and not f_ok:
+        return "the backward half out[..., H:] is right; the forward half differs."
+    return None
+
+
+def bidirectional_output(fn, which="visible"):
+    """Part B of 07_bidirectional: the output (T, B, 2H) of
+    ``fn(x, lengths, state_f, state_b, weights_f, weights_b)``."""
+    part = _get_part("bidirectional_output")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where, o, hf, cf, hb, cb = _bidirectional_run(part, fn, case)
+        exp = thaw(case.expected)
+        _check_outputs(where, ["out"], [o], [exp[0]], case.hyps, _padding_hint)
+
+
+def bidirectional_states(fn, which="visible"):
+    """Part C of 07_bidirectional: the final states of both directions."""
+    part = _get_part("bidirectional_states")
+    guards.require_own_function(part.label, fn, part.names)
+    names = ["h_n (forward)", "c_n (forward)", "h_n (backward)", "c_n (backward)"]
+
+    def hint(wrong, actuals, expecteds):
+        if _core._any("backward" in w for w in wrong) and not \
+                _core._any("forward)" in w for w in wrong):
+            return ("the backward direction's final state is the state after "
+                    "its last step, which is step 0 of the sequence (its first "
+                    "real step), not step T-1.")
+        if _core._any("forward)" in w for w in wrong):
+            return ("the forward final state of sequence b is its state at "
+                    "step lengths[b] - 1 (padding keeps the state).")
+        return None
+
+    for case in _cases(part, which):
+        where, o, hf, cf, hb, cb = _bidirectional_run(part, fn, case)
+        exp = _core._list(thaw(case.expected))[1:]
+        _check_outputs(where, names, [hf, cf, hb, cb], exp, thaw(case.extra)
+                       and [(t, freeze(v)) for t, v in thaw(case.extra)], hint)
+
+
+# ---------------------------------------------------------------------------
+# 03 gradient_norms
+
+GRADIENT_EXPERIMENT = {"T": 30, "D": 4, "H": 16, "x_seed": 0, "rnn_seed": 1,
+                       "lstm_seed": 2, "forget_bias": 3.0, "near": 1, "far": 20}
+
+
+def _prepare_gradient_norms():
+    import lstmlib
+    from lstmlib import analysis
+    RNN, LSTM = lstmlib.RNN, lstmlib.LSTM
+    ign = analysis.input_gradient_norms
+    names = ("input_gradient_norms",)
+
+    def layer_state(kind, seed, D, H, nl="tanh"):
+        if kind == "rnn":
+            layer = RNN(D, H, nonlinearity=nl, rng=_rng(seed))
+        else:
+            layer = LSTM(D, H, rng=_rng(seed))
+        return layer
+
+    def ign_case(name, kind, seed, T, B, D, H, nl="tanh", with_state=False):
+        layer = layer_state(kind, 1400 + seed, D, H, nl)
+        rng = _rng(1500 + seed)
+        x = _randn(rng, (T, B, D))
+        norms = ign(layer, x)
+        hy = [("the norms are in reverse time order: entry t is for x_t.",
+               (norms[::-1].copy(),))]
+        return _Case(name, (kind, 1400 + seed, D, H, nl, x), None, (norms,), hy,
+                     extra=dict(layer.params))
+
+    _PARTS["input_gradient_norms"] = _Part(
+        "Part A (input_gradient_norms)", names, {
+            "visible": [ign_case("RNN tanh, T=6, B=2, D=3, H=4", "rnn", 0, 6, 2, 3, 4)],
+            "hidden": [ign_case("LSTM, T=5, B=3, D=2, H=3", "lstm", 1, 5, 3, 2, 3),
+                       ign_case("RNN relu, T=1, B=1, D=2, H=3", "rnn", 2, 1, 1, 2, 3, "relu"),
+                       ign_case("LSTM, T=8, B=1, D=3, H=5", "lstm", 3, 8, 1, 3, 5)]})
+
+    def fb_case(name, seed, D, H, value):
+        layer = LSTM(D, H, rng=_rng(1600 + seed))
+        before = dict(layer.params)
+        after = {k: v.copy() for k, v in before.items()}
+        after["bias_ih_l0"][H:2 * H] = value
+        after["bias_hh_l0"][H:2 * H] = 0.0
+        swapped = {k: v.copy() for k, v in before.items()}
+        swapped["bias_ih_l0"][0:H] = value
+        swapped["bias_hh_l0"][0:H] = 0.0
+        both = {k: v.copy() for k, v in before.items()}
+        both["bias_ih_l0"][H:2 * H] = value
+        both["bias_hh_l0"][H:2 * H] = value
+        hy = [("the input gate's block (rows 0:H) was set: the forget gate is "
+               "the second block, rows H:2H (order i, f, g, o).", swapped),
+              ("both biases were set to value, so the total forget bias is "
+               "2 * value: set b_ih's block and zero b_hh's.", both)]
+        return _Case(name, (1600 + seed, D, H, value), None, after, hy,
+                     extra=before)
+
+    _PARTS["set_forget_bias"] = _Part(
+        "Part B (set_forget_bias)", names, {
+            "visible": [fb_case("D=3, H=4, value 3", 0, 3, 4, 3.0)],
+            "hidden": [fb_case("D=2, H=1, value -1", 1, 2, 1, -1.0),
+                       fb_case("D=4, H=6, value 0", 2, 4, 6, 0.0)]})
+
+    def ratio_case(name, seed, T, near, far):
+        norms = _core._np_exp(_randn(_rng(1700 + seed), (T,)))
+        return _Case(name, (norms, near, far), None,
+                     (float(norms[T - 1 - far] / norms[T - 1 - near]),),
+                     [("near and far are swapped (ratio = far / near).",
+                       (float(norms[T - 1 - near] / norms[T - 1 - far]),)),
+                      ("the distance counts from the start: use norms[T-1-far] "
+                       "/ norms[T-1-near].",
+                       (float(norms[far] / norms[near]),))])
+
+    _PARTS["gradient_ratio"] = _Part(
+        "Part C (gradient_ratio)", names, {
+            "visible": [ratio_case("T=30, near=1, far=20", 0, 30, 1, 20)],
+            "hidden": [ratio_case("T=5, near=0, far=4", 1, 5, 0, 4),
+                       ratio_case("T=12, near=2, far=7", 2, 12, 2, 7)]})
+
+    # the experiment, with the notebook's configuration
+    E = GRADIENT_EXPERIMENT
+    x = _rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
+    T, near, far = E["T"], E["near"], E["far"]
+
+    def ratio(layer):
+        n = ign(layer, x)
+        return float(n[T - 1 - far] / n[T - 1 - near])
+
+    rnn = RNN(E["D"], E["H"], rng=_rng(E["rnn_seed"]))
+    results = {"rnn": ratio(rnn)}
+    for key, fb in (("lstm", 0.0), ("lstm_forget_bias", E["forget_bias"])):
+        layer = LSTM(E["D"], E["H"], rng=_rng(E["lstm_seed"]))
+        H = E["H"]
+        layer.params["bias_ih_l0"][H:2 * H] = fb
+        layer.params["bias_hh_l0"][H:2 * H] = 0.0
+        results[key] = ratio(layer)
+    _PARTS["experiment"] = _Part("Part D (the experiment)", names,
+                                 {"visible": [_Case("ratios", (), None, results)],
+                                  "hidden": [_Case("ratios", (), None, results)]})
+
+
+def _make_layer(kind, seed, D, H, nl, params):
+    import lstmlib
+    layer = lstmlib.RNN(D, H, nonlinearity=nl, rng=_rng(seed)) if kind == "rnn" \
+        else lstmlib.LSTM(D, H, rng=_rng(seed))
+    for k, v in params.items():
+        layer.params[k][...] = v
+    return layer
+
+
+def input_gradient_norms(fn, which="visible"):
+    """Part A of 03_gradient_norms: ``fn(layer, x)`` -> (T,) norms of dL/dx_t
+    for L = sum(output[T-1] * v), v = ones / sqrt(B*H)."""
+    part = _get_part("input_gradient_norms")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        kind, seed, D, H, nl, x = thaw(case.args)
+        layer = _make_layer(kind, seed, D, H, nl, thaw(case.extra))
+        norms = _run(where, fn, part, (layer, x), {})
+        _check_outputs(where, ["the norms"], [norms],
+                       _core._list(thaw(case.expected)), case.hyps,
+                       lambda w, a, e: "check the direction v (ones, normalised "
+                       "to unit length) and that only the last step's output "
+                       "gets a gradient.")
+
+
+def set_forget_bias(fn, which="visible"):
+    """Part B of 03_gradient_norms: ``fn(layer, value)`` sets the forget
+    gate's total bias of a one-layer lstmlib.LSTM to ``value``."""
+    import lstmlib
+    part = _get_part("set_forget_bias")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        seed, D, H, value = thaw(case.args)
+        layer = lstmlib.LSTM(D, H, rng=_rng(seed))
+        for k, v in thaw(case.extra).items():
+            layer.params[k][...] = v
+        _run(where, fn, part, (layer, value), {})
+        exp = thaw(case.expected)
+        keys = _sorted(exp)
+        got = [layer.params.get(k) for k in keys]
+        hyps = [(t, freeze([thaw(f)[k] for k in keys])) for t, f in case.hyps]
+        _check_outputs(where, [f"layer.params[{k!r}]" for k in keys], got,
+                       [exp[k] for k in keys], hyps,
+                       lambda w, a, e: "the forget gate is the second block, "
+                       "rows H:2H of bias_ih_l0 and bias_hh_l0; change them in "
+                       "place.")
+
+
+def gradient_ratio(fn, which="visible"):
+    """Part C of 03_gradient_norms: ``fn(norms, near, far)`` ->
+    norms[T-1-far] / norms[T-1-near] as a float."""
+    part = _get_part("gradient_ratio")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        norms, near, far = thaw(case.args)
+        r = _core.to_float(where, "the ratio",
+                           _run(where, fn, part, (norms, near, far), {}))
+        exp = thaw(case.expected)[0]
+        if _core._abs(r - exp) <= 1e-9 * _core._abs(exp) + 1e-300:
+            continue
+        cause = None
+        for text, f in case.hyps:
+            h = thaw(f)[0]
+            if _core._abs(r - h) <= 1e-9 * _core._abs(h):
+                cause = text
+        fail(f"{where}: the ratio is {r!r}, expected {exp!r}."
+             + (f"\n  Likely cause: {cause}" if cause else ""))
+
+
+def experiment(ratios, which="visible"):
+    """Part D of 03_gradient_norms: the dict of measured ratios."""
+    part = _get_part("experiment")
+    where = part.label
+    exp = thaw(part.cases["visible"][0].expected)
+    if _core._type(ratios) is not _core._dict:
+        fail(f"{where}: ratios should be a dict with the keys "
+             f"{_sorted(exp)}, received {_core._type(ratios).__name__}.")
+    if _sorted(ratios) != _sorted(exp):
+        fail(f"{where}: ratios should have the keys {_sorted(exp)}, received "
+             f"{_sorted(_core._list(ratios))}.")
+    got = {k: _core.to_float(where, f"ratios[{k!r}]", ratios[k]) for k in exp}
+    if which == "visible":
+        # the conclusions, whatever the exact numbers
+        if not got["rnn"] < 1e-2:
+            fail(f"{where}: for the tanh RNN the gradient 20 steps back should "
+                 f"be far smaller than 1 step back (ratio < 0.01), yours is "
+                 f"{got['rnn']:.3g}: check the experiment's set-up.")
+        if not got["lstm_forget_bias"] > got["lstm"]:
+            fail(f"{where}: the LSTM with forget bias {GRADIENT_EXPERIMENT['forget_bias']} "
+                 f"should keep more gradient than with forget bias 0: "
+                 f"{got['lstm_forget_bias']:.3g} vs {got['lstm']:.3g}.")
+        return
+    for k in _sorted(exp):
+        if not _core._abs(got[k] - exp[k]) <= 1e-6 * _core._abs(exp[k]):
+            fail(f"{where}: ratios[{k!r}] is {got[k]:.6g}, expected {exp[k]:.6g} "
+                 f"for the configuration given in the notebook "
+                 f"({GRADIENT_EXPERIMENT}). Likely cause: a different set-up "
+                 f"(seeds, sizes, forget bias) or a wrong step in Parts A-C.")
+
+
+# ---------------------------------------------------------------------------
+# 08 training
+
+TRAINING = {"T": 6, "batch": 32, "steps": 200, "max_norm": 1.0,
+            "eval_n": 512, "threshold": 0.04}
+_TRAIN = {}          # captured classes and functions for the training checks
+
+
+def _prepare_training():
+    import lstmlib
+    from lstmlib import data, losses, lstm, optim
+    _TRAIN.update(SequenceModel=lstmlib.SequenceModel, LSTM=lstmlib.LSTM,
+                  GRU=lstmlib.GRU, RNN=lstmlib.RNN, Linear=lstmlib.Linear,
+                  Adam=optim.Adam, adding=data.adding_problem,
+                  lstm_forward=lstm.lstm_forward,
+                  gru_forward=lstmlib.gru.gru_forward,
+                  rnn_forward=lstmlib.rnn.rnn_forward)
+    names = ("mse", "clip_grad_norm", "train", "global_norm")
+    ref_mse = losses.mse
+    ref_clip = optim.clip_grad_norm
+
+    def mse_case(name, seed, shape, dtype="float64"):
+        rng = _rng(1800 + seed)
+        pred = _randn(rng, shape, dtype)
+        target = _randn(rng, shape, dtype)
+        loss, d = ref_mse(pred, target)
+        diff = pred - target
+        hy = [("the gradient of the mean is 2 * (pred - target) / N, with N "
+               "the number of entries.", (None, (diff / diff.size).astype(dtype))),
+              ("the gradient lacks the 1/N of the mean.",
+               (None, (2 * diff).astype(dtype)))]
+        return _Case(name, (pred, target), None, (_core._float(loss), d), hy)
+
+    _PARTS["mse"] = _Part("Part A (mse)", names, {
+        "visible": [mse_case("pred (4, 1)", 0, (4, 1))],
+        "hidden": [mse_case("pred (3, 2, 5)", 1, (3, 2, 5)),
+                   mse_case("pred (1, 1), float32", 2, (1, 1), "float32")]})
+
+    def clip_case(name, seed, shapes, max_norm):
+        rng = _rng(1900 + seed)
+        grads = {f"p{k}": _randn(rng, s) for k, s in _core._enumerate(shapes)}
+        clipped = {k: v.copy() for k, v in grads.items()}
+        norm = ref_clip(clipped, max_norm)
+        return _Case(name, (grads, max_norm), None, (_core._float(norm), clipped))
+
+    _PARTS["clip_grad_norm"] = _Part("Part B (clip_grad_norm)", names, {
+        "visible": [clip_case("norm above max_norm", 0, [(3, 2), (4,)], 1.0)],
+        "hidden": [clip_case("norm below max_norm", 1, [(2, 2)], 100.0),
+                   clip_case("three arrays, max_norm 0.5", 2,
+                             [(2, 3), (3,), (1, 1)], 0.5)]})
+
+    def build(seed, H, dtype):
+        rng = _rng(seed)
+        model = lstmlib.SequenceModel(lstmlib.LSTM(2, H, rng=rng, dtype=dtype),
+                                      lstmlib.Linear(H, 1, rng=rng, dtype=dtype))
+        return model
+
+    def step_case(name, seed, H, steps, max_norm, lr, dtype="float64"):
+        model = build(2000 + seed, H, dtype)
+        init = {k: v.copy() for k, v in model.params.items()}
+        opt = optim.Adam(model.params, lr=lr)
+        rng = _rng(2100 + seed)
+        batches = [data.adding_problem(8, 6, rng, dtype=dtype) for _ in _core._range(steps)]
+        loss = None
+        for x, y in batches:
+            pred = model.forward(x)
+            loss, d = ref_mse(pred, y)
+            model.backward(d)
+            norm = ref_clip(model.grads, max_norm)
+            if (norm > max_norm) != (max_norm < 1.0):
+                # by design: clipping is active exactly in the small-max_norm cases
+                raise RuntimeError(f"fixture {name}: clipping active = "
+                                   f"{norm > max_norm}, norm {norm}")
+            opt.step(model.grads)
+        final = {k: v.copy() for k, v in model.params.items()}
+        return _Case(name, (2000 + seed, H, dtype, lr, max_norm, batches), None,
+                     (_core._float(loss), final), extra=init)
+
+    _PARTS["train_step"] = _Part("Part C (train_step)", names, {
+        "visible": [step_case("1 step, H=4, no clipping", 0, 4, 1, 1e6, 0.01)],
+        "hidden": [step_case("3 steps, H=3, clipping active", 1, 3, 3, 0.05, 0.05),
+                   step_case("2 steps, H=2, float32", 2, 2, 2, 1e6, 0.01, "float32")]})
+    _PARTS["training"] = _Part("Part D (training)", names, {
+        "visible": [_Case("seed 0", (0,))],
+        "hidden": [_Case("seed 1", (1,)), _Case("seed 2", (2,))]})
+
+
+def mse(fn, which="visible"):
+    """Part A of 08_training: ``loss, dpred = fn(pred, target)``."""
+    part = _get_part("mse")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        out = _run(where, fn, part, thaw(case.args), {})
+        loss, d = unpack(where, out, 2, "(loss, dpred)")
+        exp_loss, exp_d = thaw(case.expected)
+        got = _core.to_float(where, "the loss", loss)
+        if not _core._abs(got - exp_loss) <= 1e-5 * _core._abs(exp_loss) + 1e-9:
+            fail(f"{where}: the loss is {got!r}, expected {exp_loss!r} (the "
+                 f"mean of (pred - target)**2 over all entries).")
+        _check_outputs(where, ["dpred"], [d], [exp_d],
+                       [(t, freeze([thaw(f)[1]])) for t, f in case.hyps])
+
+
+def clip_grad_norm(fn, which="visible"):
+    """Part B of 08_training: ``norm = fn(grads, max_norm)`` scales the dict
+    of arrays in place when their global norm exceeds max_norm."""
+    part = _get_part("clip_grad_norm")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        grads, max_norm = thaw(case.args)
+        arrays = _core._dict(grads)           # the same array objects
+        norm = _run(where, fn, part, (grads, max_norm), {})
+        exp_norm, exp = thaw(case.expected)
+        got = _core.to_float(where, "the returned norm", norm)
+        if not _core._abs(got - exp_norm) <= 1e-6 * _core._abs(exp_norm):
+            fail(f"{where}: the returned norm is {got!r}, expected {exp_norm!r}: "
+                 f"the global norm before clipping, sqrt of the sum of squares "
+                 f"of every entry of every array.")
+        keys = _sorted(exp)
+        for k in keys:
+            if grads.get(k) is not arrays[k]:
+                fail(f"{where}: grads[{k!r}] was replaced by a new array: scale "
+                     f"the arrays in place (g *= scale), the optimiser holds "
+                     f"references to them.")
+        _check_outputs(where, [f"grads[{k!r}]" for k in keys],
+                       [arrays[k] for k in keys], [exp[k] for k in keys], [],
+                       lambda w, a, e: "scale = max_norm / (norm + 1e-6) when "
+                       "norm > max_norm; otherwise leave the gradients alone.")
+
+
+def train_step(fn, which="visible"):
+    """Part C of 08_training: ``loss = fn(model, optimizer, x, y, max_norm)``
+    does one step: forward, loss, backward, clip, update."""
+    part = _get_part("train_step")
+    guards.require_own_function(part.label, fn, part.names)
+    for case in _cases(part, which):
+        where = f"{part.label}, case {case.name}"
+        seed, H, dtype, lr, max_norm, batches = thaw(case.args)
+        rng = _rng(seed)
+        model = _TRAIN["SequenceModel"](
+            _TRAIN["LSTM"](2, H, rng=rng, dtype=dtype),
+            _TRAIN["Linear"](H, 1, rng=rng, dtype=dtype))
+        for k, v in thaw(case.extra).items():
+            model.params[k][...] = v
+        opt = _TRAIN["Adam"](model.params, lr=lr)
+        loss = None
+        for x, y in batches:
+            loss = _run(where, fn, part, (model, opt, x, y, max_norm), {})
+        exp_loss, exp = thaw(case.expected)
+        got = _core.to_float(where, "the returned loss", loss)
+        rtol = 2e-4 if dtype == "float32" else 1e-6
+        if not _core._abs(got - exp_loss) <= rtol * _core._abs(exp_loss):
+            fail(f"{where}: the returned loss is {got!r}, expected {exp_loss!r} "
+                 f"(the loss of this batch before the update).")
+        keys = _sorted(exp)
+        params = model.params
+        _check_outputs(where, [f"model.params[{k!r}]" for k in keys],
+                       [params[k] for k in keys], [exp[k] for k in keys], [],
+                       lambda w, a, e: "one step is: pred = model.forward(x); "
+                       "loss, d = mse(pred, y); model.backward(d); "
+                       "clip_grad_norm(model.grads, max_norm); "
+                       "optimizer.step(model.grads).")
+
+
+def _trusted_predict(model, x):
+    """The model's predictions computed with the reference functions captured
+    before student code ran (not through the model's own methods)."""
+    rnn = model.rnn
+    p = {k: v for k, v in rnn.params.items()}
+    for k, v in p.items():
+        if _core._type(v) is not _core._ndarray:
+            fail(f"the model's parameter {k} is not a numpy array")
+    B, H = x.shape[1], rnn.hidden_size
+    w = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
+    h0 = _core._np_zeros((B, H), x.dtype)
+    kind = _core._type(rnn)
+    if kind is _TRAIN["LSTM"]:
+        out = _TRAIN["lstm_forward"](x, h0, h0.copy(), *w)[0]
+    elif kind is _TRAIN["GRU"]:
+        out = _TRAIN["gru_forward"](x, h0, *w)[0]
+    else:
+        out = _TRAIN["rnn_forward"](x, h0, *w, nonlinearity=rnn.nonlinearity)[0]
+    hp = model.head.params
+    y = out[-1] @ hp["weight"].T
+    if "bias" in hp:
+        y = y + hp["bias"]
+    return y
+
+
+def training(build_model, step_fn, which="visible"):
+    """Part D of 08_training: with the model and optimiser from
+    ``build_model(rng)`` and the student's ``train_step``, TRAINING["steps"]
+    steps on the adding problem must bring the held-out MSE below
+    TRAINING["threshold"]."""
+    part = _get_part("training")
+    where0 = part.label
+    guards.require_own_function(where0, build_model, part.names)
+    guards.require_own_function(where0, step_fn, part.names)
+    C = TRAINING
+    for case in _cases(part, which):
+        where = f"{where0}, {case.name}"
+        (seed,) = thaw(case.args)
+        out = _run(where, build_model, part, (_rng(3000 + seed),), {})
+        model, opt = unpack(where, out, 2, "(model, optimizer)")
+        if _core._type(model) is not _TRAIN["SequenceModel"]:
+            fail(f"{where}: build_model should return an lstmlib.SequenceModel, "
+                 f"received {_core._type(model).__name__}.")
+        rnn = model.rnn
+        if _core._type(rnn) not in (_TRAIN["LSTM"], _TRAIN["GRU"], _TRAIN["RNN"]) \
+                or rnn.num_layers != 1 or rnn.bidirectional or \
+                model.readout != "last" or \
+                _core._type(model.head) is not _TRAIN["Linear"]:
+            fail(f"{where}: the model should be one lstmlib LSTM, GRU or RNN "
+                 f"layer (one layer, one direction) with a Linear head reading "
+                 f"the last step.")
+        calls = [0]
+        original = model.forward
+
+        def counted(*a, **k):
+            calls[0] += 1
+            return original(*a, **k)
+        model.forward = counted
+        rng = _rng(3100 + seed)
+        losses = []
+        for step in _core._range(C["steps"]):
+            x, y = _TRAIN["adding"](C["batch"], C["T"], rng)
+            loss = _run(where, step_fn, part, (model, opt, x, y, C["max_norm"]), {})
+            losses.append(loss)
+        if calls[0] > C["steps"]:
+            fail(f"{where}: train_step ran the model {calls[0]} times in "
+                 f"{C['steps']} steps: one step is one forward pass.")
+        xe, ye = _TRAIN["adding"](C["eval_n"], C["T"], _rng(3200 + seed))
+        pred = _trusted_predict(model, xe)
+        pv, yv = _core.as_plain(pred), _core.as_plain(ye)
+        if _core._len(pv) != _core._len(yv):
+            fail(f"{where}: the model predicts {_core._len(pv)} numbers for "
+                 f"{_core._len(yv)} targets.")
+        err = 0.0
+        for a, b in _core._zip(pv, yv):
+            err += (a - b) * (a - b)
+        err /= _core._len(yv)
+        if not err < C["threshold"]:      # NaN fails too
+            first = [fmt(losses[i], 30) for i in (0, C["steps"] // 2, -1)]
+            fail(f"{where}: after {C['steps']} steps the held-out MSE is "
+                 f"{err:.4g}, it must be below {C['threshold']} (predicting "
+                 f"1.0 for every sequence gives about 0.167). Your losses at "
+                 f"steps 0, {C['steps'] // 2}, {C['steps'] - 1}: {first}. Likely "
+                 f"causes: a learning rate too small or too large, a wrong "
+                 f"gradient, or gradients not applied.")
+
+
+# ---------------------------------------------------------------------------
 
 _PREPARERS = {
     "01_rnn_forward": _prepare_rnn_forward,
@@ -1155,6 +1786,9 @@ _PREPARERS = {
     "04_lstm_cell": _prepare_lstm_cell,
     "05_lstm_sequence": _prepare_lstm_sequence,
     "06_gru": _prepare_gru,
+    "07_bidirectional": _prepare_bidirectional,
+    "03_gradient_norms": _prepare_gradient_norms,
+    "08_training": _prepare_training,
 }
 
 

@@ -248,21 +248,36 @@ class tripwires:
     after the student's function returns (or raises).
     """
 
-    def __init__(self, names, wrap=None):
+    def __init__(self, names, wrap=None, student_globals=None):
         self.names = names
         self.wrap = wrap or {}
         self.log = []
         self._saved = []
+        self._saved_globals = []
         self._blocker = None
+        self._globals = student_globals
 
     def __enter__(self):
         forb = forbidden_objects(self.names)
+        wrappers = {}           # id(original) -> wrapper
         for modname, mod in _lstmlib_modules():
             for attr, value in _list(_vars(mod).items()):
                 if _id(value) in forb:
                     self._patch(mod, attr, _Tripwire(forb[_id(value)], self.log))
-                elif attr in self.wrap and callable(value):
-                    self._patch(mod, attr, self.wrap[attr](value, self.log))
+                elif attr in self.wrap and callable(value) and \
+                        (_getattr(value, "__module__", "") or "").startswith("lstmlib"):
+                    if _id(value) not in wrappers:
+                        wrappers[_id(value)] = self.wrap[attr](value, self.log)
+                    self._patch(mod, attr, wrappers[_id(value)])
+        if self._globals is not None:   # names the notebook imported itself
+            g = self._globals
+            for name, value in _list(g.items()):
+                if _id(value) in forb:
+                    self._saved_globals.append((name, value))
+                    g[name] = _Tripwire(forb[_id(value)], self.log)
+                elif _id(value) in wrappers:
+                    self._saved_globals.append((name, value))
+                    g[name] = wrappers[_id(value)]
         if "torch" in _sys_modules:
             for holder in _TORCH_HOLDERS:
                 mod = _sys_modules.get(holder)
@@ -285,6 +300,9 @@ class tripwires:
         for mod, attr, value in reversed(self._saved):
             _setattr(mod, attr, value)
         self._saved = []
+        for name, value in reversed(self._saved_globals):
+            self._globals[name] = value
+        self._saved_globals = []
         if self._blocker is not None:
             try:
                 _sys_meta_path.remove(self._blocker)
