@@ -70,7 +70,10 @@ def coverage_rows():
 
 
 def book_sources():
-    return sorted(BOOK.glob("*.md"))
+    """The book's Markdown pages that _toc.yml publishes."""
+    listed = toc_files()
+    return sorted(p for p in BOOK.glob("*.md")
+                  if p.relative_to(ROOT).with_suffix("").as_posix() in listed)
 
 
 def toc_files():
