@@ -91,6 +91,7 @@ class GradingError(_AssertionError):
 
 
 def fail(message):
+    __tracebackhide__ = True
     raise GradingError(message)
 
 
@@ -236,6 +237,7 @@ def same_values(actual, expected, rtol=None, atol=None):
 def check_type_shape_dtype(where, name, actual, expected):
     """Raise GradingError unless ``actual`` is an exact ndarray with the
     expected shape and dtype."""
+    __tracebackhide__ = True
     if _type(actual) is not _ndarray:
         hint = ""
         if _isinstance(actual, _ndarray):
@@ -270,6 +272,7 @@ def compare(where, name, actual, expected, cause=None, rtol=None, atol=None):
     ``cause`` is called with the flat indices that differ and returns a
     sentence naming the likely cause (or ``None``).
     """
+    __tracebackhide__ = True
     if expected is None:
         if actual is not None:
             fail(f"{where}: {name} should be None here (there is no bias), "
@@ -324,6 +327,7 @@ def time_steps_hit(bad, shape):
 def unpack(where, value, n, what):
     """Items of a tuple or list of length ``n`` read through the built-in
     types' own methods (a tuple subclass cannot lie about its items)."""
+    __tracebackhide__ = True
     if _issubclass(_type(value), _tuple):
         if _tuple_len(value) != n:
             fail(f"{where}: expected your function to return {what} "

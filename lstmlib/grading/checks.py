@@ -56,8 +56,10 @@ def _get_part(name):
 
 def _run(where, fn, part, args, kwargs):
     """Call the student's function under the delegation tripwires."""
+    __tracebackhide__ = True
     tw = guards.tripwires(part.names, part.wrap,
-                          _core._getattr(fn, "__globals__", None))
+                          _core._getattr(fn, "__globals__", None), fn)
+    error = None
     with tw:
         try:
             out = fn(*args, **kwargs)
@@ -66,12 +68,14 @@ def _run(where, fn, part, args, kwargs):
         except _core.GradingError:
             raise
         except _core._Exception as e:
-            guards.check_log(where, tw.log)
             msg = _core._str(e)
             if _core._len(msg) > 300:
                 msg = msg[:300] + " ..."
-            fail(f"{where}: your function raised {_core._type(e).__name__}: {msg}")
+            error = f"{_core._type(e).__name__}: {msg}"
+            out = None
     guards.check_log(where, tw.log)
+    if error is not None:
+        fail(f"{where}: your function raised {error}")
     return out
 
 
@@ -105,6 +109,7 @@ def _matching_hypothesis(values, hyps, index=None):
 def _check_outputs(where, names, actuals, expecteds, hyps, hint=None):
     """Type/shape/dtype of every output first, then values; on a value
     mismatch report every term that differs and the likely cause."""
+    __tracebackhide__ = True
     for name, a, e in _core._zip(names, actuals, expecteds):
         if e is None:
             compare(where, name, a, e)

@@ -248,7 +248,9 @@ class tripwires:
     after the student's function returns (or raises).
     """
 
-    def __init__(self, names, wrap=None, student_globals=None):
+    def __init__(self, names, wrap=None, student_globals=None, fn=None):
+        self._cells = _list(_getattr(fn, "__closure__", None) or ())
+        self._saved_cells = []
         self.names = names
         self.wrap = wrap or {}
         self.log = []
@@ -278,6 +280,17 @@ class tripwires:
                 elif _id(value) in wrappers:
                     self._saved_globals.append((name, value))
                     g[name] = wrappers[_id(value)]
+        for cell in self._cells:        # and the variables it closes over
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if _id(value) in forb:
+                self._saved_cells.append((cell, value))
+                cell.cell_contents = _Tripwire(forb[_id(value)], self.log)
+            elif _id(value) in wrappers:
+                self._saved_cells.append((cell, value))
+                cell.cell_contents = wrappers[_id(value)]
         if "torch" in _sys_modules:
             for holder in _TORCH_HOLDERS:
                 mod = _sys_modules.get(holder)
@@ -303,6 +316,9 @@ class tripwires:
         for name, value in reversed(self._saved_globals):
             self._globals[name] = value
         self._saved_globals = []
+        for cell, value in reversed(self._saved_cells):
+            cell.cell_contents = value
+        self._saved_cells = []
         if self._blocker is not None:
             try:
                 _sys_meta_path.remove(self._blocker)
@@ -314,6 +330,7 @@ class tripwires:
 def require_own_function(where, fn, names, module_names=()):
     """Fail the part unless ``fn`` is a plain Python function written in the
     notebook that does not refer to the reference implementation."""
+    __tracebackhide__ = True
     if _type(fn) is not _FunctionType:
         fail(f"{where}: expected the function you wrote (a Python function "
              f"defined with def), received {_type(fn).__name__}.")
@@ -331,6 +348,7 @@ def require_own_function(where, fn, names, module_names=()):
 
 
 def check_log(where, log):
+    __tracebackhide__ = True
     if log:
         seen = []
         for item in log:

@@ -79,7 +79,10 @@ class Limits:
 
 
 def find_bwrap() -> str | None:
-    """The bwrap executable on PATH (or in /usr/bin), or None."""
+    """The bwrap executable (``$LSTMLIB_BWRAP``, else PATH, else /usr/bin)."""
+    override = os.environ.get("LSTMLIB_BWRAP")
+    if override:
+        return override if os.access(override, os.X_OK) else None
     return shutil.which("bwrap") or (
         "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
 

@@ -1,0 +1,418 @@
+"""The graded exercises: solutions pass, student versions fail, the student
+versions are generated from the solutions and reveal nothing, and the graded
+checks resist delegation and tampering.
+
+The notebook-level tests use the real ``nbgrader`` CLI (validate,
+generate_assignment); the full autograding of the mistake bank is driven by
+the grading-pipeline tests and by ``tests/mistakes/autograde_bank.py``.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import mistakes  # noqa: E402
+
+BIN = Path(sys.executable).parent
+NBGRADER = str(BIN / "nbgrader")
+ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+ASSIGNMENTS = {
+    "01_rnn_forward": "rnn_forward",
+    "02_bptt": "bptt",
+    "03_gradient_norms": "gradient_norms",
+    "04_lstm_cell": "lstm_cell",
+    "05_lstm_sequence": "lstm_sequence",
+    "06_gru": "gru",
+    "07_bidirectional": "bidirectional",
+    "08_training": "adding_problem",
+}
+
+
+def solution(a):
+    return ROOT / "solutions" / a / f"{ASSIGNMENTS[a]}.ipynb"
+
+
+def release(a, root=ROOT):
+    return Path(root) / "exercises" / a / f"{ASSIGNMENTS[a]}.ipynb"
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def source(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def nbgrader(args, cwd=ROOT, timeout=900):
+    return subprocess.run([NBGRADER, *args], cwd=cwd, capture_output=True,
+                          text=True, env=ENV, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# nbgrader validate: one process for all sixteen notebooks
+
+@pytest.fixture(scope="module")
+def validation():
+    paths = [solution(a) for a in ASSIGNMENTS] + [release(a) for a in ASSIGNMENTS]
+    r = nbgrader(["validate", *map(str, paths)])
+    text = r.stdout + r.stderr
+    sections = {}
+    for chunk in re.split(r"\[ValidateApp \| INFO\] Validating '", text)[1:]:
+        path, _, rest = chunk.partition("'")
+        sections[Path(path).resolve()] = rest
+    return sections, text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_passes_validate(validation, assignment):
+    sections, text = validation
+    out = sections.get(solution(assignment).resolve())
+    assert out is not None, text[-3000:]
+    assert "Success! Your notebook passes all the tests." in out, out[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_fails_validate(validation, assignment):
+    sections, text = validation
+    out = sections.get(release(assignment).resolve())
+    assert out is not None, text[-3000:]
+    assert "VALIDATION FAILED" in out, out[-4000:]
+    assert "Success!" not in out
+
+
+# ---------------------------------------------------------------------------
+# exercises/ are generated from solutions/ and up to date
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    (course / "grading").mkdir()
+    for a in ASSIGNMENTS:
+        shutil.copytree(ROOT / "solutions" / a, course / "solutions" / a)
+    for a in ASSIGNMENTS:
+        r = nbgrader(["generate_assignment", a, "--force"], cwd=course, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return course
+
+
+def _cells(nb):
+    return [(c["cell_type"], source(c), nbgrader_meta(c).get("grade_id"),
+             nbgrader_meta(c).get("points"), nbgrader_meta(c).get("checksum"))
+            for c in nb["cells"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercises_up_to_date(regenerated, assignment):
+    fresh = _cells(load(release(assignment, regenerated)))
+    committed = _cells(load(release(assignment)))
+    assert len(fresh) == len(committed), (
+        f"exercises/{assignment} is out of date: run `nbgrader "
+        f"generate_assignment {assignment} --force` from the repository root")
+    for i, (f, c) in enumerate(zip(fresh, committed)):
+        assert f == c, (f"exercises/{assignment}, cell {i} differs from the "
+                        f"regenerated one: run `nbgrader generate_assignment "
+                        f"{assignment} --force`")
+
+
+# ---------------------------------------------------------------------------
+# the student versions reveal no solution and no hidden test
+
+def _solution_lines(nb):
+    """Non-trivial lines inside BEGIN/END SOLUTION and HIDDEN TESTS blocks."""
+    lines = []
+    for c in nb["cells"]:
+        inside = False
+        for line in source(c).splitlines():
+            s = line.strip()
+            if s.startswith("### BEGIN SOLUTION") or s.startswith("### BEGIN HIDDEN TESTS"):
+                inside = True
+                continue
+            if s.startswith("### END SOLUTION") or s.startswith("### END HIDDEN TESTS"):
+                inside = False
+                continue
+            if inside and len(s) > 12 and not s.startswith("#") and \
+                    s not in ("from lstmlib.grading import checks",):
+                lines.append(s)
+    return lines
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_hides_solutions_and_hidden_tests(assignment):
+    sol = load(solution(assignment))
+    student = load(release(assignment))
+    text = "\n".join(source(c) for c in student["cells"])
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
+                   '"hidden")'):
+        assert marker not in text, f"{assignment}: {marker!r} in the student version"
+    hidden_lines = _solution_lines(sol)
+    assert hidden_lines, "the solution notebook has no solution region"
+    # the markdown states the equations on purpose; the code must not
+    code = "\n".join(source(c) for c in student["cells"] if c["cell_type"] == "code")
+    leaked = [l for l in hidden_lines if l in code]
+    assert not leaked, f"{assignment}: solution text in the student version: {leaked[:3]}"
+    solution_cells = [c for c in student["cells"] if nbgrader_meta(c).get("solution")]
+    assert solution_cells and all("raise NotImplementedError()" in source(c) or
+                                  "YOUR CODE HERE" in source(c) for c in solution_cells)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebook_structure(assignment):
+    """Setup cell first (before any student code), a link to the chapter,
+    several graded parts each with a visible and a hidden test cell."""
+    nb = load(solution(assignment))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    first = code[0]
+    assert nbgrader_meta(first).get("locked") and \
+        f'checks.prepare("{assignment}")' in source(first)
+    assert "lstmlib.grading" in source(first)
+    intro = source(nb["cells"][0])
+    assert re.search(r"\]\(\.\./\.\./book/\d\d_\w+\.md\)", intro), "no chapter link"
+    for md in re.findall(r"\]\(\.\./\.\./(book/\w+\.md)\)", intro):
+        assert (ROOT / md).exists(), md
+    tests = [c for c in code if nbgrader_meta(c).get("grade")]
+    visible = [c for c in tests if nbgrader_meta(c)["grade_id"].endswith("_visible")]
+    hidden = [c for c in tests if nbgrader_meta(c)["grade_id"].endswith("_hidden")]
+    assert len(visible) >= 2 and len(visible) == len(hidden)
+    assert all("### BEGIN HIDDEN TESTS" in source(c) for c in hidden)
+    bank = mistakes.load(assignment)
+    assert sum(nbgrader_meta(c)["points"] for c in tests) == bank.FULL_SCORE
+
+
+# ---------------------------------------------------------------------------
+# the mistake bank is well formed
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_mistake_bank(assignment):
+    bank = mistakes.load(assignment)
+    assert len(bank.MISTAKES) >= 5
+    sol = load(solution(assignment))
+    for m in bank.MISTAKES:
+        assert 0 <= m.expected_score < bank.FULL_SCORE, m.name
+        changed = mistakes.apply(sol, m)
+        cell = [c for c in changed["cells"] if nbgrader_meta(c).get("grade_id") == m.cell][0]
+        assert nbgrader_meta(cell).get("solution"), f"{m.name}: not a solution cell"
+        assert source(cell) != [source(c) for c in sol["cells"]
+                                if nbgrader_meta(c).get("grade_id") == m.cell][0]
+    bad = bank.MISTAKES[0]._replace(old="this text is not in the cell")
+    with pytest.raises(ValueError, match="exactly once"):
+        mistakes.apply(sol, bad)
+
+
+# ---------------------------------------------------------------------------
+# the checks themselves, in-process
+
+from lstmlib.grading import checks  # noqa: E402  (imported after the path set-up)
+
+checks.prepare("04_lstm_cell")
+checks.prepare("02_bptt")
+checks.prepare("07_bidirectional")
+
+
+def _lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+    H = h_prev.shape[1]
+    a = x @ w_ih.T + h_prev @ w_hh.T
+    if b_ih is not None:
+        a = a + b_ih + b_hh
+    s = 1 / (1 + np.exp(-a))
+    i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
+    g = np.tanh(a[:, 2 * H:3 * H])
+    c = f * c_prev + i * g
+    return (o * np.tanh(c), c), None
+
+
+def _swapped_if(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+    H = h_prev.shape[1]
+    order = np.r_[H:2 * H, 0:H, 2 * H:4 * H]
+    return _lstm_step_forward(x, h_prev, c_prev, w_ih[order], w_hh[order],
+                              None if b_ih is None else b_ih[order],
+                              None if b_hh is None else b_hh[order])
+
+
+def test_correct_function_passes():
+    checks.lstm_step_forward(_lstm_step_forward, "visible")
+    checks.lstm_step_forward(_lstm_step_forward, "hidden")
+
+
+def test_message_names_the_gate_and_shows_both_values():
+    with pytest.raises(AssertionError) as e:
+        checks.lstm_step_forward(_swapped_if, "visible")
+    msg = str(e.value)
+    assert "gates i and f are swapped" in msg
+    assert "yours:" in msg and "expected:" in msg
+
+
+def test_tampering_with_numpy_and_builtins_changes_nothing(monkeypatch):
+    import builtins
+    yes = lambda *a, **k: True  # noqa: E731
+    monkeypatch.setattr(np, "allclose", yes)
+    monkeypatch.setattr(np, "isclose", lambda a, b, **k: np.ones(np.shape(a), bool))
+    monkeypatch.setattr(np, "array_equal", yes)
+    monkeypatch.setattr(np.testing, "assert_allclose", lambda *a, **k: None)
+    monkeypatch.setattr(np, "abs", lambda x: x * 0)
+    monkeypatch.setattr(builtins, "abs", lambda x: 0)
+    with pytest.raises(AssertionError):
+        checks.lstm_step_forward(_swapped_if, "visible")
+
+
+def test_objects_claiming_equality_get_zero():
+    class Always(np.ndarray):
+        def __eq__(self, other):
+            return True
+
+        def __sub__(self, other):
+            return np.zeros(self.shape)
+
+    def liar(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+        (h, c), _ = _swapped_if(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh)
+        return (h.view(Always), c.view(Always)), None
+
+    class Eq:
+        shape = (3, 5)
+
+        def __eq__(self, other):
+            return True
+
+    with pytest.raises(AssertionError, match="subclass of np.ndarray"):
+        checks.lstm_step_forward(liar, "visible")
+    with pytest.raises(AssertionError, match="numpy array"):
+        checks.lstm_step_forward(lambda *a: ((Eq(), Eq()), None), "visible")
+
+
+def test_reassigning_the_reference_does_not_move_the_expected_values(monkeypatch):
+    import lstmlib.lstm
+    monkeypatch.setattr(lstmlib.lstm, "lstm_step_forward", _swapped_if)
+    with pytest.raises(AssertionError):
+        checks.lstm_step_forward(_swapped_if, "visible")
+
+
+def test_delegation_is_refused():
+    import importlib
+
+    import lstmlib
+    import lstmlib.lstm as L
+
+    def direct(*args):
+        return L.lstm_step_forward(*args)
+
+    def dotted(*args):
+        return lstmlib.lstm.lstm_step_forward(*args)
+
+    def inner_import(*args):
+        from lstmlib.lstm import lstm_step_forward
+        return lstm_step_forward(*args)
+
+    def dynamic(*args):
+        mod = importlib.import_module("lstm" + "lib.lstm")
+        try:
+            return getattr(mod, "lstm_step_" + "forward")(*args)
+        except Exception:
+            return _lstm_step_forward(*args)
+
+    def default_arg(*args, _f=L.lstm_step_forward):
+        return _f(*args)
+
+    for fn in (L.lstm_step_forward, direct, dotted, inner_import, dynamic,
+               default_arg):
+        with pytest.raises(AssertionError, match="delegat|reference|used"):
+            checks.lstm_step_forward(fn, "visible")
+    # helpers that are not graded stay allowed
+    from lstmlib.activations import sigmoid
+
+    def with_helper(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+        H = h_prev.shape[1]
+        a = x @ w_ih.T + h_prev @ w_hh.T + b_ih + b_hh
+        i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 3 * H:])
+        c = f * c_prev + i * np.tanh(a[:, 2 * H:3 * H])
+        return (o * np.tanh(c), c), None
+
+    checks.lstm_step_forward(with_helper, "visible")
+
+
+def test_torch_rnn_modules_are_refused():
+    torch = pytest.importorskip("torch")
+
+    def with_torch(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+        cell = torch.nn.LSTMCell(x.shape[1], h_prev.shape[1]).double()
+        with torch.no_grad():
+            cell.weight_ih.copy_(torch.from_numpy(w_ih))
+            cell.weight_hh.copy_(torch.from_numpy(w_hh))
+            cell.bias_ih.copy_(torch.from_numpy(b_ih))
+            cell.bias_hh.copy_(torch.from_numpy(b_hh))
+            h, c = cell(torch.from_numpy(x), (torch.from_numpy(h_prev),
+                                              torch.from_numpy(c_prev)))
+        return (h.numpy(), c.numpy()), None
+
+    with pytest.raises(AssertionError, match="delegat|torch"):
+        checks.lstm_step_forward(with_torch, "visible")
+    # the tripwires are gone afterwards
+    assert torch.nn.LSTMCell.__name__ == "LSTMCell"
+
+
+def test_bptt_message_names_the_time_step():
+    from collections import namedtuple
+    Grads = namedtuple("Grads", "dx dh_prev dw_ih dw_hh db_ih")
+    Step = namedtuple("Step", "x h_prev h w_ih w_hh")
+
+    def step_backward(dh, c):
+        da = dh * (1 - c.h ** 2)
+        return Grads(da @ c.w_ih, da @ c.w_hh, da.T @ c.x, da.T @ c.h_prev,
+                     da.sum(axis=0))
+
+    def no_carry(d_out, dh_n, cache):
+        T = cache.x.shape[0]
+        dx = np.zeros_like(cache.x)
+        dw_ih, dw_hh = np.zeros_like(cache.w_ih), np.zeros_like(cache.w_hh)
+        db = np.zeros(cache.w_hh.shape[0])
+        for t in reversed(range(T)):
+            h_prev = cache.h0 if t == 0 else cache.states[t - 1]
+            g = step_backward(d_out[t] + (dh_n if t == T - 1 else 0),
+                              Step(cache.x[t], h_prev, cache.states[t],
+                                   cache.w_ih, cache.w_hh))
+            dx[t] = g.dx
+            dw_ih += g.dw_ih
+            dw_hh += g.dw_hh
+            db += g.db_ih
+        return dx, g.dh_prev, dw_ih, dw_hh, db, db.copy()
+
+    with pytest.raises(AssertionError) as e:
+        checks.rnn_backward(no_carry, "visible")
+    msg = str(e.value)
+    assert "first differs at t = 3" in msg and "dh_next" in msg
+
+
+def test_reverse_true_is_refused_in_the_bidirectional_exercise():
+    from lstmlib.lstm import lstm_forward
+
+    def lazy(x, lengths, state_f, state_b, weights_f, weights_b):
+        out_f, sf, _ = lstm_forward(x, *state_f, *weights_f, lengths=lengths)
+        out_b, sb, _ = lstm_forward(x, *state_b, *weights_b, lengths=lengths,
+                                    reverse=True)
+        return np.concatenate([out_f, out_b], axis=2), sf, sb
+
+    with pytest.raises(AssertionError, match="reverse=True"):
+        checks.bidirectional_output(lazy, "visible")
+    # and the real function is back in place afterwards
+    import lstmlib.lstm
+    assert lstmlib.lstm.lstm_forward is lstm_forward
