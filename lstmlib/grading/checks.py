@@ -135,7 +135,7 @@ def _check_outputs(where, names, actuals, expecteds, hyps, hint=None):
                     if text:
                         text = f"{n}: {text}"
                         break
-        extra = hint(wrong, actuals, expecteds) if hint else None
+        extra = hint(wrong, actuals, expecteds, text is not None) if hint else None
         if text and extra:
             return f"{text}\n  ({extra})"
         return text or extra
@@ -290,7 +290,7 @@ def _prepare_rnn_forward():
             ]})
 
 
-def _forward_time_hint(wrong, actuals, expecteds):
+def _forward_time_hint(wrong, actuals, expecteds, matched=False):
     if "out" not in wrong:
         return None
     out, exp = actuals[0], expecteds[0]
@@ -353,7 +353,9 @@ _RNN_TERM_HINTS = {
 
 
 def _term_hint(table):
-    def hint(wrong, actuals, expecteds):
+    def hint(wrong, actuals, expecteds, matched=False):
+        if matched:
+            return None
         if _core._len(wrong) >= 4:
             return ("almost every term is wrong, so the shared factor is: the "
                     "gradient through the nonlinearity (da) or the incoming "
@@ -472,6 +474,10 @@ def _prepare_bptt():
             hy.append(("dh_n (the gradient of the final state) is ignored: "
                        "start the backward walk with dh = dh_n.",
                        _core._tuple(seqb(d_out, None, cache))))
+            hy.append(("BPTT does not accumulate dh_next: step t must receive "
+                       "d_out[t] plus the gradient from step t+1 (dh_n at the "
+                       "last step), not d_out[t] alone.",
+                       bptt_variant(cache, d_out, None, carry=False)))
         return _Case(name, (d_out, dh_n, cache), None, _core._tuple(g), hy)
 
     _PARTS["rnn_backward"] = _Part(
@@ -522,8 +528,8 @@ def rnn_step_backward(fn, which="visible"):
 def _bptt_time_hint(table):
     term = _term_hint(table)
 
-    def hint(wrong, actuals, expecteds):
-        text = term(wrong, actuals, expecteds)
+    def hint(wrong, actuals, expecteds, matched=False):
+        text = term(wrong, actuals, expecteds, matched)
         if "dx" not in wrong:
             return text
         dx, exp = actuals[0], expecteds[0]
@@ -539,8 +545,8 @@ def _bptt_time_hint(table):
         else:
             where = (f"walking backward in time, dx is right for t > {last} and "
                      f"first differs at t = {last}: the gradient carried from "
-                     f"step {last + 1} to step {last} (dh_next) is wrong or "
-                     f"missing.")
+                     f"step {last + 1} to step {last} (dh_next; for an LSTM "
+                     f"also dc_next) is wrong or missing.")
         return where + ("\n  " + text if text else "")
     return hint
 
@@ -618,7 +624,9 @@ def _permute_gates(w, H, order):
 
 def _gate_hint(num_gates, gate_names, terms, table):
     """Hint naming the gate blocks (rows of dw_ih, dw_hh, db_*) that differ."""
-    def hint(wrong, actuals, expecteds):
+    def hint(wrong, actuals, expecteds, matched=False):
+        if matched:
+            return None
         parts = []
         for name in ("dw_ih", "dw_hh", "db_ih", "db_hh"):
             if name in wrong:
@@ -794,7 +802,7 @@ def _prepare_lstm_cell():
             "hidden": _step_cases(bwd_case, _STEP_SPECS_HIDDEN)})
 
 
-def _state_hint(wrong, actuals, expecteds):
+def _state_hint(wrong, actuals, expecteds, matched=False):
     if wrong == ["h"]:
         return ("c is right but h is wrong: look at the output gate o and "
                 "h = o * tanh(c).")
@@ -982,9 +990,9 @@ def lstm_backward(fn, which="visible"):
     gate = _gate_hint(4, LSTM_GATES, _LSTM_SEQ_TERMS, table)
     time = _bptt_time_hint({})
 
-    def hint(wrong, actuals, expecteds):
-        texts = [t for t in (time(wrong, actuals, expecteds),
-                             gate(wrong, actuals, expecteds)) if t]
+    def hint(wrong, actuals, expecteds, matched=False):
+        texts = [t for t in (time(wrong, actuals, expecteds, matched),
+                             gate(wrong, actuals, expecteds, matched)) if t]
         return "\n  ".join(texts) or None
 
     for case in _cases(part, which):
@@ -1279,7 +1287,7 @@ def _bidirectional_run(part, fn, case):
     return where, o, hf, cf, hb, cb
 
 
-def _padding_hint(wrong, actuals, expecteds):
+def _padding_hint(wrong, actuals, expecteds, matched=False):
     out, exp = actuals[0], expecteds[0]
     H = exp.shape[2] // 2
     f_ok = same_values(out[:, :, :H].copy(), exp[:, :, :H].copy())
@@ -1308,7 +1316,7 @@ def bidirectional_states(fn, which="visible"):
     guards.require_own_function(part.label, fn, part.names)
     names = ["h_n (forward)", "c_n (forward)", "h_n (backward)", "c_n (backward)"]
 
-    def hint(wrong, actuals, expecteds):
+    def hint(wrong, actuals, expecteds, matched=False):
         if _core._any("backward" in w for w in wrong) and not \
                 _core._any("forward)" in w for w in wrong):
             return ("the backward direction's final state is the state after "
@@ -1448,7 +1456,7 @@ def input_gradient_norms(fn, which="visible"):
         norms = _run(where, fn, part, (layer, x), {})
         _check_outputs(where, ["the norms"], [norms],
                        _core._list(thaw(case.expected)), case.hyps,
-                       lambda w, a, e: "check the direction v (ones, normalised "
+                       lambda w, a, e, m=False: "check the direction v (ones, normalised "
                        "to unit length) and that only the last step's output "
                        "gets a gradient.")
 
@@ -1472,7 +1480,7 @@ def set_forget_bias(fn, which="visible"):
         hyps = [(t, freeze([thaw(f)[k] for k in keys])) for t, f in case.hyps]
         _check_outputs(where, [f"layer.params[{k!r}]" for k in keys], got,
                        [exp[k] for k in keys], hyps,
-                       lambda w, a, e: "the forget gate is the second block, "
+                       lambda w, a, e, m=False: "the forget gate is the second block, "
                        "rows H:2H of bias_ih_l0 and bias_hh_l0; change them in "
                        "place.")
 
@@ -1658,7 +1666,7 @@ def clip_grad_norm(fn, which="visible"):
                      f"references to them.")
         _check_outputs(where, [f"grads[{k!r}]" for k in keys],
                        [arrays[k] for k in keys], [exp[k] for k in keys], [],
-                       lambda w, a, e: "scale = max_norm / (norm + 1e-6) when "
+                       lambda w, a, e, m=False: "scale = max_norm / (norm + 1e-6) when "
                        "norm > max_norm; otherwise leave the gradients alone.")
 
 
@@ -1690,7 +1698,7 @@ def train_step(fn, which="visible"):
         params = model.params
         _check_outputs(where, [f"model.params[{k!r}]" for k in keys],
                        [params[k] for k in keys], [exp[k] for k in keys], [],
-                       lambda w, a, e: "one step is: pred = model.forward(x); "
+                       lambda w, a, e, m=False: "one step is: pred = model.forward(x); "
                        "loss, d = mse(pred, y); model.backward(d); "
                        "clip_grad_norm(model.grads, max_norm); "
                        "optimizer.step(model.grads).")

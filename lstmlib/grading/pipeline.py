@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from . import sandbox
+from ._child import cache_alembic_head
 
 CONFIG_NAME = "nbgrader_config.py"
 
@@ -216,9 +217,12 @@ class Course:
     # ------------------------------------------------------------------ nbgrader
     def nbgrader(self, *args, cwd=None, check=True, timeout=None, extra_env=None):
         env = _env_with_venv_path(os.environ)
+        if os.environ.get("LSTMLIB_ALEMBIC_HEAD"):
+            cmd = [sys.executable, "-m", "lstmlib.grading._child", *map(str, args)]
+        else:
+            cmd = [sys.executable, "-m", "nbgrader", *map(str, args)]
         if extra_env:
             env.update(extra_env)
-        cmd = [sys.executable, "-m", "nbgrader", *map(str, args)]
         proc = subprocess.run(cmd, cwd=str(cwd or self.root), env=env, capture_output=True,
                               text=True, timeout=timeout)
         if check and proc.returncode != 0:
@@ -316,6 +320,7 @@ class Course:
         return dest
 
     def notebooks_of(self, assignment) -> list:
+        cache_alembic_head()
         from nbgrader.api import Gradebook, MissingEntry
         if not self.config.db_path.is_file():
             raise GradingError(f"no gradebook at {self.config.db_path}")
@@ -691,7 +696,8 @@ class _Job:
                    JUPYTER_CONFIG_DIR=str(self.scratch / "cfg"),
                    JUPYTER_DATA_DIR=str(self.scratch / "data"),
                    JUPYTER_PLATFORM_DIRS="1", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "nbgrader", "autograde", self.assignment,
+        env["LSTMLIB_ALEMBIC_HEAD"] = cache_alembic_head()
+        cmd = [sys.executable, "-m", "lstmlib.grading._child", "autograde", self.assignment,
                f"--student={self.student}", "--force"]
         log_path = self.scratch / "autograde.log"
         timed_out = False

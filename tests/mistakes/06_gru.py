@@ -12,8 +12,10 @@ FULL_SCORE = 6.0
 
 MISTAKES = [
     Mistake("reset gate before the matmul (W_hn (r * h))", "gru_step_forward",
-            "hn = gh[:, 2 * H:]",
-            "hn = (r * h_prev) @ w_hh[2 * H:].T + (0 if b_hh is None else b_hh[2 * H:])",
+            "    hn = gh[:, 2 * H:]                           # W_hn h + b_hn\n"
+            "    n = np.tanh(gx[:, 2 * H:] + r * hn)          # candidate\n",
+            "    hn = (r * h_prev) @ w_hh[2 * H:].T + (0 if b_hh is None else b_hh[2 * H:])\n"
+            "    n = np.tanh(gx[:, 2 * H:] + hn)              # candidate\n",
             3.0, "n differs in every case: A fails; B 3"),
     Mistake("z and 1 - z swapped", "gru_step_forward",
             "h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev", 3.0,

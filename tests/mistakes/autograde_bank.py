@@ -5,7 +5,8 @@
 For each assignment: a student with the full solution, one with the blank
 student version, and one per mistake; prints each score beside the expected
 one and exits non-zero on any difference. ``--time`` first autogrades the
-full solution alone and prints the wall time of that one autograde.
+full solution alone and prints the wall time of that one autograde;
+``--only-time`` does only that.
 """
 
 import json
@@ -71,7 +72,8 @@ def scores(course, assignment):
 
 
 def main(argv):
-    timing = "--time" in argv
+    only_time = "--only-time" in argv
+    timing = "--time" in argv or only_time
     names = [a for a in argv if not a.startswith("--")] or available()
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +88,11 @@ def main(argv):
                 run(["autograde", a, "--student", "full", "--force"], course)
                 print(f"{a}: autograde of one submission took "
                       f"{time.perf_counter() - t0:.1f} s")
+                if only_time:
+                    score, failed = scores(course, a)["full"]
+                    print(f"  full solution: {score} of {bank.FULL_SCORE}")
+                    ok = ok and score == bank.FULL_SCORE
+                    continue
             with open(course / "exercises" / a / f"{bank.NOTEBOOK}.ipynb") as f:
                 submit(course, "blank", a, bank.NOTEBOOK, json.load(f))
             expected = {"full": bank.FULL_SCORE, "blank": 0.0}
