@@ -22,7 +22,8 @@ from . import _sequence as seq
 from .activations import sigmoid, sigmoid_
 from .cells import CellType
 
-GRUStepCache = namedtuple("GRUStepCache", "x h_prev r z n hn w_ih w_hh has_bias")
+GRUStepCache = namedtuple(
+    "GRUStepCache", "x h_prev r z n hn w_ih w_hh has_bias")
 GRUStepGrads = namedtuple("GRUStepGrads", "dx dh_prev dw_ih dw_hh db_ih db_hh")
 GRUCache = namedtuple(
     "GRUCache", "x h0 gx hns hs mask w_ih w_hh has_bias reverse")
@@ -43,7 +44,8 @@ def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None):
     hn = gh[:, 2 * H:]                             # W_hn h + b_hn
     n = np.tanh(gx[:, 2 * H:] + r * hn)            # candidate
     h = (1.0 - z) * n + z * h_prev
-    return h, GRUStepCache(x, h_prev, r, z, n, hn, w_ih, w_hh, b_ih is not None)
+    cache = GRUStepCache(x, h_prev, r, z, n, hn, w_ih, w_hh, b_ih is not None)
+    return h, cache
 
 
 def gru_step_backward(dh, cache):
@@ -77,7 +79,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     """
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0}, (w_ih, w_hh, b_ih, b_hh), 3, lengths)
-    gx = seq.input_projection(x, w_ih, b_ih)       # r, z, n activations in place
+    gx = seq.input_projection(x, w_ih, b_ih)       # becomes r, z, n in place
     hns = np.empty((T, B, H), x.dtype)
     hs = np.empty_like(hns)
     w_hh_t = w_hh.T
@@ -142,7 +144,7 @@ def gru_backward(d_out, dh_n, cache):
         np.multiply(dan, r, out=dgh[:, 2 * H:])    # hn is scaled by r
         if mask is None:
             dh = dh_t * z + dgh @ w_hh             # dh_next for step t-1
-        else:                                      # padding: gradient passes by
+        else:                                      # padding: passes by
             m = mask[t]
             dgx *= m
             dgh *= m

@@ -1,4 +1,4 @@
-r"""Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's ``nn.LSTM``.
+r"""Long short-term memory (Hochreiter & Schmidhuber 1997), ``nn.LSTM``.
 
 .. math::
 
@@ -131,7 +131,8 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
 
     d_out (T, B, H), dh_n and dc_n (B, H) (any may be None) -> LSTMGrads.
     """
-    x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh, has_bias, reverse = cache
+    (x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh, has_bias,
+     reverse) = cache
     T, B, H = hs.shape
     dt = hs.dtype
     d_out = seq.check_grad("d_out", d_out, hs.shape, dt)
@@ -145,7 +146,8 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
         a = gates[t]
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         da = da_all[t]
-        di, df, dg, do = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
+        di, df = da[:, :H], da[:, H:2 * H]
+        dg, do = da[:, 2 * H:3 * H], da[:, 3 * H:]
         tc = tanh_cs[t]
         if mask is None:
             dh_t = dh + d_out[t]
@@ -170,7 +172,7 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
         da *= slope                                 # to pre-activations
         if mask is None:
             dh = da @ w_hh                          # dh_next for step t-1
-        else:                                       # padding: gradient passes by
+        else:                                       # padding: passes by
             m = mask[t]
             da *= m
             dh = da @ w_hh + (1 - m) * dh_t

@@ -17,9 +17,11 @@ from .cells import CellType
 
 NONLINEARITIES = ("tanh", "relu")
 
-RNNStepCache = namedtuple("RNNStepCache", "x h_prev h w_ih w_hh nonlinearity has_bias")
+RNNStepCache = namedtuple(
+    "RNNStepCache", "x h_prev h w_ih w_hh nonlinearity has_bias")
 RNNStepGrads = namedtuple("RNNStepGrads", "dx dh_prev dw_ih dw_hh db_ih db_hh")
-RNNCache = namedtuple("RNNCache", "x h0 states mask w_ih w_hh nonlinearity has_bias reverse")
+RNNCache = namedtuple(
+    "RNNCache", "x h0 states mask w_ih w_hh nonlinearity has_bias reverse")
 RNNGrads = namedtuple("RNNGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
@@ -48,7 +50,9 @@ def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
     if b_ih is not None:
         a += b_ih + b_hh
     h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
-    return h, RNNStepCache(x, h_prev, h, w_ih, w_hh, nonlinearity, b_ih is not None)
+    cache = RNNStepCache(x, h_prev, h, w_ih, w_hh, nonlinearity,
+                         b_ih is not None)
+    return h, cache
 
 
 def rnn_step_backward(dh, cache):
@@ -61,7 +65,8 @@ def rnn_step_backward(dh, cache):
     dw_ih = da.T @ x
     dw_hh = da.T @ h_prev
     db = da.sum(axis=0) if has_bias else None
-    return RNNStepGrads(dx, dh_prev, dw_ih, dw_hh, db, None if db is None else db.copy())
+    db_hh = None if db is None else db.copy()     # both biases get da
+    return RNNStepGrads(dx, dh_prev, dw_ih, dw_hh, db, db_hh)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
@@ -109,7 +114,7 @@ def rnn_backward(d_out, dh_n, cache):
     for t in reversed(seq.time_steps(T, reverse)):
         dh_t = dh + d_out[t] if mask is None else dh + d_out[t] * mask[t]
         da = _activation_grad(dh_t, states[t], nonlinearity)
-        if mask is not None:                       # padding: gradient passes by
+        if mask is not None:                       # padding: passes by
             da *= mask[t]
             dh = da @ w_hh + (1 - mask[t]) * dh_t
         else:
@@ -123,7 +128,8 @@ def rnn_backward(d_out, dh_n, cache):
 
 def _cell_forward(x, state, weights, lengths=None, reverse=False,
                   nonlinearity="tanh"):
-    out, h_n, cache = rnn_forward(x, state[0], *weights, nonlinearity=nonlinearity,
+    out, h_n, cache = rnn_forward(x, state[0], *weights,
+                                  nonlinearity=nonlinearity,
                                   lengths=lengths, reverse=reverse)
     return out, (h_n,), cache
 
