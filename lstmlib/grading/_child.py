@@ -15,6 +15,9 @@ def cache_alembic_head():
 
     head = os.environ.get("LSTMLIB_ALEMBIC_HEAD")
     if not head:
+        bindir = os.path.dirname(sys.executable)
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         head = api.get_alembic_version()
         os.environ["LSTMLIB_ALEMBIC_HEAD"] = head
     api.get_alembic_version = lambda: head
@@ -30,3 +33,38 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def preload():
+    """Imported once by the fork server, so each graded submission's
+    process starts with nbgrader already loaded."""
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    import nbconvert.exporters  # noqa: F401
+    import jupyter_client  # noqa: F401
+    import zmq  # noqa: F401
+
+    from . import _nbext  # noqa: F401
+
+
+def run(cwd, env, argv, log_path, limits):
+    """Target of one forked grading process: nbgrader with argv in cwd."""
+    import resource
+
+    os.setsid()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    for name, value in limits.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = ["nbgrader", *argv]
+    try:
+        main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()

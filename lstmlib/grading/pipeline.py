@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from . import sandbox
+from . import _child
 from ._child import cache_alembic_head
 
 CONFIG_NAME = "nbgrader_config.py"
@@ -641,6 +642,8 @@ class _Job:
                 msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
                 return f"corrupt notebook {name}.ipynb: {type(exc).__name__}: {msg}"
             self._review(nb, name, result)
+            if self._restore_metadata(nb, name, result):
+                nbformat.write(nb, str(path))
         # the gradebook copy, the assignment's data files, the config
         _sqlite_copy(self.cfg.db_path, self.course / "gradebook.db")
         _copy_regular(self.cfg.source / self.assignment, self.course / "source" / self.assignment,
@@ -665,6 +668,36 @@ class _Job:
             status_file=str(self.scratch / "status.jsonl"),
             max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes))
         return ""
+
+    def _restore_metadata(self, nb, name, result) -> bool:
+        """Put back the nbgrader metadata of the student version (points,
+        grade_id, locked...); drop it from cells with an unknown grade_id."""
+        import copy
+        import nbformat
+        release = self.cfg.release / self.assignment / f"{name}.ipynb"
+        if not release.is_file():
+            return False
+        ref = {}
+        for c in nbformat.read(str(release), as_version=4).cells:
+            meta = c.metadata.get("nbgrader")
+            if meta and meta.get("grade_id"):
+                ref[meta["grade_id"]] = meta
+        changed = False
+        for c in nb.cells:
+            meta = c.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            if gid in ref:
+                if meta != ref[gid]:
+                    c.metadata["nbgrader"] = copy.deepcopy(ref[gid])
+                    result.notes.append(f"edited nbgrader metadata of cell {gid} (restored)")
+                    changed = True
+            else:
+                del c.metadata["nbgrader"]
+                result.notes.append(f"unknown cell id {gid} (its nbgrader metadata removed)")
+                changed = True
+        return changed
 
     def _review(self, nb, name, result):
         """Flag student-editable code that touches the grader's machinery."""
@@ -701,16 +734,19 @@ class _Job:
                f"--student={self.student}", "--force"]
         log_path = self.scratch / "autograde.log"
         timed_out = False
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, cwd=self.course, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_grader_limits)
+        proc = _grader_context().Process(
+            target=_child.run, args=(str(self.course), env, cmd[3:], str(log_path),
+                                     {"RLIMIT_AS": 8 << 30, "RLIMIT_CORE": 0}))
+        proc.start()
+        proc.join(timeout=self.cfg.wall_seconds)
+        if proc.is_alive():
+            timed_out = True
             try:
-                proc.wait(timeout=self.cfg.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            except OSError:
+                proc.kill()
+            proc.join()
+        proc.returncode = proc.exitcode
         log_text = log_path.read_text(errors="replace")
         for pattern, describe in _LOG_NOTES:
             for m in pattern.finditer(log_text):
@@ -765,7 +801,16 @@ class _Job:
         return "; ".join(parts)
 
 
-def _grader_limits():
-    import resource
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+_CONTEXT = None
+
+
+def _grader_context():
+    """A fork server with nbgrader preloaded: each submission's grading
+    process is a fresh fork of it (its own process, no import cost)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        import multiprocessing
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["lstmlib.grading._child_preload"])
+        _CONTEXT = ctx
+    return _CONTEXT
