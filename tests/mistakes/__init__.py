@@ -16,6 +16,7 @@ fail (the reasoning is in each mistake's ``why``), then confirmed with a real
 import copy
 import importlib.util
 import json
+import sys
 from collections import namedtuple
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def load(assignment):
     if not path.exists():
         raise ValueError(f"assignment: expected one of {available()}, "
                          f"received {assignment!r}")
+    if str(ROOT) not in sys.path:       # the banks import tests.mistakes
+        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location(
         f"lstm_course_mistakes_{assignment}", path)
     mod = importlib.util.module_from_spec(spec)
