@@ -17,7 +17,7 @@ with ``torch.backends.mkldnn`` disabled), microseconds per time step,
 GFLOP/s of the matrix products and their percent of the machine's peak
 (sgemm/dgemm measured at the start of the same run, with the copy bandwidth
 for the roofline), and the first call's time (Numba: compiling or loading
-its cache) separately.
+its cache; ``--cold-jit`` makes it the compile time) separately.
 
 ``--out DIR`` writes ``results.json``, ``results.csv`` and ``results.png``;
 ``--record`` writes ``lstmlib/bench_results/cpu-<date>.json`` (the file the
@@ -497,9 +497,18 @@ def main(argv=None):
                          "lstmlib/bench_results/gpu-<date>.json")
     ap.add_argument("--inject-wrong", default=None, metavar="BACKEND",
                     help="perturb one backend's output (tests the check)")
+    ap.add_argument("--cold-jit", action="store_true",
+                    help="compile Numba kernels afresh (empty cache folder), "
+                         "so that the first-call column is the compile time")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
 
+    if a.cold_jit:
+        if "numba" in sys.modules:
+            ap.error("--cold-jit: numba was imported before the benchmark "
+                     "started; run it as python -m lstmlib.bench")
+        import tempfile
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="lstmlib-jit-")
     threads = set_threads(a.threads)
     shapes = a.shapes.split(",") if a.shapes else \
         (["small"] if a.quick else list(DEFAULT_SHAPES))
@@ -526,6 +535,8 @@ def main(argv=None):
     repeats = a.repeats or (3 if a.quick else 7)
     meta = machine_info()
     meta["threads"] = threads
+    meta["jit_cache"] = "cold (compiled in this run)" if a.cold_jit else \
+        "warm when a previous run compiled the kernels (cache=True)"
     print(f"# {meta['cpu']} | numpy {meta['numpy']} ({meta['blas']}), numba "
           f"{meta['numba']}, torch {meta['torch']} | threads {threads}")
     if a.gpu:

@@ -54,18 +54,20 @@ __all__ = [
 # (one array, no calls; a loop that also wrote five other arrays would not be)
 
 @njit(cache=True, error_model="numpy")
-def _sigmoid_(v, lo, hi):
-    """v[lo:hi] = sigmoid(v[lo:hi]) = 0.5 * (1 + tanh(v / 2)), as in
-    lstmlib.activations; float64 arithmetic, float32 rounds once on store."""
-    for j in range(lo, hi):
-        v[j] = 0.5 * (1.0 + tanh64(0.5 * float(v[j])))
+def _sigmoid_(v):
+    """v = sigmoid(v) = 0.5 * (1 + tanh(v / 2)) in place, as in
+    lstmlib.activations; float64 arithmetic, float32 rounds once on store.
+    Called on a slice (``a[:2 * H]``): a loop over a whole 1-D array is the
+    form LLVM vectorises (a ``range(lo, hi)`` loop here is not)."""
+    for j in range(v.size):
+        v[j] = 0.5 * (1.0 + tanh64(0.5 * np.float64(v[j])))
 
 
 @njit(cache=True, error_model="numpy")
-def _tanh_(v, lo, hi):
-    """v[lo:hi] = tanh(v[lo:hi])."""
-    for j in range(lo, hi):
-        v[j] = tanh64(float(v[j]))
+def _tanh_(v):
+    """v = tanh(v) in place (see :func:`_sigmoid_`)."""
+    for j in range(v.size):
+        v[j] = tanh64(np.float64(v[j]))
 
 
 @njit(cache=True, error_model="numpy")
@@ -95,15 +97,15 @@ def lstm_gates_forward(a, c_prev, h_prev, valid, h, c, tanh_c):
                 tanh_c[b, k] = 0.0
             continue
         ab = a[b]
-        _sigmoid_(ab, 0, 2 * H)                      # i, f
-        _tanh_(ab, 2 * H, 3 * H)                     # g
-        _sigmoid_(ab, 3 * H, 4 * H)                  # o
+        _sigmoid_(ab[:2 * H])                        # i, f
+        _tanh_(ab[2 * H:3 * H])                      # g
+        _sigmoid_(ab[3 * H:])                        # o
         cb = c[b]
         for k in range(H):
             cb[k] = ab[H + k] * c_prev[b, k] + ab[k] * ab[2 * H + k]
         tb = tanh_c[b]
         tb[:] = cb
-        _tanh_(tb, 0, H)                             # tanh(c)
+        _tanh_(tb)                                   # tanh(c)
         for k in range(H):
             h[b, k] = ab[3 * H + k] * tb[k]          # h = o * tanh(c)
 
@@ -140,7 +142,7 @@ def lstm_gates_backward(gates, tanh_c, c_prev, valid, dh, dc, da):
             da[b, 2 * H + k] = dck * i * (one - g * g)
             da[b, 3 * H + k] = do * o * (one - o)
             dc[b, k] = dck * f                       # dL/dc_{t-1}
-            dh[b, k] = 0.0                           # all of dL/dh_{t-1} is da W_hh
+            dh[b, k] = 0.0                       # dL/dh_{t-1} = da W_hh
 
 
 @njit(cache=True, error_model="numpy")
@@ -160,11 +162,11 @@ def gru_gates_forward(gx, gh, h_prev, valid, h, hn):
         ab = gx[b]
         for j in range(2 * H):
             ab[j] += gh[b, j]
-        _sigmoid_(ab, 0, 2 * H)                      # r, z
+        _sigmoid_(ab[:2 * H])                        # r, z
         for k in range(H):
             hn[b, k] = gh[b, 2 * H + k]              # W_hn h_prev + b_hn
             ab[2 * H + k] += ab[k] * gh[b, 2 * H + k]
-        _tanh_(ab, 2 * H, 3 * H)                     # n
+        _tanh_(ab[2 * H:3 * H])                      # n
         for k in range(H):
             n = ab[2 * H + k]
             h[b, k] = n + ab[H + k] * (h_prev[b, k] - n)
@@ -237,16 +239,16 @@ def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
         acc[:] = bias
         _affine_row(x[t, b], w_ih_t, acc)
         _affine_row(h, w_hh_t, acc)
-        _sigmoid_(acc, 0, 2 * H)                     # i, f
-        _tanh_(acc, 2 * H, 3 * H)                    # g
-        _sigmoid_(acc, 3 * H, 4 * H)                 # o
+        _sigmoid_(acc[:2 * H])                       # i, f
+        _tanh_(acc[2 * H:3 * H])                     # g
+        _sigmoid_(acc[3 * H:])                       # o
         hs_prev[t, b] = h
         cs_prev[t, b] = c
         for k in range(H):
             c[k] = acc[H + k] * c[k] + acc[k] * acc[2 * H + k]
         tc = tanh_cs[t, b]
         tc[:] = c
-        _tanh_(tc, 0, H)                             # tanh(c)
+        _tanh_(tc)                                   # tanh(c)
         for k in range(H):
             h[k] = acc[3 * H + k] * tc[k]            # h = o * tanh(c)
         gates[t, b] = acc
@@ -315,10 +317,10 @@ def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
         _affine_row(h, w_hh_t, ah)
         for j in range(2 * H):
             ax[j] += ah[j]
-        _sigmoid_(ax, 0, 2 * H)                      # r, z
+        _sigmoid_(ax[:2 * H])                        # r, z
         for k in range(H):
             ax[2 * H + k] += ax[k] * ah[2 * H + k]
-        _tanh_(ax, 2 * H, 3 * H)                     # n
+        _tanh_(ax[2 * H:3 * H])                      # n
         hs_prev[t, b] = h
         for k in range(H):
             n = ax[2 * H + k]
@@ -442,7 +444,7 @@ def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
 @njit(cache=True, parallel=True, error_model="numpy")
 def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
                                    reverse):
-    """:func:`lstm_sequence_forward` with the batch rows spread over threads."""
+    """:func:`lstm_sequence_forward`, batch rows spread over threads."""
     T, B, _ = x.shape
     H = h0.shape[1]
     dt = x.dtype
