@@ -7,6 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 BOOK_FLAGS := -W -n --keep-going
 
+# One BLAS thread per process: the book's notebooks and the test workers run
+# side by side, and oversubscribed BLAS threads make small matrices crawl.
+OPENBLAS_NUM_THREADS ?= 1
+OMP_NUM_THREADS ?= 1
+MKL_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS OMP_NUM_THREADS MKL_NUM_THREADS
+
 .PHONY: book test setup system-deps serve clean
 
 $(STAMP): pyproject.toml
