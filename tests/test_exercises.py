@@ -72,8 +72,11 @@ def nbgrader(args, cwd=ROOT, timeout=900):
 @pytest.fixture(scope="module")
 def validation():
     paths = [solution(a) for a in ASSIGNMENTS] + [release(a) for a in ASSIGNMENTS]
-    r = nbgrader(["validate", *map(str, paths)])
-    text = r.stdout + r.stderr
+    # one stream, so that each notebook's result follows its "Validating" line
+    r = subprocess.run([NBGRADER, "validate", *map(str, paths)], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, env=ENV, timeout=900)
+    text = r.stdout
     sections = {}
     for chunk in re.split(r"\[ValidateApp \| INFO\] Validating '", text)[1:]:
         path, _, rest = chunk.partition("'")
