@@ -45,12 +45,12 @@ c.OverwriteCells.add_missing_cells = True
 
 # Feedback must not show hidden tests: nbgrader's default feedback prints the
 # whole autograded cell, hidden tests and their tracebacks included.
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor as _CSS  # noqa: E402
-from nbgrader.preprocessors import GetGrades as _GetGrades  # noqa: E402
-
-from lstmlib.grading._nbext import StripHiddenTests as _Strip  # noqa: E402
-
-c.GenerateFeedback.preprocessors = [_Strip, _GetGrades, _CSS]
+# (Classes named as strings: loading this file stays cheap.)
+c.GenerateFeedback.preprocessors = [
+    "lstmlib.grading._nbext.StripHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
 
 # The sandbox every graded kernel runs in (lstmlib/grading/sandbox.py).
 c.GradingSandbox.memory_bytes = 4 * 1024**3       # address space of the kernel

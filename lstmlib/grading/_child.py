@@ -47,6 +47,8 @@ def preload():
 
     from . import _nbext  # noqa: F401
 
+    cache_alembic_head()
+
 
 def run(cwd, env, argv, log_path, limits):
     """Target of one forked grading process: nbgrader with argv in cwd."""

@@ -218,10 +218,7 @@ class Course:
     # ------------------------------------------------------------------ nbgrader
     def nbgrader(self, *args, cwd=None, check=True, timeout=None, extra_env=None):
         env = _env_with_venv_path(os.environ)
-        if os.environ.get("LSTMLIB_ALEMBIC_HEAD"):
-            cmd = [sys.executable, "-m", "lstmlib.grading._child", *map(str, args)]
-        else:
-            cmd = [sys.executable, "-m", "nbgrader", *map(str, args)]
+        cmd = [sys.executable, "-m", "lstmlib.grading._child", *map(str, args)]
         if extra_env:
             env.update(extra_env)
         proc = subprocess.run(cmd, cwd=str(cwd or self.root), env=env, capture_output=True,
@@ -389,6 +386,7 @@ class Course:
         dest = self.config.autograded / job.student / job.assignment
         with Gradebook(self.config.db_url) as gb:
             if result.status != "graded":
+                gb.update_or_create_student(job.student)   # so the export lists them
                 try:
                     gb.remove_submission(job.assignment, job.student)
                 except MissingEntry:
@@ -537,12 +535,6 @@ def leaked_lines(html: str, secrets) -> list:
 # ---------------------------------------------------------------------- one job
 _SCRATCH_CONFIG = '''\
 # Written by lstmlib.grading for one submission's scratch course.
-import os
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
-from lstmlib.grading._nbext import GuardedExecute
-
 c = get_config()
 load_subconfig({real_config!r})
 c.CourseDirectory.root = {course!r}
@@ -555,8 +547,13 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = {db_url!r}
 c.Autograde.create_student = True
 c.Autograde.autograde_preprocessors = [
-    GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    "lstmlib.grading._nbext.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata"]
 c.OverwriteCells.add_missing_cells = True
 c.Execute.timeout = {cell_timeout!r}
 c.Execute.startup_timeout = 120
@@ -729,7 +726,6 @@ class _Job:
                    JUPYTER_CONFIG_DIR=str(self.scratch / "cfg"),
                    JUPYTER_DATA_DIR=str(self.scratch / "data"),
                    JUPYTER_PLATFORM_DIRS="1", PYTHONDONTWRITEBYTECODE="1")
-        env["LSTMLIB_ALEMBIC_HEAD"] = cache_alembic_head()
         cmd = [sys.executable, "-m", "lstmlib.grading._child", "autograde", self.assignment,
                f"--student={self.student}", "--force"]
         log_path = self.scratch / "autograde.log"

@@ -146,7 +146,7 @@ for db in ["{t.course}/grading/gradebook.db", "../../../gradebook.db",
         con = sqlite3.connect(db)
         con.execute("UPDATE grade SET manual_score = 0, auto_score = 0")
         con.commit()
-        print("UPDATED", db)
+        print("UPD" + "ATED", db)
     except Exception as exc:
         print("denied", db, type(exc).__name__, exc)
 '''
@@ -190,12 +190,12 @@ import socket, urllib.request
 for host, port in [("1.1.1.1", 53), ("8.8.8.8", 443), ("127.0.0.1", 22)]:
     try:
         socket.create_connection((host, port), timeout=3)
-        print("CONNECTED", host, port)
+        print("CONN" + "ECTED", host, port)
     except OSError as exc:
         print("no network", host, port, exc)
 try:
     urllib.request.urlopen("http://example.com", timeout=3)
-    print("CONNECTED http")
+    print("CONN" + "ECTED http")
 except Exception as exc:
     print("no http", type(exc).__name__)
 '''
@@ -216,7 +216,7 @@ BIG_FILE = '''\
 with open("big.bin", "wb") as fh:
     for _ in range(40):
         fh.write(b"0" * (1 << 23))
-print("wrote 320 MB")
+print("BIG FILE " + "WRITTEN")
 '''
 
 ENV_LEAK = f'''\
@@ -312,7 +312,7 @@ ATTACKS = [
     Attack("network", "connect to the internet and to localhost",
            lambda t: _nb(t, cells=[NETWORK]), tiny.FULL_SCORE, forbid=("CONNECTED",)),
     Attack("big-file", "write a 320 MB file", lambda t: _nb(t, cells=[BIG_FILE]),
-           tiny.FULL_SCORE, forbid=("wrote 320 MB",)),
+           tiny.FULL_SCORE, forbid=("BIG FILE WRITTEN",)),
     Attack("env-leak", "print the grader's environment",
            lambda t: _nb(t, cells=[ENV_LEAK]), tiny.FULL_SCORE, forbid=(ENV_SECRET_VALUE,)),
     Attack("corrupt-json", "not JSON at all", corrupt, None, reason="corrupt notebook"),
