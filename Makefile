@@ -42,3 +42,32 @@ clean:
 serve: $(STAMP)
 	test -f _build/html/index.html || $(MAKE) book
 	$(PY) scripts/serve.py --port $(or $(PORT),8000)
+
+# --- Grading (instructor; see book/instructor_guide.md) -----------------------
+# make grade-01_rnn_forward : collect, autograde (sandboxed), feedback
+# make autograde-01_rnn_forward, make feedback-01_rnn_forward
+# make grades               : export every grade to grading/grades.csv
+# make sandbox-check        : can this machine build the grading sandbox?
+GRADE := $(PY) -m lstmlib.grading
+
+.PHONY: sandbox-check grades
+
+sandbox-check: $(STAMP)
+	$(GRADE) sandbox-check
+
+collect-%: $(STAMP)
+	$(GRADE) collect $*
+
+autograde-%: $(STAMP)
+	$(GRADE) autograde $*
+
+feedback-%: $(STAMP)
+	$(GRADE) feedback $*
+
+grade-%: $(STAMP)
+	$(GRADE) collect $*
+	$(GRADE) autograde $*
+	$(GRADE) feedback $*
+
+grades: $(STAMP)
+	$(GRADE) export grading/grades.csv
