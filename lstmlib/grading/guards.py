@@ -193,12 +193,10 @@ def scan(fn, names, module_names=()):
         for how, v in values:
             if _id(v) in forb:
                 findings.append(f"{f.__name__} uses {forb[_id(v)]} ({how})")
-            elif _type(v) in (_FunctionType, _MethodType) and \
-                    _getattr(v, "__globals__", glob) is glob:
+            elif _type(v) in (_FunctionType, _MethodType) and (
+                    _getattr(v, "__globals__", None) is glob or
+                    _getattr(v, "__module__", None) in (None, "__main__")):
                 todo.append(v)            # another function of the notebook
-            elif _type(v) is _FunctionType and not \
-                    (_getattr(v, "__module__", "") or "").startswith("lstmlib"):
-                todo.append(v)
     out = []
     for text in findings:
         if text not in out:
