@@ -23,7 +23,7 @@ Three kinds of kernels, from small to large:
     the same with ``prange`` over the batch: sequences of a batch are
     independent, so each thread runs whole sequences and no thread ever waits
     for another inside the time loop. Weight gradients are then reduced over
-    time and batch in a second ``prange`` loop over the rows of dW.
+    time and batch in a second ``prange`` loop over the columns of dW.
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates.
 Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
@@ -373,17 +373,20 @@ def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
 
 
 @njit(cache=True, error_model="numpy")
-def _weight_grad_row(j, da_all, inp):
-    """Row j of sum_t,b da[t, b, j] * inp[t, b, :] (one row of dW)."""
-    T, B, K = inp.shape
-    row = np.zeros(K, inp.dtype)
+def _weight_grad_col(k, da_all, inp, dw_t):
+    """dw_t[k] = sum over t, b of inp[t, b, k] * da[t, b, :]: row k of
+    dW^T (column k of dW). Long contiguous inner loop over the G*H gate
+    rows; each k is independent, so a prange over k needs no lock."""
+    T, B, _ = inp.shape
+    row = dw_t[k]
+    row[:] = 0.0
     for t in range(T):
         for b in range(B):
-            v = da_all[t, b, j]
+            v = inp[t, b, k]
             if v != 0.0:
-                for k in range(K):
-                    row[k] += v * inp[t, b, k]
-    return row
+                d = da_all[t, b]
+                for j in range(row.size):
+                    row[j] += v * d[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -482,19 +485,22 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
     for b in range(B):
         _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
                            cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
-    dw_ih = np.empty((4 * H, D), dt)
-    dw_hh = np.empty((4 * H, H), dt)
-    for j in range(4 * H):
-        dw_ih[j] = _weight_grad_row(j, da_all, x)
-        dw_hh[j] = _weight_grad_row(j, da_all, hs_prev)
-    return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
+    dw_ih_t = np.empty((D, 4 * H), dt)
+    dw_hh_t = np.empty((H, 4 * H), dt)
+    for k in range(D + H):
+        if k < D:
+            _weight_grad_col(k, da_all, x, dw_ih_t)
+        else:
+            _weight_grad_col(k - D, da_all, hs_prev, dw_hh_t)
+    return (dx, dh0, dc0, dw_ih_t.T.copy(), dw_hh_t.T.copy(),
+            _bias_grad(da_all))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
                                     tanh_cs, hs_prev, cs_prev, lengths,
                                     reverse):
-    """:func:`lstm_sequence_backward`: batch rows, then rows of dW, in
+    """:func:`lstm_sequence_backward`: batch rows, then columns of dW, in
     parallel (no two threads ever write the same element)."""
     T, B, D = x.shape
     H = dh_n.shape[1]
@@ -506,12 +512,15 @@ def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
     for b in prange(B):
         _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
                            cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
-    dw_ih = np.empty((4 * H, D), dt)
-    dw_hh = np.empty((4 * H, H), dt)
-    for j in prange(4 * H):
-        dw_ih[j] = _weight_grad_row(j, da_all, x)
-        dw_hh[j] = _weight_grad_row(j, da_all, hs_prev)
-    return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
+    dw_ih_t = np.empty((D, 4 * H), dt)
+    dw_hh_t = np.empty((H, 4 * H), dt)
+    for k in prange(D + H):
+        if k < D:
+            _weight_grad_col(k, da_all, x, dw_ih_t)
+        else:
+            _weight_grad_col(k - D, da_all, hs_prev, dw_hh_t)
+    return (dx, dh0, dc0, dw_ih_t.T.copy(), dw_hh_t.T.copy(),
+            _bias_grad(da_all))
 
 
 @njit(cache=True, error_model="numpy")
@@ -571,18 +580,21 @@ def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
     for b in range(B):
         _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
                           lengths, reverse, dgx_all, dgh_all, dx, dh0)
-    dw_ih = np.empty((3 * H, D), dt)
-    dw_hh = np.empty((3 * H, H), dt)
-    for j in range(3 * H):
-        dw_ih[j] = _weight_grad_row(j, dgx_all, x)
-        dw_hh[j] = _weight_grad_row(j, dgh_all, hs_prev)
-    return dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all), _bias_grad(dgh_all)
+    dw_ih_t = np.empty((D, 3 * H), dt)
+    dw_hh_t = np.empty((H, 3 * H), dt)
+    for k in range(D + H):
+        if k < D:
+            _weight_grad_col(k, dgx_all, x, dw_ih_t)
+        else:
+            _weight_grad_col(k - D, dgh_all, hs_prev, dw_hh_t)
+    return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
+            _bias_grad(dgh_all))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
                                    hs_prev, lengths, reverse):
-    """:func:`gru_sequence_backward` with batch rows, then rows of dW, in
+    """:func:`gru_sequence_backward` with batch rows, then columns of dW, in
     parallel."""
     T, B, D = x.shape
     H = dh_n.shape[1]
@@ -594,9 +606,12 @@ def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
     for b in prange(B):
         _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
                           lengths, reverse, dgx_all, dgh_all, dx, dh0)
-    dw_ih = np.empty((3 * H, D), dt)
-    dw_hh = np.empty((3 * H, H), dt)
-    for j in prange(3 * H):
-        dw_ih[j] = _weight_grad_row(j, dgx_all, x)
-        dw_hh[j] = _weight_grad_row(j, dgh_all, hs_prev)
-    return dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all), _bias_grad(dgh_all)
+    dw_ih_t = np.empty((D, 3 * H), dt)
+    dw_hh_t = np.empty((H, 3 * H), dt)
+    for k in prange(D + H):
+        if k < D:
+            _weight_grad_col(k, dgx_all, x, dw_ih_t)
+        else:
+            _weight_grad_col(k - D, dgh_all, hs_prev, dw_hh_t)
+    return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
+            _bias_grad(dgh_all))
