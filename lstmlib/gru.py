@@ -82,7 +82,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     gx = seq.input_projection(x, w_ih, b_ih)       # becomes r, z, n in place
     hns = np.empty((T, B, H), x.dtype)
     hs = np.empty_like(hns)
-    w_hh_t = w_hh.T
+    w_hh_t = np.ascontiguousarray(w_hh.T)        # BLAS runs faster on a copy
     gh = np.empty((B, 3 * H), x.dtype)
     h = h0
     for t in seq.time_steps(T, reverse):
