@@ -150,7 +150,8 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
         dg, do = da[:, 2 * H:3 * H], da[:, 3 * H:]
         tc = tanh_cs[t]
         if mask is None:
-            dh_t = dh + d_out[t]
+            dh += d_out[t]                          # dh_next + this step's
+            dh_t = dh
         else:
             dh_t = dh + d_out[t] * mask[t]
             dc_keep = dc.copy()
