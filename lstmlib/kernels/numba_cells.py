@@ -106,7 +106,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         cs = np.empty_like(hs)
         tanh_cs = np.empty_like(hs)
         rec = np.empty((B, 4 * H), x.dtype)
-        w_hh_t = w_hh.T
+        w_hh_t = np.ascontiguousarray(w_hh.T)     # BLAS: faster than a view
         h, c = h0, c0
         for t in seq.time_steps(T, reverse):
             np.matmul(h, w_hh_t, out=rec)
@@ -184,7 +184,7 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         hs = np.empty((T, B, H), x.dtype)
         hns = np.empty_like(hs)
         gh = np.empty((B, 3 * H), x.dtype)
-        w_hh_t = w_hh.T
+        w_hh_t = np.ascontiguousarray(w_hh.T)     # BLAS: faster than a view
         h = h0
         for t in seq.time_steps(T, reverse):
             np.matmul(h, w_hh_t, out=gh)
