@@ -46,9 +46,7 @@ def input_projection(x, w_ih, b_ih, b_hh=None):
     T, B, D = x.shape
     a = x.reshape(T * B, D) @ w_ih.T
     if b_ih is not None:
-        a += b_ih
-        if b_hh is not None:
-            a += b_hh
+        a += b_ih if b_hh is None else b_ih + b_hh   # one pass over a
     return a.reshape(T, B, -1)
 
 
