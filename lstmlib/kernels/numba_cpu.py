@@ -34,6 +34,8 @@ Set ``NUMBA_DISABLE_JIT=1`` to run all of this as plain Python (slowly) and
 step through it with a debugger.
 """
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -403,20 +405,26 @@ def _bias_grad(da_all):
 # ---------------------------------------------------------------------------
 # whole sequences: serial and batch-parallel drivers
 #
-# Two separately written drivers (rather than one function compiled twice)
-# so that Numba's on-disk cache keeps one entry per function.
+# Each driver is written once, with ``prange``, and compiled twice: as it is
+# (without ``parallel=True`` Numba runs ``prange`` as ``range``) and with
+# ``parallel=True``. Numba's on-disk cache names its files after the Python
+# function and keys the entries by signature and bytecode, not by compile
+# options: two dispatchers of one function would share one entry, and the
+# parallel one would load the serial machine code. The parallel version is
+# therefore compiled from a copy named ``<name>_parallel``, which gets cache
+# files of its own.
 
-def _lstm_forward_alloc(x, h0):
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    return (np.empty((T, B, H), dt), np.empty((T, B, 4 * H), dt),
-            np.empty((T, B, H), dt), np.empty((T, B, H), dt),
-            np.empty((T, B, H), dt), np.empty((T, B, H), dt),
-            np.empty((B, H), dt), np.empty((B, H), dt))
+def _serial_and_parallel(fn, parallel_doc):
+    """(serial, parallel) dispatchers compiled from the one body ``fn``."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__,
+                              fn.__name__ + "_parallel", fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = twin.__name__
+    twin.__doc__ = parallel_doc
+    return (njit(cache=True, error_model="numpy")(fn),
+            njit(cache=True, parallel=True, error_model="numpy")(twin))
 
 
-@njit(cache=True, error_model="numpy")
 def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
     """The whole LSTM forward pass in one compiled call.
 
@@ -437,28 +445,6 @@ def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
     cs_prev = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
-    for b in range(B):
-        _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
-                          reverse, out, gates, cs, tanh_cs, hs_prev, cs_prev,
-                          h_n, c_n)
-    return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
-                                   reverse):
-    """:func:`lstm_sequence_forward`, batch rows spread over threads."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    out = np.empty((T, B, H), dt)
-    gates = np.empty((T, B, 4 * H), dt)
-    cs = np.zeros((T, B, H), dt)
-    tanh_cs = np.zeros((T, B, H), dt)
-    hs_prev = np.zeros((T, B, H), dt)
-    cs_prev = np.zeros((T, B, H), dt)
-    h_n = np.empty((B, H), dt)
-    c_n = np.empty((B, H), dt)
     for b in prange(B):
         _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
                           reverse, out, gates, cs, tanh_cs, hs_prev, cs_prev,
@@ -466,7 +452,11 @@ def lstm_sequence_forward_parallel(x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
     return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
 
 
-@njit(cache=True, error_model="numpy")
+lstm_sequence_forward, lstm_sequence_forward_parallel = _serial_and_parallel(
+    lstm_sequence_forward,
+    """:func:`lstm_sequence_forward`, batch rows spread over threads.""")
+
+
 def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
                            hs_prev, cs_prev, lengths, reverse):
     """BPTT for :func:`lstm_sequence_forward` in one compiled call.
@@ -482,33 +472,6 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
     dx = np.zeros((T, B, D), dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
-    for b in range(B):
-        _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
-                           cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
-    dw_ih_t = np.empty((D, 4 * H), dt)
-    dw_hh_t = np.empty((H, 4 * H), dt)
-    for k in range(D + H):
-        if k < D:
-            _weight_grad_col(k, da_all, x, dw_ih_t)
-        else:
-            _weight_grad_col(k - D, da_all, hs_prev, dw_hh_t)
-    return (dx, dh0, dc0, dw_ih_t.T.copy(), dw_hh_t.T.copy(),
-            _bias_grad(da_all))
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
-                                    tanh_cs, hs_prev, cs_prev, lengths,
-                                    reverse):
-    """:func:`lstm_sequence_backward`: batch rows, then columns of dW, in
-    parallel (no two threads ever write the same element)."""
-    T, B, D = x.shape
-    H = dh_n.shape[1]
-    dt = x.dtype
-    da_all = np.empty((T, B, 4 * H), dt)
-    dx = np.zeros((T, B, D), dt)
-    dh0 = np.empty((B, H), dt)
-    dc0 = np.empty((B, H), dt)
     for b in prange(B):
         _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
                            cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
@@ -523,7 +486,12 @@ def lstm_sequence_backward_parallel(d_out, dh_n, dc_n, x, w_ih, w_hh, gates,
             _bias_grad(da_all))
 
 
-@njit(cache=True, error_model="numpy")
+lstm_sequence_backward, lstm_sequence_backward_parallel = _serial_and_parallel(
+    lstm_sequence_backward,
+    """:func:`lstm_sequence_backward`: batch rows, then columns of dW, in
+    parallel (no two threads ever write the same element).""")
+
+
 def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
     """The whole GRU forward pass in one compiled call.
 
@@ -539,63 +507,23 @@ def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
     hns = np.zeros((T, B, H), dt)
     hs_prev = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
-    for b in range(B):
-        _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
-                         reverse, out, gates, hns, hs_prev, h_n)
-    return out, h_n, gates, hns, hs_prev
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def gru_sequence_forward_parallel(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
-                                  reverse):
-    """:func:`gru_sequence_forward` with the batch rows spread over threads."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    out = np.empty((T, B, H), dt)
-    gates = np.empty((T, B, 3 * H), dt)
-    hns = np.zeros((T, B, H), dt)
-    hs_prev = np.zeros((T, B, H), dt)
-    h_n = np.empty((B, H), dt)
     for b in prange(B):
         _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
                          reverse, out, gates, hns, hs_prev, h_n)
     return out, h_n, gates, hns, hs_prev
 
 
-@njit(cache=True, error_model="numpy")
+gru_sequence_forward, gru_sequence_forward_parallel = _serial_and_parallel(
+    gru_sequence_forward,
+    """:func:`gru_sequence_forward`, batch rows spread over threads.""")
+
+
 def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
                           lengths, reverse):
     """BPTT for :func:`gru_sequence_forward` in one compiled call.
 
     Returns dx, dh0, dw_ih, dw_hh, db_ih, db_hh.
     """
-    T, B, D = x.shape
-    H = dh_n.shape[1]
-    dt = x.dtype
-    dgx_all = np.empty((T, B, 3 * H), dt)
-    dgh_all = np.empty((T, B, 3 * H), dt)
-    dx = np.zeros((T, B, D), dt)
-    dh0 = np.empty((B, H), dt)
-    for b in range(B):
-        _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
-                          lengths, reverse, dgx_all, dgh_all, dx, dh0)
-    dw_ih_t = np.empty((D, 3 * H), dt)
-    dw_hh_t = np.empty((H, 3 * H), dt)
-    for k in range(D + H):
-        if k < D:
-            _weight_grad_col(k, dgx_all, x, dw_ih_t)
-        else:
-            _weight_grad_col(k - D, dgh_all, hs_prev, dw_hh_t)
-    return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
-            _bias_grad(dgh_all))
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
-                                   hs_prev, lengths, reverse):
-    """:func:`gru_sequence_backward` with batch rows, then columns of dW, in
-    parallel."""
     T, B, D = x.shape
     H = dh_n.shape[1]
     dt = x.dtype
@@ -615,3 +543,9 @@ def gru_sequence_backward_parallel(d_out, dh_n, x, w_ih, w_hh, gates, hns,
             _weight_grad_col(k - D, dgh_all, hs_prev, dw_hh_t)
     return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
             _bias_grad(dgh_all))
+
+
+gru_sequence_backward, gru_sequence_backward_parallel = _serial_and_parallel(
+    gru_sequence_backward,
+    """:func:`gru_sequence_backward` with batch rows, then columns of dW, in
+    parallel.""")
