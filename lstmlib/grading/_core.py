@@ -196,9 +196,12 @@ def as_plain(arr):
     return _ndarray_tolist(_ndarray_ravel(_ndarray_astype(arr, _np_float64)))
 
 
-def mismatches(actual, expected, rtol, atol):
+def mismatches(actual, expected, rtol=None, atol=None):
     """Flat indices where ``actual`` and ``expected`` (exact ndarrays of the
-    same shape) differ, and the largest absolute difference."""
+    same shape) differ, and the largest absolute difference; the tolerances
+    default to those of the expected dtype."""
+    if rtol is None:
+        rtol, atol = tolerances(expected.dtype.str)
     a = as_plain(actual)
     e = as_plain(expected)
     bad = []
@@ -228,8 +231,6 @@ def same_values(actual, expected, rtol=None, atol=None):
         return False
     if _tuple(actual.shape) != _tuple(expected.shape):
         return False
-    if rtol is None:
-        rtol, atol = tolerances(expected.dtype.str)
     bad, _ = mismatches(actual, expected, rtol, atol)
     return _len(bad) == 0
 
@@ -279,8 +280,6 @@ def compare(where, name, actual, expected, cause=None, rtol=None, atol=None):
                  f"received {_type(actual).__name__}.")
         return
     check_type_shape_dtype(where, name, actual, expected)
-    if rtol is None:
-        rtol, atol = tolerances(expected.dtype.str)
     bad, worst = mismatches(actual, expected, rtol, atol)
     if not bad:
         return
@@ -324,20 +323,22 @@ def time_steps_hit(bad, shape):
     return _sorted(steps)
 
 
+# the sequence types a function may return several values in, each with the
+# built-in length and item methods captured above
+_SEQUENCES = ((_tuple, _tuple_len, _tuple_getitem, "tuple"),
+              (_list, _list_len, _list_getitem, "list"))
+
+
 def unpack(where, value, n, what):
     """Items of a tuple or list of length ``n`` read through the built-in
     types' own methods (a tuple subclass cannot lie about its items)."""
     __tracebackhide__ = True
-    if _issubclass(_type(value), _tuple):
-        if _tuple_len(value) != n:
-            fail(f"{where}: expected your function to return {what} "
-                 f"({n} items), received a tuple of {_tuple_len(value)} items.")
-        return [_tuple_getitem(value, i) for i in _range(n)]
-    if _issubclass(_type(value), _list):
-        if _list_len(value) != n:
-            fail(f"{where}: expected your function to return {what} "
-                 f"({n} items), received a list of {_list_len(value)} items.")
-        return [_list_getitem(value, i) for i in _range(n)]
+    for kind, length, item, word in _SEQUENCES:
+        if _issubclass(_type(value), kind):
+            if length(value) != n:
+                fail(f"{where}: expected your function to return {what} "
+                     f"({n} items), received a {word} of {length(value)} items.")
+            return [item(value, i) for i in _range(n)]
     fail(f"{where}: expected your function to return {what}, received "
          f"{_type(value).__name__}: {fmt(value, 120)}")
 

@@ -143,6 +143,30 @@ def _check_outputs(where, names, actuals, expecteds, hyps, hint=None):
     compare(f"{where} [{summary}]", first, actuals[k], expecteds[k], cause)
 
 
+def _graded(name, fn, which):
+    """The part ``name``, once ``fn`` is known not to delegate, and its
+    ``which`` cases as (where, case) pairs: ``where`` starts the messages."""
+    __tracebackhide__ = True
+    part = _get_part(name)
+    guards.require_own_function(part.label, fn, part.names)
+    return part, [(f"{part.label}, case {case.name}", case)
+                  for case in _cases(part, which)]
+
+
+def _check_returns(name, fn, which, names, hint=None, ungraded=None):
+    """Grade a part whose function returns the tuple ``names + ungraded``
+    (e.g. a cache last): the arrays ``names`` against the expected ones."""
+    __tracebackhide__ = True
+    part, cases = _graded(name, fn, which)
+    returned = names + (ungraded or [])
+    what = "(" + ", ".join(returned) + ")"
+    for where, case in cases:
+        out = _run(where, fn, part, thaw(case.args), thaw(case.kwargs))
+        got = unpack(where, out, _core._len(returned), what)
+        _check_outputs(where, names, got[:_core._len(names)],
+                       _core._list(thaw(case.expected)), case.hyps, hint)
+
+
 # ---------------------------------------------------------------------------
 # Random fixtures
 
@@ -177,8 +201,61 @@ def _zeros_like(a):
     return None if a is None else a * 0
 
 
+def _draw_inputs(rng, G, x_shape, H, bias, dtype, cell=False):
+    """(x, h0, [c0,] w_ih, w_hh, b_ih, b_hh) of a layer with ``G`` gates,
+    drawn from ``rng`` in the order: weights, x, h0 and, for an LSTM, c0."""
+    w = _weights(rng, G, x_shape[-1], H, dtype, bias)
+    x = _randn(rng, x_shape, dtype)
+    h = _randn(rng, (x_shape[-2], H), dtype, 0.8)
+    if cell:
+        return (x, h, _randn(rng, (x_shape[-2], H), dtype, 1.0)) + w
+    return (x, h) + w
+
+
+def _rnn_inputs(run, seed, x_shape, H, nl, bias, dtype):
+    """Inputs of a vanilla RNN from ``_rng(seed)``, drawn again until the
+    first result of ``run(*inputs, nl)`` has both active and inactive units
+    (for ReLU): the generator, the inputs and ``run``'s result."""
+    rng = _rng(seed)
+    while True:
+        args = _draw_inputs(rng, 1, x_shape, H, bias, dtype)
+        result = run(*args, nl)
+        if _mixed_signs(result[0], nl):
+            return rng, args, result
+
+
+# the cases of a cell's step: (name, seed, B, D, H, bias, dtype), shared by the
+# LSTM and GRU cells
+_STEP_SPECS_VISIBLE = [("B=3, D=4, H=5", 0, 3, 4, 5, True, "float64")]
+_STEP_SPECS_HIDDEN = [
+    ("B=1, D=3, H=2", 1, 1, 3, 2, True, "float64"),
+    ("B=4, D=4, H=4", 2, 4, 4, 4, True, "float64"),
+    ("B=2, D=3, H=3, no biases", 3, 2, 3, 3, False, "float64"),
+    ("B=2, D=3, H=4, float32", 4, 2, 3, 4, True, "float32"),
+]
+
+
+def _spec_part(label, names, make, visible=_STEP_SPECS_VISIBLE,
+               hidden=_STEP_SPECS_HIDDEN):
+    """A part whose cases are ``make(*spec)`` for each spec (by default the
+    step specs shared by the LSTM and GRU cells)."""
+    return _Part(label, names, {"visible": [make(*spec) for spec in visible],
+                                "hidden": [make(*spec) for spec in hidden]})
+
+
 # ---------------------------------------------------------------------------
 # 01 rnn_forward
+
+# the cases of a vanilla RNN step, shared by 01 and 02: (name, seed, B, D, H,
+# nonlinearity, bias, dtype)
+_RNN_STEP_SPECS_VISIBLE = [("B=3, D=4, H=5, tanh", 1, 3, 4, 5, "tanh", True, "float64")]
+_RNN_STEP_SPECS_HIDDEN = [
+    ("B=1, D=3, H=2, relu", 2, 1, 3, 2, "relu", True, "float64"),
+    ("B=4, D=5, H=5, tanh", 3, 4, 5, 5, "tanh", True, "float64"),
+    ("B=2, D=3, H=4, no biases", 4, 2, 3, 4, "tanh", False, "float64"),
+    ("B=2, D=3, H=3, float32", 5, 2, 3, 3, "tanh", True, "float32"),
+]
+
 
 def _prepare_rnn_forward():
     from lstmlib import rnn
@@ -218,37 +295,19 @@ def _prepare_rnn_forward():
         return hy
 
     def step_case(name, seed, B, D, H, nl="tanh", bias=True, dtype="float64"):
-        rng = _rng(seed)
-        while True:     # a ReLU case needs both active and inactive units
-            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-            x = _randn(rng, (B, D), dtype)
-            h = _randn(rng, (B, H), dtype, 0.8)
-            hh, _ = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
-            if _mixed_signs(hh, nl):
-                break
-        return _Case(name, (x, h, w_ih, w_hh, b_ih, b_hh),
-                     {"nonlinearity": nl}, (hh,),
-                     step_hyps(x, h, w_ih, w_hh, b_ih, b_hh, nl))
+        _, args, (hh, _) = _rnn_inputs(step, 100 + seed, (B, D), H, nl, bias,
+                                       dtype)
+        return _Case(name, args, {"nonlinearity": nl}, (hh,),
+                     step_hyps(*args, nl))
 
-    _PARTS["rnn_step_forward"] = _Part(
-        "Part A (rnn_step_forward)", names, {
-            "visible": [step_case("B=3, D=4, H=5, tanh", 101, 3, 4, 5)],
-            "hidden": [
-                step_case("B=1, D=3, H=2, relu", 102, 1, 3, 2, "relu"),
-                step_case("B=4, D=5, H=5, tanh", 103, 4, 5, 5),
-                step_case("B=2, D=3, H=4, no biases", 104, 2, 3, 4, bias=False),
-                step_case("B=2, D=3, H=3, float32", 105, 2, 3, 3, dtype="float32"),
-            ]})
+    _PARTS["rnn_step_forward"] = _spec_part(
+        "Part A (rnn_step_forward)", names, step_case,
+        _RNN_STEP_SPECS_VISIBLE, _RNN_STEP_SPECS_HIDDEN)
 
     def seq_case(name, seed, T, B, D, H, nl="tanh", bias=True, dtype="float64"):
-        rng = _rng(seed)
-        while True:
-            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-            x = _randn(rng, (T, B, D), dtype)
-            h0 = _randn(rng, (B, H), dtype, 0.8)
-            out, h_n, _ = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
-            if _mixed_signs(out, nl):
-                break
+        _, args, (out, h_n, _) = _rnn_inputs(seqf, seed, (T, B, D), H, nl,
+                                             bias, dtype)
+        x, h0, w_ih, w_hh, b_ih, b_hh = args
         hy = []
         if b_ih is not None:
             o, hn, _ = seqf(x, h0, w_ih, w_hh, None, None, nl)
@@ -276,8 +335,7 @@ def _prepare_rnn_forward():
                        (out, out[0])))
         hy.append(("h_n should be the state after the last step (out[T-1]), "
                    "not h0.", (out, h0)))
-        return _Case(name, (x, h0, w_ih, w_hh, b_ih, b_hh), {"nonlinearity": nl},
-                     (out, h_n), hy)
+        return _Case(name, args, {"nonlinearity": nl}, (out, h_n), hy)
 
     _PARTS["rnn_forward"] = _Part(
         "Part B (rnn_forward)", names, {
@@ -290,15 +348,16 @@ def _prepare_rnn_forward():
             ]})
 
 
+def _steps_differing(actual, expected):
+    """The time indices t (axis 0) where actual[t] differs from expected[t]."""
+    return [t for t in _core._range(expected.shape[0])
+            if not same_values(actual[t], expected[t])]
+
+
 def _forward_time_hint(wrong, actuals, expecteds, matched=False):
     if "out" not in wrong:
         return None
-    out, exp = actuals[0], expecteds[0]
-    steps = []
-    T = exp.shape[0]
-    for t in _core._range(T):
-        if not same_values(out[t], exp[t]):
-            steps.append(t)
+    steps = _steps_differing(actuals[0], expecteds[0])
     if not steps:
         return None
     t0 = steps[0]
@@ -312,28 +371,14 @@ def _forward_time_hint(wrong, actuals, expecteds, matched=False):
 def rnn_step_forward(fn, which="visible"):
     """Part A of 01_rnn_forward: ``h, cache = fn(x, h_prev, w_ih, w_hh, b_ih,
     b_hh, nonlinearity=...)``."""
-    part = _get_part("rnn_step_forward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), thaw(case.kwargs))
-        h, _cache = unpack(where, out, 2, "(h, cache)")
-        exp = thaw(case.expected)
-        _check_outputs(where, ["h"], [h], _core._list(exp), case.hyps)
+    _check_returns("rnn_step_forward", fn, which, ["h"], ungraded=["cache"])
 
 
 def rnn_forward(fn, which="visible"):
     """Part B of 01_rnn_forward: ``out, h_n, cache = fn(x, h0, w_ih, w_hh,
     b_ih, b_hh, nonlinearity=...)``."""
-    part = _get_part("rnn_forward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), thaw(case.kwargs))
-        o, h_n, _cache = unpack(where, out, 3, "(out, h_n, cache)")
-        exp = thaw(case.expected)
-        _check_outputs(where, ["out", "h_n"], [o, h_n], _core._list(exp),
-                       case.hyps, _forward_time_hint)
+    _check_returns("rnn_forward", fn, which, ["out", "h_n"],
+                   _forward_time_hint, ["cache"])
 
 
 # ---------------------------------------------------------------------------
@@ -390,14 +435,8 @@ def _prepare_bptt():
     names = ("rnn_step_backward", "rnn_backward", "numerical_gradient")
 
     def step_case(name, seed, B, D, H, nl="tanh", bias=True, dtype="float64"):
-        rng = _rng(seed)
-        while True:     # a ReLU case needs both active and inactive units
-            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-            x = _randn(rng, (B, D), dtype)
-            h = _randn(rng, (B, H), dtype, 0.8)
-            out, cache = step(x, h, w_ih, w_hh, b_ih, b_hh, nl)
-            if _mixed_signs(out, nl):
-                break
+        rng, _, (_, cache) = _rnn_inputs(step, 300 + seed, (B, D), H, nl, bias,
+                                         dtype)
         dh = _randn(rng, (B, H), dtype)
         g = step_b(dh, cache)
         hy = [("the gradient does not go through the nonlinearity (da = dh "
@@ -411,15 +450,9 @@ def _prepare_bptt():
                        _rnn_step_bwd_variant(dh, cache, "pre_act")))
         return _Case(name, (dh, cache), None, _core._tuple(g), hy)
 
-    _PARTS["rnn_step_backward"] = _Part(
-        "Part A (rnn_step_backward)", names, {
-            "visible": [step_case("B=3, D=4, H=5, tanh", 301, 3, 4, 5)],
-            "hidden": [
-                step_case("B=1, D=3, H=2, relu", 302, 1, 3, 2, "relu"),
-                step_case("B=4, D=5, H=5, tanh", 303, 4, 5, 5),
-                step_case("B=2, D=3, H=4, no biases", 304, 2, 3, 4, bias=False),
-                step_case("B=2, D=3, H=3, float32", 305, 2, 3, 3, dtype="float32"),
-            ]})
+    _PARTS["rnn_step_backward"] = _spec_part(
+        "Part A (rnn_step_backward)", names, step_case,
+        _RNN_STEP_SPECS_VISIBLE, _RNN_STEP_SPECS_HIDDEN)
 
     def bptt_variant(cache, d_out, dh_n, carry=True, accumulate=True,
                      shift=False):
@@ -447,14 +480,8 @@ def _prepare_bptt():
 
     def seq_case(name, seed, T, B, D, H, nl="tanh", bias=True, dtype="float64",
                  with_dh_n=True):
-        rng = _rng(seed)
-        while True:
-            w_ih, w_hh, b_ih, b_hh = _weights(rng, 1, D, H, dtype, bias)
-            x = _randn(rng, (T, B, D), dtype)
-            h0 = _randn(rng, (B, H), dtype, 0.8)
-            out, _, cache = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, nl)
-            if _mixed_signs(out, nl):
-                break
+        rng, _, (_, _, cache) = _rnn_inputs(seqf, seed, (T, B, D), H, nl, bias,
+                                            dtype)
         d_out = _randn(rng, (T, B, H), dtype)
         dh_n = _randn(rng, (B, H), dtype) if with_dh_n else None
         g = seqb(d_out, dh_n, cache)
@@ -514,15 +541,9 @@ def _prepare_bptt():
 def rnn_step_backward(fn, which="visible"):
     """Part A of 02_bptt: ``fn(dh, cache)`` -> (dx, dh_prev, dw_ih, dw_hh,
     db_ih, db_hh) for lstmlib.rnn.RNNStepCache ``cache``."""
-    part = _get_part("rnn_step_backward")
-    guards.require_own_function(part.label, fn, part.names)
-    terms = ["dx", "dh_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        got = unpack(where, out, 6, "(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)")
-        _check_outputs(where, terms, got, _core._list(thaw(case.expected)),
-                       case.hyps, _term_hint(_RNN_TERM_HINTS))
+    _check_returns("rnn_step_backward", fn, which,
+                   ["dx", "dh_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"],
+                   _term_hint(_RNN_TERM_HINTS))
 
 
 def _bptt_time_hint(table):
@@ -532,9 +553,8 @@ def _bptt_time_hint(table):
         text = term(wrong, actuals, expecteds, matched)
         if "dx" not in wrong:
             return text
-        dx, exp = actuals[0], expecteds[0]
-        T = exp.shape[0]
-        bad = [t for t in _core._range(T) if not same_values(dx[t], exp[t])]
+        T = expecteds[0].shape[0]
+        bad = _steps_differing(actuals[0], expecteds[0])
         if not bad:
             return text
         last = bad[-1]
@@ -554,25 +574,17 @@ def _bptt_time_hint(table):
 def rnn_backward(fn, which="visible"):
     """Part B of 02_bptt: ``fn(d_out, dh_n, cache)`` -> (dx, dh0, dw_ih,
     dw_hh, db_ih, db_hh) for lstmlib.rnn.RNNCache ``cache``."""
-    part = _get_part("rnn_backward")
-    guards.require_own_function(part.label, fn, part.names)
-    terms = ["dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh"]
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        got = unpack(where, out, 6, "(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)")
-        _check_outputs(where, terms, got, _core._list(thaw(case.expected)),
-                       case.hyps, _bptt_time_hint(_RNN_TERM_HINTS))
+    _check_returns("rnn_backward", fn, which,
+                   ["dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh"],
+                   _bptt_time_hint(_RNN_TERM_HINTS))
 
 
 def numerical_gradient(fn, which="visible"):
     """Part C of 02_bptt: ``fn(f, x, df, h)`` -> dL/dx by central differences
     for L = sum(f() * df), f reading x in place."""
-    part = _get_part("numerical_gradient")
-    guards.require_own_function(part.label, fn, part.names)
+    part, cases = _graded("numerical_gradient", fn, which)
     tanh = _core._np_tanh
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    for where, case in cases:
         x, W, df, h = thaw(case.args)
         x0 = x.copy()
         calls = [0]
@@ -622,6 +634,14 @@ def _permute_gates(w, H, order):
     return _core._np_concatenate([w[g * H:(g + 1) * H] for g in order])
 
 
+def _swapped_gates(weights, H, G, p, q):
+    """(w_ih, w_hh, b_ih, b_hh) of a layer with ``G`` gates, with the blocks
+    of gates ``p`` and ``q`` exchanged."""
+    order = _core._list(_core._range(G))
+    order[p], order[q] = q, p
+    return [_permute_gates(w, H, order) for w in weights]
+
+
 def _gate_hint(num_gates, gate_names, terms, table):
     """Hint naming the gate blocks (rows of dw_ih, dw_hh, db_*) that differ."""
     def hint(wrong, actuals, expecteds, matched=False):
@@ -632,8 +652,7 @@ def _gate_hint(num_gates, gate_names, terms, table):
             if name in wrong:
                 k = terms.index(name)
                 a, e = actuals[k], expecteds[k]
-                rtol, atol = _core.tolerances(e.dtype.str)
-                bad, _ = _core.mismatches(a, e, rtol, atol)
+                bad, _ = _core.mismatches(a, e)
                 gates = gate_blocks(bad, e.shape, 0, num_gates, gate_names)
                 if gates and _core._len(gates) < num_gates:
                     H = e.shape[0] // num_gates
@@ -656,19 +675,6 @@ def _gate_hint(num_gates, gate_names, terms, table):
                          "all of them share (the pre-activation gradient da).")
         return " ".join(parts) or None
     return hint
-
-
-def _step_cases(make, specs):
-    return [make(*spec) for spec in specs]
-
-
-_STEP_SPECS_VISIBLE = [("B=3, D=4, H=5", 0, 3, 4, 5, True, "float64")]
-_STEP_SPECS_HIDDEN = [
-    ("B=1, D=3, H=2", 1, 1, 3, 2, True, "float64"),
-    ("B=4, D=4, H=4", 2, 4, 4, 4, True, "float64"),
-    ("B=2, D=3, H=3, no biases", 3, 2, 3, 3, False, "float64"),
-    ("B=2, D=3, H=4, float32", 4, 2, 3, 4, True, "float32"),
-]
 
 
 # ---------------------------------------------------------------------------
@@ -727,12 +733,7 @@ def _prepare_lstm_cell():
              "lstm_backward")
 
     def inputs(seed, B, D, H, bias, dtype):
-        rng = _rng(600 + seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 4, D, H, dtype, bias)
-        x = _randn(rng, (B, D), dtype)
-        h = _randn(rng, (B, H), dtype, 0.8)
-        c = _randn(rng, (B, H), dtype, 1.0)
-        return x, h, c, w_ih, w_hh, b_ih, b_hh
+        return _draw_inputs(_rng(600 + seed), 4, (B, D), H, bias, dtype, True)
 
     def fwd_case(name, seed, B, D, H, bias, dtype):
         x, h, c, w_ih, w_hh, b_ih, b_hh = inputs(seed, B, D, H, bias, dtype)
@@ -740,12 +741,8 @@ def _prepare_lstm_cell():
         hy = []
         G = ("i", "f", "g", "o")
         for p, q in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)):
-            order = [0, 1, 2, 3]
-            order[p], order[q] = q, p
-            (h2, c2), _ = step(x, h, c, _permute_gates(w_ih, H, order),
-                               _permute_gates(w_hh, H, order),
-                               _permute_gates(b_ih, H, order),
-                               _permute_gates(b_hh, H, order))
+            (h2, c2), _ = step(x, h, c, *_swapped_gates((w_ih, w_hh, b_ih, b_hh),
+                                                        H, 4, p, q))
             hy.append((f"gates {G[p]} and {G[q]} are swapped: the blocks of "
                        f"the pre-activation are in the order i, f, g, o "
                        f"(rows 0:H, H:2H, 2H:3H, 3H:4H).", (h2, c2)))
@@ -792,14 +789,10 @@ def _prepare_lstm_cell():
         ]
         return _Case(name, (dh, dc, cache), None, _core._tuple(g), hy)
 
-    _PARTS["lstm_step_forward"] = _Part(
-        "Part A (lstm_step_forward)", names, {
-            "visible": _step_cases(fwd_case, _STEP_SPECS_VISIBLE),
-            "hidden": _step_cases(fwd_case, _STEP_SPECS_HIDDEN)})
-    _PARTS["lstm_step_backward"] = _Part(
-        "Part B (lstm_step_backward)", names, {
-            "visible": _step_cases(bwd_case, _STEP_SPECS_VISIBLE),
-            "hidden": _step_cases(bwd_case, _STEP_SPECS_HIDDEN)})
+    _PARTS["lstm_step_forward"] = _spec_part(
+        "Part A (lstm_step_forward)", names, fwd_case)
+    _PARTS["lstm_step_backward"] = _spec_part(
+        "Part B (lstm_step_backward)", names, bwd_case)
 
 
 def _state_hint(wrong, actuals, expecteds, matched=False):
@@ -812,10 +805,8 @@ def _state_hint(wrong, actuals, expecteds, matched=False):
 def lstm_step_forward(fn, which="visible"):
     """Part A of 04_lstm_cell: ``(h, c), cache = fn(x, h_prev, c_prev, w_ih,
     w_hh, b_ih, b_hh)``."""
-    part = _get_part("lstm_step_forward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("lstm_step_forward", fn, which)
+    for where, case in cases:
         out = _run(where, fn, part, thaw(case.args), {})
         state, _cache = unpack(where, out, 2, "((h, c), cache)")
         h, c = unpack(where, state, 2, "(h, c) as the first item")
@@ -829,16 +820,8 @@ _LSTM_STEP_TERMS = ["dx", "dh_prev", "dc_prev", "dw_ih", "dw_hh", "db_ih", "db_h
 def lstm_step_backward(fn, which="visible"):
     """Part B of 04_lstm_cell: ``fn(dh, dc, cache)`` -> (dx, dh_prev,
     dc_prev, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMStepCache."""
-    part = _get_part("lstm_step_backward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        got = unpack(where, out, 7, "(dx, dh_prev, dc_prev, dw_ih, dw_hh, "
-                                    "db_ih, db_hh)")
-        _check_outputs(where, _LSTM_STEP_TERMS, got,
-                       _core._list(thaw(case.expected)), case.hyps,
-                       _gate_hint(4, LSTM_GATES, _LSTM_STEP_TERMS, _LSTM_TERM_HINTS))
+    _check_returns("lstm_step_backward", fn, which, _LSTM_STEP_TERMS,
+                   _gate_hint(4, LSTM_GATES, _LSTM_STEP_TERMS, _LSTM_TERM_HINTS))
 
 
 # ---------------------------------------------------------------------------
@@ -854,12 +837,8 @@ def _prepare_lstm_sequence():
     names = ("lstm_forward", "lstm_backward")
 
     def inputs(seed, T, B, D, H, bias, dtype):
-        rng = _rng(800 + seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 4, D, H, dtype, bias)
-        x = _randn(rng, (T, B, D), dtype)
-        h0 = _randn(rng, (B, H), dtype, 0.8)
-        c0 = _randn(rng, (B, H), dtype, 1.0)
-        return x, h0, c0, w_ih, w_hh, b_ih, b_hh
+        return _draw_inputs(_rng(800 + seed), 4, (T, B, D), H, bias, dtype,
+                            True)
 
     def fwd_variant(x, h0, c0, w_ih, w_hh, b_ih, b_hh, carry_h=True, carry_c=True):
         h, c = h0, c0
@@ -949,25 +928,19 @@ def _prepare_lstm_sequence():
            ("T=4, B=1, D=2, H=3", 2, 4, 1, 2, 3, True, "float64"),
            ("T=3, B=2, D=3, H=3, no biases", 3, 3, 2, 3, 3, False, "float64"),
            ("T=6, B=2, D=3, H=4, float32", 4, 6, 2, 3, 4, True, "float32")]
-    _PARTS["lstm_forward"] = _Part(
-        "Part A (lstm_forward)", names, {
-            "visible": _step_cases(fwd_case, vis),
-            "hidden": _step_cases(fwd_case, hid)})
+    _PARTS["lstm_forward"] = _spec_part("Part A (lstm_forward)", names,
+                                        fwd_case, vis, hid)
     hid_b = [h + (True,) for h in hid[:2]] + \
         [hid[2] + (False,), hid[3] + (True,)]
-    _PARTS["lstm_backward"] = _Part(
-        "Part B (lstm_backward)", names, {
-            "visible": _step_cases(bwd_case, [vis[0] + (True,)]),
-            "hidden": _step_cases(bwd_case, hid_b)})
+    _PARTS["lstm_backward"] = _spec_part("Part B (lstm_backward)", names,
+                                         bwd_case, [vis[0] + (True,)], hid_b)
 
 
 def lstm_forward(fn, which="visible"):
     """Part A of 05_lstm_sequence: ``out, (h_n, c_n), cache = fn(x, h0, c0,
     w_ih, w_hh, b_ih, b_hh)``."""
-    part = _get_part("lstm_forward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("lstm_forward", fn, which)
+    for where, case in cases:
         out = _run(where, fn, part, thaw(case.args), {})
         o, state, _cache = unpack(where, out, 3, "(out, (h_n, c_n), cache)")
         h_n, c_n = unpack(where, state, 2, "(h_n, c_n) as the second item")
@@ -982,8 +955,6 @@ _LSTM_SEQ_TERMS = ["dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"]
 def lstm_backward(fn, which="visible"):
     """Part B of 05_lstm_sequence: ``fn(d_out, dh_n, dc_n, cache)`` -> (dx,
     dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMCache."""
-    part = _get_part("lstm_backward")
-    guards.require_own_function(part.label, fn, part.names)
     table = _core._dict(_LSTM_TERM_HINTS)
     table["dc0"] = "dc0 is the gradient carried out of the first step (its dc_prev)."
     table["dh0"] = "dh0 is the gradient carried out of the first step (its dh_prev)."
@@ -995,12 +966,7 @@ def lstm_backward(fn, which="visible"):
                              gate(wrong, actuals, expecteds, matched)) if t]
         return "\n  ".join(texts) or None
 
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        got = unpack(where, out, 7, "(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)")
-        _check_outputs(where, _LSTM_SEQ_TERMS, got,
-                       _core._list(thaw(case.expected)), case.hyps, hint)
+    _check_returns("lstm_backward", fn, which, _LSTM_SEQ_TERMS, hint)
 
 
 # ---------------------------------------------------------------------------
@@ -1070,11 +1036,7 @@ def _prepare_gru():
              "gru_backward")
 
     def inputs(seed, B, D, H, bias, dtype):
-        rng = _rng(1000 + seed)
-        w_ih, w_hh, b_ih, b_hh = _weights(rng, 3, D, H, dtype, bias)
-        x = _randn(rng, (B, D), dtype)
-        h = _randn(rng, (B, H), dtype, 0.8)
-        return x, h, w_ih, w_hh, b_ih, b_hh
+        return _draw_inputs(_rng(1000 + seed), 3, (B, D), H, bias, dtype)
 
     def fwd_case(name, seed, B, D, H, bias, dtype):
         args = inputs(seed, B, D, H, bias, dtype)
@@ -1098,14 +1060,9 @@ def _prepare_gru():
             hy.append(("b_hh is missing: PyTorch's GRU has two biases.",
                        (step(x, h, w_ih, w_hh, b_ih, b_hh * 0)[0],)))
         for p, q, text in ((0, 1, "r and z"), (0, 2, "r and n"), (1, 2, "z and n")):
-            order = [0, 1, 2]
-            order[p], order[q] = q, p
             hy.append((f"gates {text} are swapped: the blocks are in the order "
                        f"r, z, n (rows 0:H, H:2H, 2H:3H).",
-                       (step(x, h, _permute_gates(w_ih, H, order),
-                             _permute_gates(w_hh, H, order),
-                             _permute_gates(b_ih, H, order),
-                             _permute_gates(b_hh, H, order))[0],)))
+                       (step(x, h, *_swapped_gates(args[2:], H, 3, p, q))[0],)))
         return _Case(name, args, None, (hh,), hy)
 
     def bwd_case(name, seed, B, D, H, bias, dtype):
@@ -1124,26 +1081,15 @@ def _prepare_gru():
         ]
         return _Case(name, (dh, cache), None, _core._tuple(g), hy)
 
-    _PARTS["gru_step_forward"] = _Part(
-        "Part A (gru_step_forward)", names, {
-            "visible": _step_cases(fwd_case, _STEP_SPECS_VISIBLE),
-            "hidden": _step_cases(fwd_case, _STEP_SPECS_HIDDEN)})
-    _PARTS["gru_step_backward"] = _Part(
-        "Part B (gru_step_backward)", names, {
-            "visible": _step_cases(bwd_case, _STEP_SPECS_VISIBLE),
-            "hidden": _step_cases(bwd_case, _STEP_SPECS_HIDDEN)})
+    _PARTS["gru_step_forward"] = _spec_part(
+        "Part A (gru_step_forward)", names, fwd_case)
+    _PARTS["gru_step_backward"] = _spec_part(
+        "Part B (gru_step_backward)", names, bwd_case)
 
 
 def gru_step_forward(fn, which="visible"):
     """Part A of 06_gru: ``h, cache = fn(x, h_prev, w_ih, w_hh, b_ih, b_hh)``."""
-    part = _get_part("gru_step_forward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        h, _cache = unpack(where, out, 2, "(h, cache)")
-        _check_outputs(where, ["h"], [h], _core._list(thaw(case.expected)),
-                       case.hyps)
+    _check_returns("gru_step_forward", fn, which, ["h"], ungraded=["cache"])
 
 
 _GRU_STEP_TERMS = ["dx", "dh_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
@@ -1152,15 +1098,8 @@ _GRU_STEP_TERMS = ["dx", "dh_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
 def gru_step_backward(fn, which="visible"):
     """Part B of 06_gru: ``fn(dh, cache)`` -> (dx, dh_prev, dw_ih, dw_hh,
     db_ih, db_hh) for lstmlib.gru.GRUStepCache."""
-    part = _get_part("gru_step_backward")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
-        out = _run(where, fn, part, thaw(case.args), {})
-        got = unpack(where, out, 6, "(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)")
-        _check_outputs(where, _GRU_STEP_TERMS, got,
-                       _core._list(thaw(case.expected)), case.hyps,
-                       _gate_hint(3, GRU_GATES, _GRU_STEP_TERMS, _GRU_TERM_HINTS))
+    _check_returns("gru_step_backward", fn, which, _GRU_STEP_TERMS,
+                   _gate_hint(3, GRU_GATES, _GRU_STEP_TERMS, _GRU_TERM_HINTS))
 
 
 # ---------------------------------------------------------------------------
@@ -1268,23 +1207,20 @@ def _prepare_bidirectional():
 def reverse_padded(fn, which="visible"):
     """Part A of 07_bidirectional: ``fn(x, lengths)`` reverses the first
     lengths[b] steps of every sequence b and leaves the padding in place."""
-    part = _get_part("reverse_padded")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("reverse_padded", fn, which)
+    for where, case in cases:
         x, L = thaw(case.args)
         y = _run(where, fn, part, (x, L), {})
         _check_outputs(where, ["the result"], [y],
                        _core._list(thaw(case.expected)), case.hyps)
 
 
-def _bidirectional_run(part, fn, case):
-    where = f"{part.label}, case {case.name}"
+def _bidirectional_run(part, fn, case, where):
     out = _run(where, fn, part, thaw(case.args), {})
     o, snf, snb = unpack(where, out, 3, "(out, (h_n_f, c_n_f), (h_n_b, c_n_b))")
     hf, cf = unpack(where, snf, 2, "the forward final state (h_n, c_n)")
     hb, cb = unpack(where, snb, 2, "the backward final state (h_n, c_n)")
-    return where, o, hf, cf, hb, cb
+    return o, hf, cf, hb, cb
 
 
 def _padding_hint(wrong, actuals, expecteds, matched=False):
@@ -1302,18 +1238,16 @@ def _padding_hint(wrong, actuals, expecteds, matched=False):
 def bidirectional_output(fn, which="visible"):
     """Part B of 07_bidirectional: the output (T, B, 2H) of
     ``fn(x, lengths, state_f, state_b, weights_f, weights_b)``."""
-    part = _get_part("bidirectional_output")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where, o, hf, cf, hb, cb = _bidirectional_run(part, fn, case)
+    part, cases = _graded("bidirectional_output", fn, which)
+    for where, case in cases:
+        o, hf, cf, hb, cb = _bidirectional_run(part, fn, case, where)
         exp = thaw(case.expected)
         _check_outputs(where, ["out"], [o], [exp[0]], case.hyps, _padding_hint)
 
 
 def bidirectional_states(fn, which="visible"):
     """Part C of 07_bidirectional: the final states of both directions."""
-    part = _get_part("bidirectional_states")
-    guards.require_own_function(part.label, fn, part.names)
+    part, cases = _graded("bidirectional_states", fn, which)
     names = ["h_n (forward)", "c_n (forward)", "h_n (backward)", "c_n (backward)"]
 
     def hint(wrong, actuals, expecteds, matched=False):
@@ -1327,8 +1261,8 @@ def bidirectional_states(fn, which="visible"):
                     "step lengths[b] - 1 (padding keeps the state).")
         return None
 
-    for case in _cases(part, which):
-        where, o, hf, cf, hb, cb = _bidirectional_run(part, fn, case)
+    for where, case in cases:
+        o, hf, cf, hb, cb = _bidirectional_run(part, fn, case, where)
         exp = _core._list(thaw(case.expected))[1:]
         _check_outputs(where, names, [hf, cf, hb, cb], exp, thaw(case.extra)
                        and [(t, freeze(v)) for t, v in thaw(case.extra)], hint)
@@ -1447,10 +1381,8 @@ def _make_layer(kind, seed, D, H, nl, params):
 def input_gradient_norms(fn, which="visible"):
     """Part A of 03_gradient_norms: ``fn(layer, x)`` -> (T,) norms of dL/dx_t
     for L = sum(output[T-1] * v), v = ones / sqrt(B*H)."""
-    part = _get_part("input_gradient_norms")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("input_gradient_norms", fn, which)
+    for where, case in cases:
         kind, seed, D, H, nl, x = thaw(case.args)
         layer = _make_layer(kind, seed, D, H, nl, thaw(case.extra))
         norms = _run(where, fn, part, (layer, x), {})
@@ -1465,10 +1397,8 @@ def set_forget_bias(fn, which="visible"):
     """Part B of 03_gradient_norms: ``fn(layer, value)`` sets the forget
     gate's total bias of a one-layer lstmlib.LSTM to ``value``."""
     import lstmlib
-    part = _get_part("set_forget_bias")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("set_forget_bias", fn, which)
+    for where, case in cases:
         seed, D, H, value = thaw(case.args)
         layer = lstmlib.LSTM(D, H, rng=_rng(seed))
         for k, v in thaw(case.extra).items():
@@ -1488,10 +1418,8 @@ def set_forget_bias(fn, which="visible"):
 def gradient_ratio(fn, which="visible"):
     """Part C of 03_gradient_norms: ``fn(norms, near, far)`` ->
     norms[T-1-far] / norms[T-1-near] as a float."""
-    part = _get_part("gradient_ratio")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("gradient_ratio", fn, which)
+    for where, case in cases:
         norms, near, far = thaw(case.args)
         r = _core.to_float(where, "the ratio",
                            _run(where, fn, part, (norms, near, far), {}))
@@ -1627,10 +1555,8 @@ def _prepare_training():
 
 def mse(fn, which="visible"):
     """Part A of 08_training: ``loss, dpred = fn(pred, target)``."""
-    part = _get_part("mse")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("mse", fn, which)
+    for where, case in cases:
         out = _run(where, fn, part, thaw(case.args), {})
         loss, d = unpack(where, out, 2, "(loss, dpred)")
         exp_loss, exp_d = thaw(case.expected)
@@ -1645,10 +1571,8 @@ def mse(fn, which="visible"):
 def clip_grad_norm(fn, which="visible"):
     """Part B of 08_training: ``norm = fn(grads, max_norm)`` scales the dict
     of arrays in place when their global norm exceeds max_norm."""
-    part = _get_part("clip_grad_norm")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("clip_grad_norm", fn, which)
+    for where, case in cases:
         grads, max_norm = thaw(case.args)
         arrays = _core._dict(grads)           # the same array objects
         norm = _run(where, fn, part, (grads, max_norm), {})
@@ -1673,10 +1597,8 @@ def clip_grad_norm(fn, which="visible"):
 def train_step(fn, which="visible"):
     """Part C of 08_training: ``loss = fn(model, optimizer, x, y, max_norm)``
     does one step: forward, loss, backward, clip, update."""
-    part = _get_part("train_step")
-    guards.require_own_function(part.label, fn, part.names)
-    for case in _cases(part, which):
-        where = f"{part.label}, case {case.name}"
+    part, cases = _graded("train_step", fn, which)
+    for where, case in cases:
         seed, H, dtype, lr, max_norm, batches = thaw(case.args)
         rng = _rng(seed)
         model = _TRAIN["SequenceModel"](
