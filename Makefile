@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-BOOK_FLAGS := -W -n --keep-going
+BOOK_FLAGS := -W -n --keep-going --all
 
 # One BLAS thread per process: the book's notebooks and the test workers run
 # side by side, and oversubscribed BLAS threads make small matrices crawl.
