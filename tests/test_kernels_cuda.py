@@ -5,7 +5,12 @@ Without a GPU they run in Numba's CUDA simulator, which must be switched on
 imported it long before this file, so here a single test re-runs this file
 in a fresh interpreter with the variable set, and the real tests live in
 that run. Sizes stay tiny (B*H <= 64, T <= 4): the simulator runs each CUDA
-thread as a Python thread.
+thread as a Python thread. Every kernel is compared with the numpy reference
+(LSTM, GRU, Elman RNN with tanh and ReLU).
+
+Where NVIDIA's NVVM compiler is installed but no GPU is, the kernels are
+also compiled to PTX for a recent GPU, which checks what the simulator
+cannot: that Numba's CUDA compiler accepts every kernel and device function.
 
 Simulator gaps (tests that need them are skipped there, with the reason,
 and run where a GPU is present): ``grid.sync()`` synchronises one block only
@@ -39,6 +44,44 @@ GPU = _gpu_present()
 SIM_GAP = "CUDA simulator: grid.sync() synchronises one block only"
 
 
+def _compile_all_kernels_to_ptx(cc=(9, 0)):
+    """Compile every kernel of lstmlib.kernels.cuda for compute capability
+    ``cc`` with the signatures the host code launches them with."""
+    from numba import cuda, types
+
+    from lstmlib.kernels import cuda as kc
+    sigs = {}
+    for dt, nb in kc._NB.items():
+        def a(n):
+            return types.Array(nb, n, "C")
+        lengths, i64, flag = types.Array(types.int64, 1, "C"), types.int64, \
+            types.boolean
+        sigs[kc._LINEAR[dt], dt] = (a(2), a(2), a(1), a(1), i64, a(2))
+        sigs[kc.lstm_gates_kernel, dt] = (a(2),) * 4 + (i64, lengths) + (a(2),) * 3
+        sigs[kc.gru_gates_kernel, dt] = (a(2),) * 3 + (i64, lengths) + (a(2),) * 2
+        sigs[kc.rnn_step_kernel, dt] = (a(2),) * 3 + (i64, lengths, flag, a(2))
+        sigs[kc._zero_padding_kernel, dt] = (a(3), lengths, a(3))
+        head = (a(3), a(2), a(1), a(2), a(2), lengths, flag, flag)
+        tail = (a(3), a(3), a(2), a(2), a(3), a(3))
+        for kind in kc._CELLS:
+            single, grid = kc._PERSISTENT[kind, dt]
+            sigs[single, dt] = head + tail
+            sigs[grid, dt] = head + (i64, a(1)) + tail
+    for (kernel, _), sig in sigs.items():
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
+        assert ".entry" in ptx
+    return len(sigs)
+
+
+def _nvvm_present():
+    try:
+        from numba.cuda.cudadrv import nvvm
+        nvvm.NVVM()
+        return True
+    except Exception:
+        return False
+
+
 if not (SIM or GPU):
 
     def test_cuda_kernels_in_the_simulator():
@@ -49,24 +92,50 @@ if not (SIM or GPU):
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
         passed = re.search(r"(\d+) passed", r.stdout)
-        assert passed and int(passed.group(1)) >= 8, r.stdout[-2000:]
+        assert passed and int(passed.group(1)) >= 40, r.stdout[-2000:]
+
+    @pytest.mark.skipif(not _nvvm_present(), reason="NVVM (libnvvm) not found")
+    def test_every_kernel_compiles_for_a_real_gpu(monkeypatch):
+        """Numba's CUDA compiler (not the simulator) accepts every kernel;
+        device functions are compiled for the compute capability of the
+        current device, which is replaced here by the target's."""
+        import numba.cuda.dispatcher as dispatcher
+
+        class Device:
+            compute_capability = (9, 0)
+
+        monkeypatch.setattr(dispatcher, "get_current_device", Device)
+        assert _compile_all_kernels_to_ptx(Device.compute_capability) == 22
 
 else:
+    from lstmlib import GRU, RNN
+    from lstmlib.gru import GRU_CELL, gru_forward, gru_step_forward
     from lstmlib.kernels import _cuda, get_cell
     from lstmlib.kernels import cuda as kc
     from lstmlib.lstm import LSTM_CELL, lstm_forward
+    from lstmlib.rnn import RNN_CELL, rnn_forward, rnn_step_forward
 
     TOL = {np.float64: 1e-10, np.float32: 1e-5}
+    GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+    # (cell, reference sequence forward, cuda forward, extra keywords)
+    CASES = {
+        "gru": (gru_forward, kc.gru_forward, {}),
+        "rnn-tanh": (rnn_forward, kc.rnn_forward, {"nonlinearity": "tanh"}),
+        "rnn-relu": (rnn_forward, kc.rnn_forward, {"nonlinearity": "relu"}),
+    }
+    REFERENCE_CELLS = {"lstm": LSTM_CELL, "gru": GRU_CELL, "rnn": RNN_CELL}
 
-    def _problem(dtype, T, B, D, H, seed=0):
+    def _problem(dtype, T, B, D, H, seed=0, kind="lstm"):
+        """x, (h0, c0) and (w_ih, w_hh, b_ih, b_hh) for ``kind``."""
         rng = np.random.default_rng(seed)
+        G = GATES[kind]
 
         def r(*shape, scale=1.0):
             return (scale * rng.standard_normal(shape)).astype(dtype)
 
         return (r(T, B, D), (r(B, H), r(B, H)),
-                (r(4 * H, D, scale=0.5), r(4 * H, H, scale=0.5), r(4 * H),
-                 r(4 * H)))
+                (r(G * H, D, scale=0.5), r(G * H, H, scale=0.5), r(G * H),
+                 r(G * H)))
 
     def _close(ref, got, dtype, what):
         assert got.dtype == ref.dtype, f"{what}: dtype {got.dtype}"
@@ -78,23 +147,61 @@ else:
         assert _cuda.SIMULATOR == SIM
 
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-    def test_tiled_matmul(dtype):
+    def test_tiled_linear(dtype):
         rng = np.random.default_rng(0)
         a = rng.standard_normal((9, 21)).astype(dtype)   # not tile multiples
-        b = rng.standard_normal((21, 5)).astype(dtype)
-        _close(a @ b, kc.matmul(a, b).copy_to_host(), dtype, "A @ B")
+        w = rng.standard_normal((5, 21)).astype(dtype)
+        b1, b2 = rng.standard_normal((2, 5)).astype(dtype)
+        _close(a @ w.T, kc.linear(a, w).copy_to_host(), dtype, "A @ W.T")
+        _close(a @ w.T + (b1 + b2), kc.linear(a, w, b1, b2).copy_to_host(),
+               dtype, "A @ W.T + b1 + b2")
 
-    def test_fused_gate_kernel_matches_the_reference_step():
+    def _step_inputs(kind, B=3, D=4, H=5):
+        x, (h0, c0), w = _problem(np.float64, 1, B, D, H, kind=kind)
+        lengths = np.array([1, 0, 1])       # row 1 is padding at t = 0
+        return x[0], h0, c0, w, lengths
+
+    def test_lstm_gate_kernel_matches_the_reference_step():
         from lstmlib.lstm import lstm_step_forward
-        x, (h0, c0), w = _problem(np.float64, 1, 3, 4, 5)
-        (h_r, c_r), cache = lstm_step_forward(x[0], h0, c0, *w)
-        a = x[0] @ w[0].T + h0 @ w[1].T + w[2] + w[3]
+        x, h0, c0, w, lengths = _step_inputs("lstm")
+        (h_r, c_r), cache = lstm_step_forward(x, h0, c0, *w)
+        a = x @ w[0].T + (w[2] + w[3])
+        ah = h0 @ w[1].T
         h, c, tc = (np.zeros_like(h0) for _ in range(3))
-        valid = np.ones(3, bool)
-        kc.lstm_gates_kernel[(3, 1), (1, 8)](a, c0, h0, valid, h, c, tc)
-        _close(h_r, h, np.float64, "h")
-        _close(c_r, c, np.float64, "c")
-        _close(cache.i, a[:, :5], np.float64, "i (cached in a)")
+        kc.lstm_gates_kernel[(3, 1), (1, 8)](a, ah, c0, h0, 0, lengths, h, c,
+                                             tc)
+        for name, ref, got in (("h", h_r, h), ("c", c_r, c),
+                               ("tanh(c)", np.tanh(c_r), tc),
+                               ("i (cached in a)", cache.i, a[:, :5]),
+                               ("o (cached in a)", cache.o, a[:, 15:])):
+            _close(ref[[0, 2]], got[[0, 2]], np.float64, name)
+        _close(h0[1], h[1], np.float64, "h (padding keeps h)")
+        _close(c0[1], c[1], np.float64, "c (padding keeps c)")
+
+    def test_gru_gate_kernel_matches_the_reference_step():
+        x, h0, _, w, lengths = _step_inputs("gru")
+        h_r, cache = gru_step_forward(x, h0, *w)
+        gx = x @ w[0].T + w[2]
+        gh = h0 @ w[1].T + w[3]
+        h, hn = np.zeros_like(h0), np.zeros_like(h0)
+        kc.gru_gates_kernel[(3, 1), (1, 8)](gx, gh, h0, 0, lengths, h, hn)
+        for name, ref, got in (("h", h_r, h), ("hn", cache.hn, hn),
+                               ("r (cached in gx)", cache.r, gx[:, :5]),
+                               ("z (cached in gx)", cache.z, gx[:, 5:10]),
+                               ("n (cached in gx)", cache.n, gx[:, 10:])):
+            _close(ref[[0, 2]], got[[0, 2]], np.float64, name)
+        _close(h0[1], h[1], np.float64, "h (padding keeps h)")
+
+    @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+    def test_rnn_step_kernel_matches_the_reference_step(nonlinearity):
+        x, h0, _, w, lengths = _step_inputs("rnn")
+        h_r, _ = rnn_step_forward(x, h0, *w, nonlinearity=nonlinearity)
+        a = x @ w[0].T + (w[2] + w[3])
+        h = np.zeros_like(h0)
+        kc.rnn_step_kernel[(3, 1), (1, 8)](a, h0 @ w[1].T, h0, 0, lengths,
+                                           nonlinearity == "relu", h)
+        _close(h_r[[0, 2]], h[[0, 2]], np.float64, "h")
+        _close(h0[1], h[1], np.float64, "h (padding keeps h)")
 
     @pytest.mark.parametrize("method", ["single", "stepwise"])
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -109,24 +216,114 @@ else:
         _close(h_r, h_n, dtype, "h_n")
         _close(c_r, c_n, dtype, "c_n")
 
-    def test_cuda_backend_forward_and_backward_match_reference():
-        x, state, w = _problem(np.float64, 4, 2, 3, 4)
-        d_out = np.random.default_rng(5).standard_normal((4, 2, 4))
-        cell = get_cell("lstm", "cuda")
-        out_r, st_r, cache_r = LSTM_CELL.forward(x, state, w)
-        out, st, cache = cell.forward(x, state, w)
-        _close(out_r, out, np.float64, "out")
-        g_r = LSTM_CELL.backward(d_out, (None, None), cache_r)
-        g = cell.backward(d_out, (None, None), cache)
-        _close(g_r[0], g[0], np.float64, "dx")
-        for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"), g_r[2], g[2]):
-            _close(a, b, np.float64, name)
+    @pytest.mark.parametrize("reverse", [False, True])
+    @pytest.mark.parametrize("method", ["single", "stepwise"])
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("case", list(CASES))
+    def test_gru_and_rnn_forward_match_reference(case, dtype, method,
+                                                 reverse):
+        ref_forward, cuda_forward, kw = CASES[case]
+        kind = case.split("-")[0]
+        x, (h0, _), w = _problem(dtype, 3, 2, 3, 8, seed=1, kind=kind)
+        lengths = np.array([2, 3])
+        out_r, h_r, cache_r = ref_forward(x, h0, *w, lengths=lengths,
+                                          reverse=reverse, **kw)
+        out, h_n, *caches = cuda_forward(x, h0, *w, lengths=lengths,
+                                         reverse=reverse, method=method, **kw)
+        _close(out_r, out, dtype, "out")
+        _close(h_r, h_n, dtype, "h_n")
+        if kind == "gru":                     # the caches, at the real steps
+            valid = np.arange(3)[:, None] < lengths[None, :]
+            gates, hns, hs = caches
+            _close(cache_r.gx[valid], gates[valid], dtype, "r, z, n")
+            _close(cache_r.hns[valid], hns[valid], dtype, "hn")
+            _close(cache_r.hs, hs, dtype, "hs")
+        else:
+            _close(cache_r.states, caches[0], dtype, "hs")
 
-    def test_single_block_refuses_what_does_not_fit():
-        x, (h0, c0), w = _problem(np.float32, 1, 1, 2, 128)
-        assert not kc.single_block_fits(1, 128, np.float32)
+    def test_the_bias_free_cells_match_reference():
+        for kind, forward, cuda_forward in (
+                ("lstm", None, None), ("gru", gru_forward, kc.gru_forward),
+                ("rnn", rnn_forward, kc.rnn_forward)):
+            x, (h0, c0), w = _problem(np.float64, 2, 2, 3, 4, kind=kind)
+            w = w[:2]
+            if kind == "lstm":
+                out_r, _, _ = lstm_forward(x, h0, c0, *w)
+                out = kc.lstm_forward(x, h0, c0, *w, method="single")[0]
+            else:
+                out_r = forward(x, h0, *w)[0]
+                out = cuda_forward(x, h0, *w, method="single")[0]
+            _close(out_r, out, np.float64, f"{kind} out")
+
+    @pytest.mark.parametrize("case", ["lstm", "gru", "rnn-tanh", "rnn-relu"])
+    def test_cuda_backend_forward_and_backward_match_reference(case):
+        kind = case.split("-")[0]
+        kw = {"nonlinearity": case[4:]} if kind == "rnn" else {}
+        x, state, w = _problem(np.float64, 4, 2, 3, 4, kind=kind)
+        state = state[:2 if kind == "lstm" else 1]
+        lengths = np.array([4, 3])
+        rng = np.random.default_rng(5)
+        d_out = rng.standard_normal((4, 2, 4))
+        d_state = tuple(rng.standard_normal((2, 4)) for _ in state)
+        ref, cell = REFERENCE_CELLS[kind], get_cell(kind, "cuda")
+        assert cell[:3] == ref[:3]                 # name, gates, states
+        for reverse in (False, True):
+            out_r, st_r, cache_r = ref.forward(x, state, w, lengths, reverse,
+                                               **kw)
+            out, st, cache = cell.forward(x, state, w, lengths, reverse, **kw)
+            _close(out_r, out, np.float64, "out")
+            for j, (a, b) in enumerate(zip(st_r, st)):
+                _close(a, b, np.float64, f"state_n[{j}]")
+            g_r = ref.backward(d_out, d_state, cache_r)
+            g = cell.backward(d_out, d_state, cache)
+            _close(g_r[0], g[0], np.float64, "dx")
+            for j, (a, b) in enumerate(zip(g_r[1], g[1])):
+                _close(a, b, np.float64, f"d_state0[{j}]")
+            for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"),
+                                  g_r[2], g[2]):
+                _close(a, b, np.float64, name)
+
+    @pytest.mark.parametrize("layer, kw", [
+        (GRU, {"bidirectional": True}),
+        (RNN, {"nonlinearity": "relu", "num_layers": 2}),
+    ])
+    def test_layers_on_the_cuda_backend_match_numpy(layer, kw):
+        T, B, D, H = 3, 2, 3, 4
+        make = lambda backend: layer(D, H, rng=np.random.default_rng(0),
+                                     backend=backend, **kw)
+        ref, gpu = make("numpy"), make("cuda")
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((T, B, D))
+        lengths = np.array([3, 2])
+        out_r, h_r = ref(x, lengths=lengths)
+        out, h = gpu(x, lengths=lengths)
+        _close(out_r, out, np.float64, "output")
+        _close(h_r, h, np.float64, "h_n")
+        d_out = rng.standard_normal(out.shape)
+        dx_r, dh_r = ref.backward(d_out)
+        dx, dh = gpu.backward(d_out)
+        _close(dx_r, dx, np.float64, "dx")
+        _close(dh_r, dh, np.float64, "dh0")
+        for name in ref.grads:
+            _close(ref.grads[name], gpu.grads[name], np.float64, name)
+
+    @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+    def test_single_block_refuses_what_does_not_fit(kind):
+        x, (h0, c0), w = _problem(np.float32, 1, 1, 2, 128, kind=kind)
+        assert not kc.single_block_fits(1, 128, np.float32, GATES[kind])
+        state = (h0, c0) if kind == "lstm" else (h0,)
         with pytest.raises(ValueError, match="method"):
-            kc.lstm_forward(x, h0, c0, *w, method="single")
+            getattr(kc, f"{kind}_forward")(x, *state, *w, method="single")
+
+    def test_bad_input_is_refused_with_the_argument_named():
+        x, (h0, _), w = _problem(np.float64, 2, 2, 3, 4, kind="rnn")
+        with pytest.raises(ValueError, match="nonlinearity"):
+            kc.rnn_forward(x, h0, *w, nonlinearity="sigmoid")
+        with pytest.raises(ValueError, match="method"):
+            kc.gru_forward(x, h0, *_problem(np.float64, 2, 2, 3, 4,
+                                            kind="gru")[2], method="fast")
+        with pytest.raises(ValueError, match="lengths"):
+            kc.rnn_forward(x, h0, *w, lengths=np.array([2.0, 1.0]))
 
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -137,8 +334,37 @@ else:
         _close(out_r, out, dtype, "out")
         _close(h_r, h_n, dtype, "h_n")
 
+    @pytest.mark.skipif(SIM, reason=SIM_GAP)
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("case", list(CASES))
+    def test_grid_kernels_of_gru_and_rnn_match_reference(case, dtype):
+        ref_forward, cuda_forward, kw = CASES[case]
+        kind = case.split("-")[0]
+        x, (h0, _), w = _problem(dtype, 20, 8, 16, 256, kind=kind)
+        lengths = np.arange(13, 21)
+        for reverse in (False, True):
+            out_r, h_r, _ = ref_forward(x, h0, *w, lengths=lengths,
+                                        reverse=reverse, **kw)
+            out, h_n, *_ = cuda_forward(x, h0, *w, lengths=lengths,
+                                        reverse=reverse, method="grid", **kw)
+            _close(out_r, out, dtype, "out")
+            _close(h_r, h_n, dtype, "h_n")
+
+    @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
+    def test_device_arrays_in_and_out():
+        from numba import cuda
+        x, (h0, _), w = _problem(np.float32, 5, 4, 8, 32, kind="gru")
+        out_r = kc.gru_forward(x, h0, *w)[0]
+        d = [cuda.to_device(a) for a in (x, h0, *w)]
+        lengths = cuda.to_device(np.full(4, 5, np.int64))
+        out = kc.gru_forward(*d, lengths=lengths, device=True)[0]
+        assert hasattr(out, "copy_to_host")
+        _close(out_r, out.copy_to_host(), np.float32, "out")
+
     @pytest.mark.skipif(not SIM, reason="checks the simulator's refusal")
-    def test_grid_kernel_is_refused_in_the_simulator():
-        x, (h0, c0), w = _problem(np.float64, 1, 1, 2, 4)
-        with pytest.raises(ValueError, match="real GPU"):
-            kc.lstm_forward(x, h0, c0, *w, method="grid")
+    @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+    def test_grid_kernel_is_refused_in_the_simulator(kind):
+        x, (h0, c0), w = _problem(np.float64, 1, 1, 2, 4, kind=kind)
+        state = (h0, c0) if kind == "lstm" else (h0,)
+        with pytest.raises(ValueError, match="method: 'grid' needs a real GPU"):
+            getattr(kc, f"{kind}_forward")(x, *state, *w, method="grid")

@@ -11,10 +11,11 @@ argument: ``lstmlib.LSTM(..., backend="numba")``.
 * ``"numba"``: :mod:`lstmlib.kernels.numba_cells` (LSTM and GRU). The Elman
   RNN has no Numba kernel: ``get_cell("rnn", "numba")`` returns the numpy
   cell (one tanh per unit leaves little to fuse).
-* ``"cuda"``: :mod:`lstmlib.kernels.cuda` for the LSTM forward pass (the
-  persistent kernel), with the backward pass on the CPU (Numba). Needs a
-  CUDA GPU or ``NUMBA_ENABLE_CUDASIM=1`` (the simulator: tiny sizes only).
-  GRU and RNN with ``"cuda"`` raise ``ValueError``.
+* ``"cuda"``: :mod:`lstmlib.kernels.cuda` for the forward pass of all three
+  cells (the persistent kernels), with the backward pass on the CPU
+  (:mod:`lstmlib.kernels.cuda_cells`: Numba for LSTM and GRU, the numpy
+  reference for the RNN). Needs a CUDA GPU or ``NUMBA_ENABLE_CUDASIM=1``
+  (the simulator: tiny sizes only).
 
 The Numba modules are imported on first use, so ``import lstmlib`` never
 pays for compiling anything.
@@ -22,6 +23,7 @@ pays for compiling anything.
 
 BACKENDS = ("numpy", "numba", "cuda")
 KINDS = ("rnn", "lstm", "gru")
+_SIZES = {"rnn": (1, 1), "lstm": (4, 2), "gru": (3, 1)}   # gates, states
 
 
 def _reference_cell(kind):
@@ -48,13 +50,10 @@ def get_cell(kind, backend):
     if backend == "numba":
         if kind == "rnn":
             return _reference_cell(kind)     # documented fallback
-        from . import numba_cells as nc
-        if kind == "lstm":
-            return CellType("lstm", 4, 2, nc.lstm_forward, nc.lstm_backward)
-        return CellType("gru", 3, 1, nc.gru_forward, nc.gru_backward)
-    if kind != "lstm":
-        raise ValueError(
-            f"kind: backend 'cuda' implements 'lstm' only, received {kind!r}")
-    from . import cuda_cells
-    return CellType("lstm", 4, 2, cuda_cells.lstm_forward,
-                    cuda_cells.lstm_backward)
+        from . import numba_cells as module
+    else:
+        from . import cuda_cells as module
+    num_gates, num_states = _SIZES[kind]
+    return CellType(kind, num_gates, num_states,
+                    getattr(module, f"{kind}_forward"),
+                    getattr(module, f"{kind}_backward"))

@@ -1,4 +1,5 @@
-r"""CUDA kernels for the LSTM, written with ``numba.cuda``.
+r"""CUDA kernels for the LSTM, the GRU and the Elman RNN, written with
+``numba.cuda``.
 
 The CUDA execution model in one paragraph: a kernel launch starts a *grid* of
 *blocks*, each a group of up to 1024 *threads*; every thread runs the same
@@ -8,20 +9,20 @@ block) and can wait for each other (``cuda.syncthreads()``); blocks cannot,
 except in a cooperative launch, where ``cuda.cg.this_grid().sync()`` waits for
 the whole grid.
 
-Kernels, from simplest to the one that matters for small batches:
+Kernels, from simplest to the ones that matter for small batches:
 
-``lstm_gates_kernel``
+``lstm_gates_kernel``, ``gru_gates_kernel``, ``rnn_step_kernel``
     one thread per hidden unit (b, k): the element-wise part of a step, fused
-    (four activations, the cell update, tanh(c), h) in one pass.
-``matmul_kernel``
-    C = A @ B with 16 x 16 tiles staged through shared memory, so each value
-    read from global memory is used 16 times.
+    (activations, state update, h) in one pass.
+``linear_kernel``
+    C = A @ W^T + b with 16 x 16 tiles staged through shared memory, so each
+    value read from global memory is used 16 times.
 ``persistent_single_block``
     the whole forward sequence in one launch of one block: W_hh is copied to
     shared memory once and stays there for all T steps; h_{t-1} lives in
     shared memory too, and one ``syncthreads`` per step separates reading it
     from writing h_t. No launch per step, no re-reading of W_hh from global
-    memory. Only for small H (W_hh must fit: 4H*H values).
+    memory. Only for small H (W_hh must fit: G*H*H values).
 ``persistent_grid``
     the same over many blocks (Diamos et al. 2016): each block keeps the rows
     of W_hh for its own slice of hidden units in shared memory; h_t is
@@ -29,362 +30,600 @@ Kernels, from simplest to the one that matters for small batches:
     Needs a real GPU (cooperative launch): the simulator runs blocks one after
     another, so its ``grid.sync()`` cannot work.
 
-Host entry point: :func:`lstm_forward`. There is no CUDA backward pass: the
-cuda backend runs BPTT on the CPU with the Numba kernels, from the cache the
-GPU forward pass returns (see :mod:`lstmlib.kernels.cuda_cells`).
+The two persistent kernels are written once, by :func:`_make_persistent`,
+for every cell: a cell contributes its update of one hidden unit
+(``_lstm_unit``, ``_gru_unit``, ``_rnn_unit``: the dot products with
+h_{t-1}, then the element-wise update that its gate kernel uses too) and
+what a padding step writes to its cache.
 
-Shapes: T time steps, B batch, D input features, H hidden units; gates i, f,
-g, o stacked as in the reference (W_hh is (4H, H)).
+Host entry points: :func:`lstm_forward`, :func:`gru_forward`,
+:func:`rnn_forward`. There is no CUDA backward pass: the cuda backend runs
+BPTT on the CPU from the cache the GPU forward pass returns (see
+:mod:`lstmlib.kernels.cuda_cells`).
+
+Shapes: T time steps, B batch, D input features, H hidden units, G gates
+stacked as in the references (LSTM i, f, g, o; GRU r, z, n; RNN one block;
+W_hh is (G*H, H)).
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import float32, float64
 
 from ._cuda import SIMULATOR, cuda, gpu_available, require
 
-TILE = 16                      # matmul tile edge (threads per block: 256)
-MAX_SHARED_BYTES = 48 * 1024   # static shared-memory budget per block
+TILE = 16                      # linear-kernel tile edge (threads: 256)
+TILE_PAD = TILE + 1            # W tile row length (a padding column)
+MAX_SHARED_BYTES = 48 * 1024   # shared memory a block gets without opting in
 _NB = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
+NONLINEARITIES = ("tanh", "relu")
 
 
 # ---------------------------------------------------------------------------
-# device functions
+# device functions: the element-wise update of one hidden unit (b, k),
+# shared by the gate kernels and the persistent kernels
 
 @cuda.jit(device=True)
 def _sigmoid(a):
     return 0.5 * (1.0 + math.tanh(0.5 * a))      # as lstmlib.activations
 
 
+@cuda.jit(device=True)
+def _lstm_update(ai, af, ag, ao, c_prev, b, k, gates, c, tanh_c):
+    """LSTM unit (b, k) from its four pre-activations: writes i, f, g, o to
+    gates (B, 4H), c_t to c and tanh(c_t) to tanh_c (B, H); returns h_t."""
+    H = c.shape[1]
+    i = _sigmoid(ai)
+    f = _sigmoid(af)
+    g = math.tanh(ag)
+    o = _sigmoid(ao)
+    ck = f * c_prev + i * g
+    tc = math.tanh(ck)
+    gates[b, k] = i
+    gates[b, H + k] = f
+    gates[b, 2 * H + k] = g
+    gates[b, 3 * H + k] = o
+    c[b, k] = ck
+    tanh_c[b, k] = tc
+    return o * tc
+
+
+@cuda.jit(device=True)
+def _gru_update(xr, xz, xn, hr, hz, hn, h_prev, b, k, gates, hns):
+    """GRU unit (b, k): x* are the parts of x W_ih^T + b_ih, h* those of
+    h_prev W_hh^T + b_hh. Writes r, z, n to gates (B, 3H) and hn to hns
+    (B, H); returns h_t = (1 - z) n + z h_prev."""
+    H = hns.shape[1]
+    r = _sigmoid(xr + hr)
+    z = _sigmoid(xz + hz)
+    n = math.tanh(xn + r * hn)                   # reset after the product
+    gates[b, k] = r
+    gates[b, H + k] = z
+    gates[b, 2 * H + k] = n
+    hns[b, k] = hn
+    return n + z * (h_prev - n)
+
+
+@cuda.jit(device=True)
+def _rnn_update(a, relu):
+    """Elman unit: phi(a), phi = ReLU when ``relu`` else tanh."""
+    if relu:
+        return 0.0 if a < 0.0 else a             # NaN passes, as np.maximum
+    return math.tanh(a)
+
+
 # ---------------------------------------------------------------------------
-# fused element-wise gate kernel (one step)
+# fused element-wise kernels (one step; the stepwise path)
 
 @cuda.jit
-def lstm_gates_kernel(a, c_prev, h_prev, valid, h, c, tanh_c):
-    """One thread per (b, k). a (B, 4H) pre-activations, overwritten with
-    i, f, g, o; writes h, c, tanh_c (B, H); invalid rows keep the state."""
+def lstm_gates_kernel(a, ah, c_prev, h_prev, t, lengths, h, c, tanh_c):
+    """One thread per (b, k). a (B, 4H): x W_ih^T + b_ih + b_hh, overwritten
+    with i, f, g, o; ah (B, 4H): h_prev W_hh^T. Writes h, c, tanh_c (B, H);
+    rows with t >= lengths[b] (padding) keep the state."""
     b, k = cuda.grid(2)
     B, H = c_prev.shape
     if b >= B or k >= H:
         return
-    if not valid[b]:
+    if t >= lengths[b]:
         h[b, k] = h_prev[b, k]
         c[b, k] = c_prev[b, k]
         tanh_c[b, k] = 0.0
         return
-    i = _sigmoid(a[b, k])
-    f = _sigmoid(a[b, H + k])
-    g = math.tanh(a[b, 2 * H + k])
-    o = _sigmoid(a[b, 3 * H + k])
-    ck = f * c_prev[b, k] + i * g
-    tc = math.tanh(ck)
-    a[b, k] = i
-    a[b, H + k] = f
-    a[b, 2 * H + k] = g
-    a[b, 3 * H + k] = o
-    c[b, k] = ck
-    tanh_c[b, k] = tc
-    h[b, k] = o * tc
+    h[b, k] = _lstm_update(
+        a[b, k] + ah[b, k], a[b, H + k] + ah[b, H + k],
+        a[b, 2 * H + k] + ah[b, 2 * H + k], a[b, 3 * H + k] + ah[b, 3 * H + k],
+        c_prev[b, k], b, k, a, c, tanh_c)
+
+
+@cuda.jit
+def gru_gates_kernel(gx, gh, h_prev, t, lengths, h, hn):
+    """One thread per (b, k). gx (B, 3H): x W_ih^T + b_ih, overwritten with
+    r, z, n; gh (B, 3H): h_prev W_hh^T + b_hh. Writes h and hn = W_hn h_prev
+    + b_hn (B, H); rows with t >= lengths[b] (padding) keep the state."""
+    b, k = cuda.grid(2)
+    B, H = h_prev.shape
+    if b >= B or k >= H:
+        return
+    if t >= lengths[b]:
+        h[b, k] = h_prev[b, k]
+        hn[b, k] = 0.0
+        return
+    h[b, k] = _gru_update(gx[b, k], gx[b, H + k], gx[b, 2 * H + k],
+                          gh[b, k], gh[b, H + k], gh[b, 2 * H + k],
+                          h_prev[b, k], b, k, gx, hn)
+
+
+@cuda.jit
+def rnn_step_kernel(a, ah, h_prev, t, lengths, relu, h):
+    """One thread per (b, k): h = phi(a + ah), a (B, H) = x W_ih^T + b_ih +
+    b_hh, ah = h_prev W_hh^T; padding rows keep the state."""
+    b, k = cuda.grid(2)
+    B, H = h_prev.shape
+    if b < B and k < H:
+        h[b, k] = h_prev[b, k] if t >= lengths[b] else \
+            _rnn_update(a[b, k] + ah[b, k], relu)
+
+
+@cuda.jit
+def _zero_padding_kernel(hs, lengths, out):
+    """out = hs with the steps t >= lengths[b] set to 0; one thread per
+    (t * B + b, k)."""
+    tb, k = cuda.grid(2)
+    T, B, H = hs.shape
+    if tb < T * B and k < H:
+        t = tb // B
+        b = tb % B
+        out[t, b, k] = hs[t, b, k] if t < lengths[b] else 0.0
 
 
 # ---------------------------------------------------------------------------
 # tiled matrix product
 
-def _make_matmul(nbtype):
+def _make_linear(nbtype):
     @cuda.jit
-    def matmul_kernel(A, Bm, C):
-        """C (M, N) = A (M, K) @ Bm (K, N), 16 x 16 tiles in shared memory."""
+    def linear_kernel(A, W, b1, b2, nbias, C):
+        """C (M, N) = A (M, K) @ W (N, K)^T (+ b1 (+ b2), by ``nbias``), with
+        16 x 16 tiles in shared memory. Both tiles are read along rows of A
+        and W (adjacent threads, adjacent addresses); W's tile has a padding
+        column so that the threads of a row read it from different banks."""
         sa = cuda.shared.array((TILE, TILE), nbtype)
-        sb = cuda.shared.array((TILE, TILE), nbtype)
+        sw = cuda.shared.array((TILE, TILE_PAD), nbtype)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         row = cuda.blockIdx.y * TILE + ty
         col = cuda.blockIdx.x * TILE + tx
+        wrow = cuda.blockIdx.x * TILE + ty          # the W row it stages
         M, K = A.shape
-        N = Bm.shape[1]
+        N = W.shape[0]
         acc = 0.0
         for k0 in range(0, K, TILE):
             # each thread stages one element of each tile (0 outside)
             sa[ty, tx] = A[row, k0 + tx] if row < M and k0 + tx < K else 0.0
-            sb[ty, tx] = Bm[k0 + ty, col] if k0 + ty < K and col < N else 0.0
+            sw[ty, tx] = W[wrow, k0 + tx] if wrow < N and k0 + tx < K else 0.0
             cuda.syncthreads()             # tiles complete before use
             for kk in range(TILE):
-                acc += sa[ty, kk] * sb[kk, tx]
+                acc += sa[ty, kk] * sw[tx, kk]
             cuda.syncthreads()             # done with them before reloading
         if row < M and col < N:
+            if nbias == 2:
+                acc += b1[col] + b2[col]   # (b_ih + b_hh) first, as numpy
+            elif nbias == 1:
+                acc += b1[col]
             C[row, col] = acc
-    return matmul_kernel
+    return linear_kernel
 
 
-_MATMUL = {dt: _make_matmul(nb) for dt, nb in _NB.items()}
+_LINEAR = {dt: _make_linear(nb) for dt, nb in _NB.items()}
 
 
-def matmul(A, Bm):
-    """A @ Bm on the device (host or device arrays in, device array out)."""
+def _on_device(name, a, dtype):
+    """A device array as it is (a CUDA tensor wrapped), a host array copied
+    to the device; either must have ``dtype``."""
+    if getattr(a, "__cuda_ndarray__", False):
+        d = a
+    elif hasattr(a, "__cuda_array_interface__"):
+        d = cuda.as_cuda_array(a)
+    else:
+        d = cuda.to_device(np.ascontiguousarray(a))
+    if np.dtype(d.dtype) != np.dtype(dtype):
+        raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, "
+                         f"received {np.dtype(d.dtype)}")
+    return d
+
+
+def linear(A, W, *biases, out=None):
+    """A @ W.T + the sum of ``biases`` (none, one or two (N,) vectors) on the
+    device: host or device arrays in, a device array out (``out``, when
+    given)."""
     dt = np.dtype(A.dtype)
     M, K = A.shape
-    N = Bm.shape[1]
-    C = cuda.device_array((M, N), dt)
+    N = W.shape[0]
+    if W.shape[1] != K:
+        raise ValueError(f"W: expected shape ({N}, {K}), received {W.shape}")
+    if len(biases) > 2:
+        raise ValueError(f"biases: expected at most 2, received {len(biases)}")
+    args = [_on_device(n, a, dt) for n, a in zip(("A", "W", "b1", "b2"),
+                                                 (A, W, *biases))]
+    while len(args) < 4:
+        args.append(args[1][0])            # a placeholder the kernel skips
+    C = cuda.device_array((M, N), dt) if out is None else out
     grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
-    _MATMUL[dt][grid, (TILE, TILE)](A, Bm, C)
+    _LINEAR[dt][grid, (TILE, TILE)](*args, len(biases), C)
     return C
 
 
 # ---------------------------------------------------------------------------
 # persistent kernels
+#
+# A cell's unit function computes h_t[b, k] for step t:
+#   unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, s, aux1, aux2)
+# xg (T, B, G*H): the input projection, overwritten with the cached
+# activations; h_{t-1}[b, m] is hv[hb + m]; the weight W_hh[q*H + k, m] of
+# gate q is w[m * ws + q * gs + u] (W_hh^T in shared memory, or this block's
+# columns of it); s (B, H) is the cell's second state (the LSTM's c), aux1,
+# aux2 (T, B, H) its other caches; b_hh and ``option`` as the cell needs them.
+# Its pad function writes those caches at a padding step.
 
-def _make_persistent_single(nbtype):
+@cuda.jit(device=True)
+def _lstm_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, c, cs,
+               tanh_cs):
+    H = c.shape[1]
+    ai = xg[t, b, k]
+    af = xg[t, b, H + k]
+    ag = xg[t, b, 2 * H + k]
+    ao = xg[t, b, 3 * H + k]
+    for m in range(H):                   # h_{t-1} W_hh^T, four gates at once
+        hm = hv[hb + m]
+        wm = m * ws + u
+        ai += w[wm] * hm
+        af += w[wm + gs] * hm
+        ag += w[wm + 2 * gs] * hm
+        ao += w[wm + 3 * gs] * hm
+    h = _lstm_update(ai, af, ag, ao, c[b, k], b, k, xg[t], cs[t], tanh_cs[t])
+    c[b, k] = cs[t, b, k]
+    return h
+
+
+@cuda.jit(device=True)
+def _lstm_pad(t, b, k, c, cs, tanh_cs):
+    cs[t, b, k] = c[b, k]
+    tanh_cs[t, b, k] = 0.0
+
+
+@cuda.jit(device=True)
+def _gru_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, s, hns, aux2):
+    H = hns.shape[2]
+    hr = b_hh[k]
+    hz = b_hh[H + k]
+    hn = b_hh[2 * H + k]
+    for m in range(H):                   # h_{t-1} W_hh^T + b_hh, three gates
+        hm = hv[hb + m]
+        wm = m * ws + u
+        hr += w[wm] * hm
+        hz += w[wm + gs] * hm
+        hn += w[wm + 2 * gs] * hm
+    return _gru_update(xg[t, b, k], xg[t, b, H + k], xg[t, b, 2 * H + k],
+                       hr, hz, hn, hv[hb + k], b, k, xg[t], hns[t])
+
+
+@cuda.jit(device=True)
+def _gru_pad(t, b, k, s, hns, aux2):
+    hns[t, b, k] = 0.0
+
+
+@cuda.jit(device=True)
+def _rnn_unit(xg, b_hh, relu, t, b, k, w, ws, gs, u, hv, hb, s, aux1, aux2):
+    a = xg[t, b, k]
+    for m in range(xg.shape[2]):
+        a += w[m * ws + u] * hv[hb + m]
+    return _rnn_update(a, relu)
+
+
+@cuda.jit(device=True)
+def _rnn_pad(t, b, k, s, aux1, aux2):
+    pass
+
+
+def _make_persistent(nbtype, G, two_states, unit, pad):
+    """The single-block and the grid persistent kernels of one cell."""
+
+    @cuda.jit(device=True)
+    def start(b, k, h0, s0, hv, hoff, s):
+        """h_{-1} of unit (b, k) into hv[hoff:hoff + B*H], its second state
+        into s."""
+        hv[hoff + b * h0.shape[1] + k] = h0[b, k]
+        if two_states:
+            s[b, k] = s0[b, k]
+
+    @cuda.jit(device=True)
+    def step(xg, b_hh, option, lengths, t, b, k, w, ws, gs, u, hv, src, dst,
+             out, hs, s, aux1, aux2):
+        """Unit (b, k) of step t: h_{t-1} is hv[src:src + B*H], h_t goes to
+        hv[dst:dst + B*H]; padding keeps the state and outputs 0."""
+        H = hs.shape[2]
+        if t >= lengths[b]:
+            hk = hv[src + b * H + k]
+            out[t, b, k] = 0.0
+            pad(t, b, k, s, aux1, aux2)
+        else:
+            hk = unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv,
+                      src + b * H, s, aux1, aux2)
+            out[t, b, k] = hk
+        hs[t, b, k] = hk
+        hv[dst + b * H + k] = hk
+
     @cuda.jit
-    def persistent_single_block(xg, w_hh, h0, c0, lengths, reverse, out,
-                                gates, cs, tanh_cs, hs, h_n, c_n):
+    def persistent_single_block(xg, w_hh, b_hh, h0, s0, lengths, reverse,
+                                option, out, hs, h_n, s, aux1, aux2):
         """Whole forward sequence, one block. Dynamic shared memory holds
-        W_hh^T (H x 4H: thread k reads column k, consecutive threads hit
+        W_hh^T (H x G*H: thread k reads column k, consecutive threads hit
         consecutive banks) followed by two (B, H) buffers for h."""
         sm = cuda.shared.array(0, nbtype)
-        T, B, G4 = xg.shape
-        H = G4 // 4
-        HOFF = H * G4
+        T, B, GH = xg.shape
+        H = GH // G
+        HOFF = H * GH
         BH = B * H
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
-        for idx in range(tid, H * G4, nt):          # W_hh -> shared, once
-            m = idx // G4
-            j = idx % G4
-            sm[idx] = w_hh[j, m]
+        for idx in range(tid, HOFF, nt):            # W_hh^T -> shared, once
+            sm[idx] = w_hh[idx % GH, idx // GH]
         for idx in range(tid, BH, nt):
-            sm[HOFF + idx] = h0[idx // H, idx % H]
-            c_n[idx // H, idx % H] = c0[idx // H, idx % H]
+            start(idx // H, idx % H, h0, s0, sm, HOFF, s)
         cuda.syncthreads()
         cur = 0
-        for s in range(T):
-            t = T - 1 - s if reverse else s
-            src = HOFF + cur * BH
-            dst = HOFF + (1 - cur) * BH
+        for i in range(T):
+            t = T - 1 - i if reverse else i
             for idx in range(tid, BH, nt):           # this thread's units
-                b = idx // H
-                k = idx % H
-                if t >= lengths[b]:                  # padding: keep state
-                    sm[dst + idx] = sm[src + idx]
-                    out[t, b, k] = 0.0
-                    hs[t, b, k] = sm[src + idx]
-                    cs[t, b, k] = c_n[b, k]
-                    tanh_cs[t, b, k] = 0.0
-                    continue
-                ai = xg[t, b, k]
-                af = xg[t, b, H + k]
-                ag = xg[t, b, 2 * H + k]
-                ao = xg[t, b, 3 * H + k]
-                for m in range(H):                   # h_{t-1} W_hh^T
-                    hv = sm[src + b * H + m]
-                    wrow = m * G4
-                    ai += sm[wrow + k] * hv
-                    af += sm[wrow + H + k] * hv
-                    ag += sm[wrow + 2 * H + k] * hv
-                    ao += sm[wrow + 3 * H + k] * hv
-                i = _sigmoid(ai)
-                f = _sigmoid(af)
-                g = math.tanh(ag)
-                o = _sigmoid(ao)
-                ck = f * c_n[b, k] + i * g
-                tc = math.tanh(ck)
-                hk = o * tc
-                c_n[b, k] = ck
-                sm[dst + idx] = hk
-                gates[t, b, k] = i
-                gates[t, b, H + k] = f
-                gates[t, b, 2 * H + k] = g
-                gates[t, b, 3 * H + k] = o
-                cs[t, b, k] = ck
-                tanh_cs[t, b, k] = tc
-                hs[t, b, k] = hk
-                out[t, b, k] = hk
+                step(xg, b_hh, option, lengths, t, idx // H, idx % H,
+                     sm, GH, H, idx % H, sm, HOFF + cur * BH,
+                     HOFF + (1 - cur) * BH, out, hs, s, aux1, aux2)
             cuda.syncthreads()                       # h_t complete
             cur = 1 - cur
         for idx in range(tid, BH, nt):
             h_n[idx // H, idx % H] = sm[HOFF + cur * BH + idx]
-    return persistent_single_block
 
-
-def _make_persistent_grid(nbtype):
     @cuda.jit
-    def persistent_grid(xg, w_hh, h0, c0, lengths, reverse, units, hbuf, out,
-                        gates, cs, tanh_cs, hs, h_n, c_n):
+    def persistent_grid(xg, w_hh, b_hh, h0, s0, lengths, reverse, option,
+                        units, hbuf, out, hs, h_n, s, aux1, aux2):
         """Whole forward sequence over many blocks (cooperative launch).
         Block j owns hidden units [j*units, (j+1)*units) and keeps their
-        4*units rows of W_hh in shared memory (transposed, H x 4*units).
-        hbuf (2, B, H) in global memory carries h between blocks."""
+        G*units rows of W_hh in shared memory (transposed, H x G*units).
+        hbuf (2*B*H) in global memory carries h between blocks."""
         grid = cuda.cg.this_grid()
         sm = cuda.shared.array(0, nbtype)
-        T, B, G4 = xg.shape
-        H = G4 // 4
-        U4 = 4 * units
+        T, B, GH = xg.shape
+        H = GH // G
+        UG = G * units
+        BH = B * H
         k0 = cuda.blockIdx.x * units
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
-        for idx in range(tid, H * U4, nt):           # my rows of W_hh
-            m = idx // U4
-            q = (idx % U4) // units                  # gate
+        for idx in range(tid, H * UG, nt):           # my rows of W_hh
+            m = idx // UG
+            q = (idx % UG) // units                  # gate
             u = idx % units
             sm[idx] = w_hh[q * H + k0 + u, m] if k0 + u < H else 0.0
         for idx in range(tid, B * units, nt):
-            b = idx // units
-            k = k0 + idx % units
-            if k < H:
-                hbuf[0, b, k] = h0[b, k]
-                c_n[b, k] = c0[b, k]
+            if k0 + idx % units < H:
+                start(idx // units, k0 + idx % units, h0, s0, hbuf, 0, s)
         grid.sync()
         cur = 0
-        for s in range(T):
-            t = T - 1 - s if reverse else s
+        for i in range(T):
+            t = T - 1 - i if reverse else i
             for idx in range(tid, B * units, nt):
-                b = idx // units
                 u = idx % units
-                k = k0 + u
-                if k >= H:
-                    continue
-                if t >= lengths[b]:
-                    hbuf[1 - cur, b, k] = hbuf[cur, b, k]
-                    out[t, b, k] = 0.0
-                    hs[t, b, k] = hbuf[cur, b, k]
-                    cs[t, b, k] = c_n[b, k]
-                    tanh_cs[t, b, k] = 0.0
-                    continue
-                ai = xg[t, b, k]
-                af = xg[t, b, H + k]
-                ag = xg[t, b, 2 * H + k]
-                ao = xg[t, b, 3 * H + k]
-                for m in range(H):
-                    hv = hbuf[cur, b, m]
-                    wrow = m * U4
-                    ai += sm[wrow + u] * hv
-                    af += sm[wrow + units + u] * hv
-                    ag += sm[wrow + 2 * units + u] * hv
-                    ao += sm[wrow + 3 * units + u] * hv
-                i = _sigmoid(ai)
-                f = _sigmoid(af)
-                g = math.tanh(ag)
-                o = _sigmoid(ao)
-                ck = f * c_n[b, k] + i * g
-                tc = math.tanh(ck)
-                hk = o * tc
-                c_n[b, k] = ck
-                hbuf[1 - cur, b, k] = hk
-                gates[t, b, k] = i
-                gates[t, b, H + k] = f
-                gates[t, b, 2 * H + k] = g
-                gates[t, b, 3 * H + k] = o
-                cs[t, b, k] = ck
-                tanh_cs[t, b, k] = tc
-                hs[t, b, k] = hk
-                out[t, b, k] = hk
+                if k0 + u < H:
+                    step(xg, b_hh, option, lengths, t, idx // units, k0 + u,
+                         sm, UG, units, u, hbuf, cur * BH, (1 - cur) * BH,
+                         out, hs, s, aux1, aux2)
             grid.sync()                              # every h_t written
             cur = 1 - cur
         for idx in range(tid, B * units, nt):
             b = idx // units
             k = k0 + idx % units
             if k < H:
-                h_n[b, k] = hbuf[cur, b, k]
-    return persistent_grid
+                h_n[b, k] = hbuf[cur * BH + b * H + k]
+
+    return persistent_single_block, persistent_grid
 
 
-_SINGLE = {dt: _make_persistent_single(nb) for dt, nb in _NB.items()}
-_GRID = {dt: _make_persistent_grid(nb) for dt, nb in _NB.items()}
+# ---------------------------------------------------------------------------
+# host side
+
+_Cell = namedtuple("_Cell", "gates caches two_states hidden_bias unit pad")
+_CELLS = {"lstm": _Cell(4, 2, True, False, _lstm_unit, _lstm_pad),
+          "gru": _Cell(3, 1, False, True, _gru_unit, _gru_pad),
+          "rnn": _Cell(1, 0, False, False, _rnn_unit, _rnn_pad)}
+_PERSISTENT = {(kind, dt): _make_persistent(nb, c.gates, c.two_states,
+                                            c.unit, c.pad)
+               for kind, c in _CELLS.items() for dt, nb in _NB.items()}
 
 
-def single_block_fits(B, H, dtype):
-    """Whether W_hh and two h buffers fit one block's shared memory."""
-    return (4 * H * H + 2 * B * H) * np.dtype(dtype).itemsize \
+def single_block_fits(B, H, dtype, gates=4):
+    """Whether W_hh (gates*H x H) and two h buffers fit one block's shared
+    memory."""
+    return (gates * H * H + 2 * B * H) * np.dtype(dtype).itemsize \
         <= MAX_SHARED_BYTES
 
 
-def grid_units(H, dtype):
+def grid_units(H, dtype, gates=4):
     """Hidden units per block for the grid kernel (W slice <= 48 KiB)."""
-    per_unit = 4 * H * np.dtype(dtype).itemsize
+    per_unit = gates * H * np.dtype(dtype).itemsize
     return max(1, min(H, MAX_SHARED_BYTES // per_unit))
 
 
 METHODS = ("auto", "single", "grid", "stepwise")
 
 
+def _pick_method(method, B, H, G, dt):
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, received {method!r}")
+    if method == "auto":
+        if single_block_fits(B, H, dt, G):
+            return "single"
+        return "grid" if gpu_available() else "stepwise"
+    if method == "grid" and SIMULATOR:
+        raise ValueError("method: 'grid' needs a real GPU (the simulator's "
+                         "grid.sync() synchronises one block only)")
+    if method == "single" and not single_block_fits(B, H, dt, G):
+        raise ValueError(f"method: 'single' needs W_hh in one block's shared "
+                         f"memory; H={H}, B={B}, dtype {dt} do not fit")
+    return method
+
+
+def _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse, relu, hs,
+              aux):
+    """Per step: the tiled product h_{t-1} W_hh^T (+ b_rec) and the cell's
+    fused gate kernel; xg becomes the activations, hs and aux the caches."""
+    T, B, GH = xg.shape
+    H = hs.shape[2]
+    ah = cuda.device_array((B, GH), xg.dtype)
+    block = (1, min(H, 64))
+    grid = (B, (H + block[1] - 1) // block[1])
+    h, c = h0, c0
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        linear(h, w_hh, *b_rec, out=ah)
+        if kind == "lstm":
+            lstm_gates_kernel[grid, block](xg[t], ah, c, h, t, lengths,
+                                           hs[t], aux[0][t], aux[1][t])
+            c = aux[0][t]
+        elif kind == "gru":
+            gru_gates_kernel[grid, block](xg[t], ah, h, t, lengths, hs[t],
+                                          aux[0][t])
+        else:
+            rnn_step_kernel[grid, block](xg[t], ah, h, t, lengths, relu,
+                                         hs[t])
+        h = hs[t]
+    return h, c
+
+
+def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+             method, device, relu=False):
+    """``kind``'s forward pass; the public entry points below document it.
+    Returns (out, h_n, c_n, activations, hs, *caches), host arrays unless
+    ``device``; c_n is None but for the LSTM."""
+    require()
+    cell = _CELLS[kind]
+    G = cell.gates
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    dt = np.dtype(x.dtype)
+    method = _pick_method(method, B, H, G, dt)
+    if lengths is None:
+        lengths = np.full(B, T, np.int64)
+    lengths = _on_device("lengths", lengths, np.int64)
+    x, h0, w_ih, w_hh = (_on_device(n, a, dt) for n, a in zip(
+        ("x", "h0", "w_ih", "w_hh"), (x, h0, w_ih, w_hh)))
+    c0 = _on_device("c0", c0, dt) if cell.two_states else h0
+    has_bias = b_ih is not None
+    b_in = () if not has_bias else (b_ih,) if cell.hidden_bias else \
+        (b_ih, b_hh)                         # b_hh joins the input part
+    b_rec = (b_hh,) if has_bias and cell.hidden_bias else ()
+    b_in, b_rec = ([_on_device(n, b, dt) for b in bs] for n, bs in
+                   (("b_ih", b_in), ("b_hh", b_rec)))
+    # input projection of every step: one (T*B, D) x (D, G*H) product
+    xg = linear(x.reshape(T * B, D), w_ih, *b_in).reshape(T, B, G * H)
+    out, hs = (cuda.device_array((T, B, H), dt) for _ in range(2))
+    h_n = cuda.device_array((B, H), dt)
+    c_n = cuda.device_array((B, H), dt) if cell.two_states else None
+    aux = [cuda.device_array((T, B, H) if j < cell.caches else (1, 1, 1),
+                             dt) for j in range(2)]   # unused ones: (1, 1, 1)
+    if method == "stepwise":
+        h_n, c_n = _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse,
+                             relu, hs, aux)
+        if not cell.two_states:
+            c_n = None
+        grid = ((T * B + 7) // 8, (H + 31) // 32)
+        _zero_padding_kernel[grid, (8, 32)](hs, lengths, out)
+    else:
+        if cell.hidden_bias:
+            bias = b_rec[0] if b_rec else _on_device(
+                "b_hh", np.zeros(G * H, dt), dt)
+        else:
+            bias = aux[1][0, 0]             # not read: the bias is in xg
+        s = c_n if cell.two_states else aux[1][0]     # not read
+        args = (xg, w_hh, bias, h0, c0, lengths, reverse, relu)
+        caches = (out, hs, h_n, s, *aux)
+        single, grid = _PERSISTENT[kind, dt]
+        if method == "single":
+            threads = min(1024, max(32, B * H))
+            shared = (G * H * H + 2 * B * H) * dt.itemsize
+            single[1, threads, 0, shared](*args, *caches)
+        else:
+            units = grid_units(H, dt, G)
+            blocks = (H + units - 1) // units
+            threads = min(1024, max(32, B * units))
+            hbuf = cuda.device_array(2 * B * H, dt)
+            grid[blocks, threads, 0, G * units * H * dt.itemsize](
+                *args, units, hbuf, *caches)
+    result = (out, h_n, c_n, xg, hs, *aux[:cell.caches])
+    if device:
+        return result
+    return tuple(None if a is None else a.copy_to_host() for a in result)
+
+
+_DEVICE_DOC = """``device=True`` keeps everything on the GPU: the inputs may be device
+    arrays (numba's, or CUDA tensors), the results are device arrays, and no
+    copy between host and device takes place but of inputs given as host
+    arrays (``lengths=None`` is one: pass it on the device to avoid it)."""
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
-                 reverse=False, method="auto"):
+                 reverse=False, method="auto", device=False):
     """LSTM forward on the GPU (or the simulator).
 
     x (T, B, D), h0 and c0 (B, H), weights as in :func:`lstmlib.lstm.lstm_forward`;
     lengths (B,) int64 or None. ``method``: ``"single"`` (one-block persistent
     kernel), ``"grid"`` (multi-block persistent kernel, real GPU only),
-    ``"stepwise"`` (per step: tiled matmul + fused gate kernel) or ``"auto"``
+    ``"stepwise"`` (per step: tiled product + fused gate kernel) or ``"auto"``
     (single when W_hh fits a block, else grid on a GPU, else stepwise).
-    The input projection of all steps is one tiled matmul.
+    The input projection of all steps is one tiled product.
 
-    Returns host arrays: out (T, B, H), h_n, c_n (B, H) and the cache
-    gates (T, B, 4H) = i, f, g, o; cs, tanh_cs, hs (T, B, H).
+    Returns out (T, B, H), h_n, c_n (B, H) and the cache
+    gates (T, B, 4H) = i, f, g, o; cs, tanh_cs, hs (T, B, H); host arrays.
+    {device}
     """
-    require()
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, received {method!r}")
-    T, B, D = x.shape
-    H = h0.shape[1]
-    dt = np.dtype(x.dtype)
-    if method == "auto":
-        if single_block_fits(B, H, dt):
-            method = "single"
-        else:
-            method = "grid" if gpu_available() else "stepwise"
-    if method == "grid" and SIMULATOR:
-        raise ValueError("method: 'grid' needs a real GPU (the simulator's "
-                         "grid.sync() synchronises one block only)")
-    if method == "single" and not single_block_fits(B, H, dt):
-        raise ValueError(f"method: 'single' needs W_hh in one block's shared "
-                         f"memory; H={H}, B={B}, dtype {dt} do not fit")
-    lengths = np.full(B, T, np.int64) if lengths is None else \
-        np.ascontiguousarray(lengths, np.int64)
-    # input projection of every step: one (T*B, D) x (D, 4H) product
-    bias = np.zeros(4 * H, dt) if b_ih is None else (b_ih + b_hh).astype(dt)
-    xg = matmul(np.ascontiguousarray(x.reshape(T * B, D)),
-                np.ascontiguousarray(w_ih.T)).copy_to_host()
-    xg = (xg + bias).reshape(T, B, 4 * H)
-    out = np.zeros((T, B, H), dt)
-    gates = np.zeros((T, B, 4 * H), dt)
-    cs = np.zeros((T, B, H), dt)
-    tanh_cs = np.zeros((T, B, H), dt)
-    hs = np.zeros((T, B, H), dt)
-    h_n = np.zeros((B, H), dt)
-    c_n = np.zeros((B, H), dt)
-    w = np.ascontiguousarray(w_hh)
-    if method in ("single", "grid"):
-        d = {name: cuda.to_device(a) for name, a in dict(
-            out=out, gates=gates, cs=cs, tanh_cs=tanh_cs, hs=hs, h_n=h_n,
-            c_n=c_n).items()}
-        if method == "single":
-            threads = min(1024, max(32, B * H))
-            shared = (4 * H * H + 2 * B * H) * dt.itemsize
-            _SINGLE[dt][1, threads, 0, shared](
-                xg, w, h0, c0, lengths, reverse, d["out"], d["gates"],
-                d["cs"], d["tanh_cs"], d["hs"], d["h_n"], d["c_n"])
-        else:
-            units = grid_units(H, dt)
-            blocks = (H + units - 1) // units
-            threads = min(1024, max(32, B * units))
-            hbuf = cuda.device_array((2, B, H), dt)
-            _GRID[dt][blocks, threads, 0, 4 * units * H * dt.itemsize](
-                xg, w, h0, c0, lengths, reverse, units, hbuf, d["out"],
-                d["gates"], d["cs"], d["tanh_cs"], d["hs"], d["h_n"],
-                d["c_n"])
-        return tuple(d[n].copy_to_host() for n in (
-            "out", "h_n", "c_n", "gates", "cs", "tanh_cs", "hs"))
-    # stepwise: a tiled matmul and the fused gate kernel per step
-    valid = np.arange(T)[:, None] < lengths[None, :]
-    w_t = np.ascontiguousarray(w_hh.T)
-    h, c = h0, c0
-    block = (1, min(H, 64))
-    grid = (B, (H + block[1] - 1) // block[1])
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        a = xg[t] + matmul(np.ascontiguousarray(h), w_t).copy_to_host()
-        lstm_gates_kernel[grid, block](a, c, h, valid[t], hs[t], cs[t],
-                                       tanh_cs[t])
-        gates[t] = a
-        h, c = hs[t], cs[t]
-        out[t] = np.where(valid[t][:, None], h, 0.0)
-    return out, h.copy(), c.copy(), gates, cs, tanh_cs, hs
+    out, h_n, c_n, gates, hs, cs, tanh_cs = _forward(
+        "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
+        device)
+    return out, h_n, c_n, gates, cs, tanh_cs, hs
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
+                reverse=False, method="auto", device=False):
+    """GRU forward on the GPU (or the simulator); arguments as in
+    :func:`lstm_forward` and :func:`lstmlib.gru.gru_forward`.
+
+    Returns out (T, B, H), h_n (B, H) and the cache gates (T, B, 3H) = r, z,
+    n; hns (W_hn h_{t-1} + b_hn), hs (T, B, H); host arrays.
+    {device}
+    """
+    out, h_n, _, gates, hs, hns = _forward(
+        "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
+        device)
+    return out, h_n, gates, hns, hs
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
+                lengths=None, reverse=False, method="auto", device=False):
+    """Elman RNN forward on the GPU (or the simulator); arguments as in
+    :func:`lstm_forward` and :func:`lstmlib.rnn.rnn_forward`.
+
+    Returns out (T, B, H), h_n (B, H) and hs (T, B, H), the state after
+    every step (kept through padding); host arrays.
+    {device}
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
+                         f"received {nonlinearity!r}")
+    out, h_n, _, _, hs = _forward(
+        "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
+        device, relu=nonlinearity == "relu")
+    return out, h_n, hs
+
+
+for _f in (lstm_forward, gru_forward, rnn_forward):
+    _f.__doc__ = _f.__doc__.replace("{device}", _DEVICE_DOC)
+del _f

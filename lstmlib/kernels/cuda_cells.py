@@ -1,18 +1,29 @@
-"""The CUDA LSTM behind the uniform cell interface of :mod:`lstmlib.cells`.
+"""The CUDA cells behind the uniform cell interface of :mod:`lstmlib.cells`.
 
-Forward: :func:`lstmlib.kernels.cuda.lstm_forward` (persistent kernel when
-W_hh fits on chip). Backward: **on the CPU**, with the Numba stepwise BPTT
-(:func:`lstmlib.kernels.numba_cells.lstm_backward`), from the activations
-the GPU forward pass copied back. A CUDA backward pass would run the same
-persistent loop backwards in time with W_hh^T on chip; it is left as an
-exercise of the performance chapter.
+Forward: :mod:`lstmlib.kernels.cuda` (the persistent kernel when W_hh fits
+on chip). Backward: **on the CPU**, from the activations the GPU forward
+pass copied back, put into the cache the CPU backward pass reads: the Numba
+stepwise BPTT for the LSTM and the GRU
+(:func:`lstmlib.kernels.numba_cells.lstm_backward`, ``gru_backward``), the
+numpy reference's for the Elman RNN (which has no Numba kernel). A CUDA
+backward pass would run the same persistent loop backwards in time with
+W_hh^T on chip; it is left as an exercise of the performance chapter.
 """
 
 import numpy as np
 
 from .. import _sequence as seq
+from ..rnn import NONLINEARITIES, RNN_CELL, RNNCache
 from . import cuda as K
 from . import numba_cells
+
+
+def _lengths_valid(lengths, T, B):
+    """Lengths as an int64 array (all T when None) and the (T, B) mask of
+    real steps."""
+    full = np.full(B, T, np.int64) if lengths is None else \
+        np.ascontiguousarray(lengths, np.int64)
+    return full, np.arange(T)[:, None] < full[None, :]
 
 
 def lstm_forward(x, state, weights, lengths=None, reverse=False,
@@ -22,11 +33,9 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False,
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    L, valid = numba_cells._lengths_valid(lengths, T, B)
+    L, valid = _lengths_valid(lengths, T, B)
     out, h_n, c_n, gates, cs, tanh_cs, hs = K.lstm_forward(
-        np.ascontiguousarray(x), np.ascontiguousarray(h0),
-        np.ascontiguousarray(c0), w_ih, w_hh, b_ih, b_hh, lengths=L,
-        reverse=reverse, method=method)
+        x, h0, c0, *weights, lengths=L, reverse=reverse, method=method)
     cache = numba_cells.NumbaLSTMCache(
         "stepwise", x, h0, c0, w_ih, w_hh, b_ih is not None, L, valid,
         reverse, False, gates, cs, tanh_cs,
@@ -38,3 +47,49 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False,
 def lstm_backward(d_out, d_state_n, cache):
     """BPTT on the CPU (Numba) from the GPU forward pass's cache."""
     return numba_cells.lstm_backward(d_out, d_state_n, cache)
+
+
+def gru_forward(x, state, weights, lengths=None, reverse=False,
+                method="auto"):
+    """GRU sequence forward on the GPU; see :mod:`lstmlib.cells`."""
+    (h0,) = state
+    w_ih, w_hh, b_ih, b_hh = weights
+    T, B, D, H, lengths, _ = seq.check_sequence_inputs(
+        x, {"h0": h0}, weights, 3, lengths)
+    L, valid = _lengths_valid(lengths, T, B)
+    out, h_n, gates, hns, hs = K.gru_forward(
+        x, h0, *weights, lengths=L, reverse=reverse, method=method)
+    cache = numba_cells.NumbaGRUCache(
+        "stepwise", x, h0, w_ih, w_hh, b_ih is not None, L, valid, reverse,
+        False, gates, hns, seq.previous_states(hs, h0, reverse))
+    return out, (h_n,), cache
+
+
+def gru_backward(d_out, d_state_n, cache):
+    """BPTT on the CPU (Numba) from the GPU forward pass's cache."""
+    return numba_cells.gru_backward(d_out, d_state_n, cache)
+
+
+def rnn_forward(x, state, weights, lengths=None, reverse=False,
+                nonlinearity="tanh", method="auto"):
+    """Elman RNN sequence forward on the GPU; see :mod:`lstmlib.cells`."""
+    (h0,) = state
+    w_ih, w_hh, b_ih, b_hh = weights
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
+                         f"received {nonlinearity!r}")
+    T, B, D, H, lengths, mask = seq.check_sequence_inputs(
+        x, {"h0": h0}, weights, 1, lengths)
+    out, h_n, hs = K.rnn_forward(
+        x, h0, *weights, nonlinearity=nonlinearity,
+        lengths=_lengths_valid(lengths, T, B)[0], reverse=reverse,
+        method=method)
+    cache = RNNCache(x, h0, hs, mask, w_ih, w_hh, nonlinearity,
+                     b_ih is not None, reverse)
+    return out, (h_n,), cache
+
+
+def rnn_backward(d_out, d_state_n, cache):
+    """BPTT on the CPU (the numpy reference's) from the GPU forward pass's
+    cache."""
+    return RNN_CELL.backward(d_out, d_state_n, cache)
