@@ -80,7 +80,7 @@ def weight_gradients(d_gx, d_gh, x, h_prev, w_ih, has_bias):
     if not has_bias:
         return dx, dw_ih, dw_hh, None, None
     db_ih = gx.sum(axis=0)
-    db_hh = db_ih.copy() if gh is gx else gh.sum(axis=0)
+    db_hh = db_ih.copy() if d_gh is d_gx else gh.sum(axis=0)
     return dx, dw_ih, dw_hh, db_ih, db_hh
 
 

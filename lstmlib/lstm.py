@@ -21,7 +21,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _sequence as seq
-from .activations import sigmoid, sigmoid_
+from .activations import sigmoid
 from .cells import CellType
 
 LSTMStepCache = namedtuple(
@@ -77,6 +77,13 @@ def lstm_step_backward(dh, dc, cache):
                          None if db is None else db.copy())
 
 
+def _sigmoid_rows_halved(H, dtype):
+    """(4H,) factors: 1/2 on the rows of the sigmoid gates i, f, o, 1 on g."""
+    half = np.full(4 * H, 0.5, dtype)
+    half[2 * H:3 * H] = 1.0
+    return half
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                  reverse=False):
     """Run the LSTM over a sequence.
@@ -91,21 +98,31 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     """
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, (w_ih, w_hh, b_ih, b_hh), 4, lengths)
-    gates = seq.input_projection(x, w_ih, b_ih, b_hh)   # (T, B, 4H), in place
+    # sigmoid(a) = tanh(a/2)/2 + 1/2: with the rows of i, f and o halved in
+    # copies of the weights (exact: a power of two), one tanh runs over all
+    # four gates' contiguous block, instead of three calls on strided slices
+    half = _sigmoid_rows_halved(H, x.dtype)
+    gates = seq.input_projection(                   # (T, B, 4H), in place
+        x, w_ih * half[:, None], None if b_ih is None else b_ih * half,
+        None if b_hh is None else b_hh * half)
     hs = np.empty((T, B, H), x.dtype)
     cs = np.empty_like(hs)
     tanh_cs = np.empty_like(hs)
-    w_hh_t = np.ascontiguousarray(w_hh.T)        # BLAS runs faster on a copy
+    w_hh_t = np.array(w_hh.T, order="C")       # a copy (BLAS runs faster on
+    w_hh_t *= half  # it than on the transposed view)
     rec = np.empty((B, 4 * H), x.dtype)
     ig = np.empty((B, H), x.dtype)
+    p5 = x.dtype.type(0.5)
     h, c = h0, c0
     for t in seq.time_steps(T, reverse):
         a = gates[t]
         np.matmul(h, w_hh_t, out=rec)
         a += rec
-        sigmoid_(a[:, :2 * H])                     # i, f
-        np.tanh(a[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])   # g
-        sigmoid_(a[:, 3 * H:])                     # o
+        np.tanh(a, out=a)
+        np.copyto(ig, a[:, 2 * H:3 * H])           # g = tanh(a_g): keep it
+        a *= p5                                    # i, f, o = tanh/2 + 1/2
+        a += p5
+        a[:, 2 * H:3 * H] = ig
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         c_t, tc, h_t = cs[t], tanh_cs[t], hs[t]
         np.multiply(f, c, out=c_t)                 # c = f * c_prev + i * g
@@ -126,6 +143,29 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     return out, (h.copy(), c.copy()), cache
 
 
+BLOCK_ELEMENTS = 1 << 19   # gate values per block of steps in lstm_backward
+
+
+def _local_derivatives(a, tc, c_prev, k, dc_dh):
+    """For steps (.., B, 4H) of activations a = i, f, g, o: k = d(pre-
+    activation)/dc for i, f, g and d(pre-activation)/dh for o; dc_dh =
+    dc/dh through h = o tanh(c)."""
+    H = tc.shape[-1]
+    i, g, o = a[..., :H], a[..., 2 * H:3 * H], a[..., 3 * H:]
+    np.subtract(1.0, a, out=k)                      # sigmoid' = s (1 - s)
+    k *= a
+    k[..., :H] *= g                                 # c = f c_prev + i g
+    k[..., H:2 * H] *= c_prev
+    k_g = k[..., 2 * H:3 * H]
+    np.multiply(g, g, out=k_g)                      # tanh' = 1 - g^2
+    np.subtract(1.0, k_g, out=k_g)
+    k_g *= i
+    k[..., 3 * H:] *= tc                            # h = o tanh(c)
+    np.multiply(tc, tc, out=dc_dh)
+    np.subtract(1.0, dc_dh, out=dc_dh)
+    dc_dh *= o
+
+
 def lstm_backward(d_out, dh_n, dc_n, cache):
     """Backpropagation through time.
 
@@ -138,47 +178,44 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
     d_out = seq.check_grad("d_out", d_out, hs.shape, dt)
     dh = seq.check_grad("dh_n", dh_n, (B, H), dt).copy()
     dc = seq.check_grad("dc_n", dc_n, (B, H), dt).copy()
+    # What does not depend on the incoming gradients is computed for a block
+    # of steps at a time, in a few passes over whole arrays (small enough to
+    # stay in cache): da_all starts as the factors d(pre-activation)/dc for
+    # i, f, g and d(pre-activation)/dh for o, and each step only multiplies
+    # them by its dc and dh, in place.
     c_prev_all = seq.previous_states(cs, c0, reverse)
     da_all = np.empty_like(gates)
+    dc_dh = np.empty_like(hs)                       # dc/dh = o (1 - tanh(c)^2)
+    f = gates[..., H:2 * H]
     tmp = np.empty((B, H), dt)
-    slope = np.empty((B, 4 * H), dt)
-    for t in reversed(seq.time_steps(T, reverse)):
-        a = gates[t]
-        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        da = da_all[t]
-        di, df = da[:, :H], da[:, H:2 * H]
-        dg, do = da[:, 2 * H:3 * H], da[:, 3 * H:]
-        tc = tanh_cs[t]
-        if mask is None:
-            dh += d_out[t]                          # dh_next + this step's
-            dh_t = dh
-        else:
-            dh_t = dh + d_out[t] * mask[t]
-            dc_keep = dc.copy()
-        np.multiply(dh_t, tc, out=do)               # h = o * tanh(c)
-        np.multiply(tc, tc, out=tmp)                # through tanh(c)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh_t
-        dc += tmp
-        np.multiply(dc, g, out=di)                  # c = f*c_prev + i*g
-        np.multiply(dc, c_prev_all[t], out=df)
-        np.multiply(dc, i, out=dg)
-        dc *= f                                     # dc_prev
-        np.subtract(1.0, a, out=slope)              # sigmoid' = s * (1 - s)
-        slope *= a
-        sg = slope[:, 2 * H:3 * H]
-        np.multiply(g, g, out=sg)                   # tanh' = 1 - g^2
-        np.subtract(1.0, sg, out=sg)
-        da *= slope                                 # to pre-activations
-        if mask is None:
-            dh = da @ w_hh                          # dh_next for step t-1
-        else:                                       # padding: passes by
-            m = mask[t]
-            da *= m
-            dh = da @ w_hh + (1 - m) * dh_t
-            dc *= m
-            dc += (1 - m) * dc_keep
+    order = list(reversed(seq.time_steps(T, reverse)))
+    per_block = max(1, BLOCK_ELEMENTS // gates[0].size)
+    for n in range(0, T, per_block):
+        block = order[n:n + per_block]
+        span = slice(min(block), max(block) + 1)
+        _local_derivatives(gates[span], tanh_cs[span], c_prev_all[span],
+                           da_all[span], dc_dh[span])
+        for t in block:
+            da = da_all[t]
+            if mask is None:
+                dh += d_out[t]                          # dh_next + this step's
+                dh_t = dh
+            else:
+                dh_t = dh + d_out[t] * mask[t]
+                dc_keep = dc.copy()
+            np.multiply(dh_t, dc_dh[t], out=tmp)
+            dc += tmp
+            da.reshape(B, 4, H)[:, :3] *= dc[:, None]   # di, df, dg
+            da[:, 3 * H:] *= dh_t                       # do
+            dc *= f[t]                                  # dc_prev
+            if mask is None:
+                np.matmul(da, w_hh, out=dh)             # dh_next for step t-1
+            else:                                       # padding: passes by
+                m = mask[t]
+                da *= m
+                dh = da @ w_hh + (1 - m) * dh_t
+                dc *= m
+                dc += (1 - m) * dc_keep
     h_prev = seq.previous_states(hs, h0, reverse)
     dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
         da_all, da_all, x, h_prev, w_ih, has_bias)

@@ -163,8 +163,6 @@ def test_get_cell_contract():
         get_cell("lstm", "opencl")
     with pytest.raises(ValueError, match="kind"):
         get_cell("transformer", "numba")
-    with pytest.raises(ValueError, match="kind"):
-        get_cell("gru", "cuda")
 
 
 def test_numba_backend_rejects_bad_input_like_the_reference():

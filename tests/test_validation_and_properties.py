@@ -145,3 +145,30 @@ def test_layer_gradients_numerically(kind):
     assert len(errors) == 2 + (kind == "LSTM") + len(layer.params)
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-5, (worst, errors[worst])  # wrong gradients give ~1e-1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_forward_and_backward_leave_their_inputs_alone(kind, backend):
+    """The fast paths work on scaled or transposed copies of the weights;
+    none may write into the caller's arrays, whatever their memory layout
+    (a Fortran-ordered W_hh has a C-contiguous transpose, which
+    np.ascontiguousarray would return uncopied)."""
+    from lstmlib.kernels import get_cell
+    cell = get_cell(kind, backend)
+    G = cell.num_gates
+    T, B, D, H = 4, 3, 2, 5
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((T, B, D))
+    state = tuple(rng.standard_normal((B, H)) for _ in range(cell.num_states))
+    weights = (rng.standard_normal((G * H, D)),
+               np.asfortranarray(rng.standard_normal((G * H, H))),
+               rng.standard_normal(G * H), rng.standard_normal(G * H))
+    d_out = rng.standard_normal((T, B, H))
+    d_state = tuple(rng.standard_normal((B, H)) for _ in state)
+    inputs = (x, *state, *weights, d_out, *d_state)
+    before = [a.copy() for a in inputs]
+    _, _, cache = cell.forward(x, state, weights)
+    cell.backward(d_out, d_state, cache)
+    for a, b in zip(inputs, before):
+        np.testing.assert_array_equal(a, b)
