@@ -20,9 +20,11 @@ better of the two, with the copy bandwidth for the roofline), and the first call
 its cache; ``--cold-jit`` makes it the compile time) separately.
 
 ``--out DIR`` writes ``results.json``, ``results.csv`` and ``results.png``;
-``--record`` writes ``lstmlib/bench_results/cpu-<date>.json`` (the file the
-performance chapter plots); ``--gpu`` times the CUDA kernels against
-torch/cuDNN and writes ``lstmlib/bench_results/gpu-<date>.json``.
+``--record`` writes ``lstmlib/bench_results/cpu-<date>T<time>.json`` (the
+newest is the file the performance chapter plots; earlier ones are kept);
+``--gpu`` times the CUDA kernels against torch/cuDNN and writes
+``lstmlib/bench_results/gpu-<date>T<time>.json``. The run ends with the
+chapter's speed goals, each marked met or missed.
 """
 
 import argparse
@@ -363,6 +365,60 @@ def add_peak_fraction(rows, peak):
             row["pct_peak"] = 100.0 * row["gflops"] / p
 
 
+# The CPU goals the performance chapter reports against: (what, backend,
+# dtype, shapes, largest allowed ratio ours/torch). "fastest of ours" takes
+# the better of the numpy and Numba paths.
+GOALS = (
+    ("Numba 3x faster than torch, small, float32", "numba", "float32",
+     ("small",), 1 / 3),
+    ("Numba 20x faster than torch, small, float64", "numba", "float64",
+     ("small",), 1 / 20),
+    ("numpy within 1.3x of torch, medium, float32", "numpy", "float32",
+     ("medium",), 1.3),
+    ("numpy within 1.15x of torch, large, float32", "numpy", "float32",
+     ("large",), 1.15),
+    ("numpy faster than torch in float64", "numpy", "float64",
+     ("small", "medium", "large", "large-B4"), 1.0),
+)
+
+
+def goal_report(rows):
+    """One entry per goal, cell and shape present in ``rows``: the measured
+    paired ratio ours/torch, the limit, and whether it is met."""
+    found = {(r["cell"], r["dtype"], r["shape"], r["backend"]):
+             r.get("ratio_vs_torch") for r in rows if r.get("correct")}
+    report = []
+    for what, backend, dtype, shapes, limit in GOALS:
+        for cell in CELLS:
+            for shape in shapes:
+                ratio = found.get((cell, dtype, shape, backend))
+                if ratio is not None:
+                    report.append(dict(goal=what, cell=cell, shape=shape,
+                                       ratio=ratio, limit=limit,
+                                       met=ratio <= limit))
+    return report
+
+
+def format_goals(report):
+    lines = []
+    for g in report:
+        lines.append(f"{'met   ' if g['met'] else 'MISSED'} {g['goal']:48} "
+                     f"{g['cell']:4} {g['shape']:8} ours/torch "
+                     f"{g['ratio']:6.3f} (limit {g['limit']:.3f})")
+    return "\n".join(lines)
+
+
+def record_path(kind, when=None):
+    """A new file in bench_results for this run; never an existing one."""
+    when = when or datetime.datetime.now()
+    path = RESULTS_DIR / f"{kind}-{when:%Y-%m-%dT%H%M%S}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = RESULTS_DIR / f"{kind}-{when:%Y-%m-%dT%H%M%S}-{n}.json"
+    return path
+
+
 def format_table(rows):
     head = (f"{'cell':4} {'dtype':7} {'shape':8} {'backend':14} {'fwd ms':>9} "
             f"{'bwd ms':>9} {'total ms':>9} {'/torch':>7} {'/no-dnn':>7} "
@@ -420,12 +476,17 @@ def plot(results, ax=None, dtype=None):
 
 
 def load_results(path=None):
-    """The recorded results file (the newest cpu-*.json by default)."""
+    """A recorded results file: by default the newest cpu-*.json (by the
+    date recorded inside it)."""
     if path is None:
         files = sorted(RESULTS_DIR.glob("cpu-*.json"))
         if not files:
             raise FileNotFoundError(f"no cpu-*.json in {RESULTS_DIR}")
-        path = files[-1]
+        dated = []
+        for f in files:
+            with open(f) as fh:
+                dated.append((json.load(fh)["meta"]["date"], f.name, f))
+        path = max(dated)[2]
     with open(path) as f:
         return json.load(f)
 
@@ -491,10 +552,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="folder for results.json/.csv/.png")
     ap.add_argument("--record", action="store_true",
-                    help="write lstmlib/bench_results/cpu-<date>.json")
+                    help="write lstmlib/bench_results/cpu-<date>T<time>.json")
     ap.add_argument("--gpu", action="store_true",
                     help="time the CUDA kernels against cuDNN and write "
-                         "lstmlib/bench_results/gpu-<date>.json")
+                         "lstmlib/bench_results/gpu-<date>T<time>.json")
     ap.add_argument("--inject-wrong", default=None, metavar="BACKEND",
                     help="perturb one backend's output (tests the check)")
     ap.add_argument("--cold-jit", action="store_true",
@@ -545,7 +606,7 @@ def main(argv=None):
         meta.update(_cuda.device_info())
         result = {"meta": meta, "rows": rows}
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"gpu-{datetime.date.today().isoformat()}.json"
+        path = record_path("gpu")
         path.write_text(json.dumps(result, indent=1))
         print(json.dumps(rows, indent=1))
         print(f"recorded {path}")
@@ -578,6 +639,10 @@ def main(argv=None):
     meta["peak_start"], meta["peak_end"] = peak_start, peak_end
     result = {"meta": meta, "peak": peak, "repeats": repeats, "rows": rows}
     print(format_table(rows))
+    goals = goal_report(rows)
+    if goals:
+        print("\n# goals (paired ratio ours/torch, lower is faster)")
+        print(format_goals(goals))
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -597,7 +662,7 @@ def main(argv=None):
         print(f"wrote {out / 'results.json'}, results.csv, results.png")
     if a.record:
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"cpu-{datetime.date.today().isoformat()}.json"
+        path = record_path("cpu")
         path.write_text(json.dumps(result, indent=1))
         print(f"recorded {path}")
     wrong = [r for r in rows if not r["correct"]]

@@ -59,3 +59,50 @@ def test_a_wrong_backend_is_caught_before_timing(tmp_path):
 def test_bad_option_is_refused(tmp_path):
     r = _bench(tmp_path, "--backends", "numpy,jax")
     assert r.returncode != 0 and "--backends" in r.stderr
+
+
+def test_goal_report_marks_met_and_missed():
+    from lstmlib.bench import goal_report
+
+    def row(cell, dtype, shape, backend, ratio, correct=True):
+        return dict(cell=cell, dtype=dtype, shape=shape, backend=backend,
+                    ratio_vs_torch=ratio, correct=correct)
+
+    rows = [row("lstm", "float64", "small", "numba", 0.04),    # 25x: met
+            row("gru", "float64", "small", "numba", 0.06),     # 16.7x: missed
+            row("lstm", "float32", "medium", "numpy", 1.31),   # missed
+            row("gru", "float32", "medium", "numpy", 0.7),     # met
+            row("lstm", "float64", "large", "numpy", 1.01),    # missed
+            row("lstm", "float32", "small", "numba", 0.1, correct=False)]
+    got = {(g["cell"], g["shape"], g["goal"].split(",")[0]): g["met"]
+           for g in goal_report(rows)}
+    assert got == {
+        ("lstm", "small", "Numba 20x faster than torch"): True,
+        ("gru", "small", "Numba 20x faster than torch"): False,
+        ("lstm", "medium", "numpy within 1.3x of torch"): False,
+        ("gru", "medium", "numpy within 1.3x of torch"): True,
+        ("lstm", "large", "numpy faster than torch in float64"): False,
+    }
+
+
+def test_recording_never_overwrites(tmp_path, monkeypatch):
+    import datetime
+
+    from lstmlib import bench
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    first = bench.record_path("cpu", when)
+    first.write_text("{}")
+    second = bench.record_path("cpu", when)
+    assert second != first and not second.exists()
+    assert first.name == "cpu-2026-01-02T030405.json"
+
+
+def test_the_newest_recording_is_loaded(tmp_path, monkeypatch):
+    from lstmlib import bench
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path)
+    for name, date in (("cpu-2026-11-22.json", "2026-11-22T12:53:30"),
+                       ("cpu-2026-11-22T150000.json", "2026-11-22T15:00:00"),
+                       ("cpu-2026-11-22T150000-2.json", "2026-11-22T15:00:01")):
+        (tmp_path / name).write_text(json.dumps({"meta": {"date": date}}))
+    assert bench.load_results()["meta"]["date"] == "2026-11-22T15:00:01"
