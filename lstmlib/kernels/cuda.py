@@ -117,24 +117,37 @@ def _rnn_update(a, relu):
 # ---------------------------------------------------------------------------
 # fused element-wise kernels (one step; the stepwise path)
 
+_OUTSIDE, _REAL, _PADDING = 0, 1, 2      # what a one-step thread has to do
+
+
+@cuda.jit(device=True)
+def _step_unit(h_prev, t, lengths):
+    """This thread's unit (b, k) in a one-step kernel (one thread per
+    (b, k)) and what it has to do at step t."""
+    b, k = cuda.grid(2)
+    B, H = h_prev.shape
+    if b >= B or k >= H:
+        return b, k, _OUTSIDE
+    return b, k, _REAL if t < lengths[b] else _PADDING
+
+
 @cuda.jit
 def lstm_gates_kernel(a, ah, c_prev, h_prev, t, lengths, h, c, tanh_c):
     """One thread per (b, k). a (B, 4H): x W_ih^T + b_ih + b_hh, overwritten
     with i, f, g, o; ah (B, 4H): h_prev W_hh^T. Writes h, c, tanh_c (B, H);
     rows with t >= lengths[b] (padding) keep the state."""
-    b, k = cuda.grid(2)
-    B, H = c_prev.shape
-    if b >= B or k >= H:
-        return
-    if t >= lengths[b]:
+    b, k, todo = _step_unit(h_prev, t, lengths)
+    if todo == _REAL:
+        H = c.shape[1]
+        h[b, k] = _lstm_update(
+            a[b, k] + ah[b, k], a[b, H + k] + ah[b, H + k],
+            a[b, 2 * H + k] + ah[b, 2 * H + k],
+            a[b, 3 * H + k] + ah[b, 3 * H + k], c_prev[b, k], b, k, a, c,
+            tanh_c)
+    elif todo == _PADDING:
         h[b, k] = h_prev[b, k]
         c[b, k] = c_prev[b, k]
         tanh_c[b, k] = 0.0
-        return
-    h[b, k] = _lstm_update(
-        a[b, k] + ah[b, k], a[b, H + k] + ah[b, H + k],
-        a[b, 2 * H + k] + ah[b, 2 * H + k], a[b, 3 * H + k] + ah[b, 3 * H + k],
-        c_prev[b, k], b, k, a, c, tanh_c)
 
 
 @cuda.jit
@@ -142,28 +155,26 @@ def gru_gates_kernel(gx, gh, h_prev, t, lengths, h, hn):
     """One thread per (b, k). gx (B, 3H): x W_ih^T + b_ih, overwritten with
     r, z, n; gh (B, 3H): h_prev W_hh^T + b_hh. Writes h and hn = W_hn h_prev
     + b_hn (B, H); rows with t >= lengths[b] (padding) keep the state."""
-    b, k = cuda.grid(2)
-    B, H = h_prev.shape
-    if b >= B or k >= H:
-        return
-    if t >= lengths[b]:
+    b, k, todo = _step_unit(h_prev, t, lengths)
+    if todo == _REAL:
+        H = h.shape[1]
+        h[b, k] = _gru_update(gx[b, k], gx[b, H + k], gx[b, 2 * H + k],
+                              gh[b, k], gh[b, H + k], gh[b, 2 * H + k],
+                              h_prev[b, k], b, k, gx, hn)
+    elif todo == _PADDING:
         h[b, k] = h_prev[b, k]
         hn[b, k] = 0.0
-        return
-    h[b, k] = _gru_update(gx[b, k], gx[b, H + k], gx[b, 2 * H + k],
-                          gh[b, k], gh[b, H + k], gh[b, 2 * H + k],
-                          h_prev[b, k], b, k, gx, hn)
 
 
 @cuda.jit
 def rnn_step_kernel(a, ah, h_prev, t, lengths, relu, h):
     """One thread per (b, k): h = phi(a + ah), a (B, H) = x W_ih^T + b_ih +
     b_hh, ah = h_prev W_hh^T; padding rows keep the state."""
-    b, k = cuda.grid(2)
-    B, H = h_prev.shape
-    if b < B and k < H:
-        h[b, k] = h_prev[b, k] if t >= lengths[b] else \
-            _rnn_update(a[b, k] + ah[b, k], relu)
+    b, k, todo = _step_unit(h_prev, t, lengths)
+    if todo == _REAL:
+        h[b, k] = _rnn_update(a[b, k] + ah[b, k], relu)
+    elif todo == _PADDING:
+        h[b, k] = h_prev[b, k]
 
 
 @cuda.jit
