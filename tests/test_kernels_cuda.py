@@ -322,8 +322,12 @@ else:
         with pytest.raises(ValueError, match="method"):
             kc.gru_forward(x, h0, *_problem(np.float64, 2, 2, 3, 4,
                                             kind="gru")[2], method="fast")
-        with pytest.raises(ValueError, match="lengths"):
+        with pytest.raises(ValueError, match="lengths: expected dtype int64"):
             kc.rnn_forward(x, h0, *w, lengths=np.array([2.0, 1.0]))
+        with pytest.raises(ValueError, match=r"h0: expected shape \(2, 4\)"):
+            kc.rnn_forward(x, h0[:1], *w)
+        with pytest.raises(ValueError, match="w_hh: expected dtype float64"):
+            kc.rnn_forward(x, h0, w[0], w[1].astype(np.float32), *w[2:])
 
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -350,16 +354,22 @@ else:
             _close(out_r, out, dtype, "out")
             _close(h_r, h_n, dtype, "h_n")
 
-    @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
-    def test_device_arrays_in_and_out():
+    @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+    def test_device_arrays_in_and_out(kind):
+        """device=True: device arrays in (lengths too), device arrays out,
+        the same numbers as the host path."""
         from numba import cuda
-        x, (h0, _), w = _problem(np.float32, 5, 4, 8, 32, kind="gru")
-        out_r = kc.gru_forward(x, h0, *w)[0]
-        d = [cuda.to_device(a) for a in (x, h0, *w)]
-        lengths = cuda.to_device(np.full(4, 5, np.int64))
-        out = kc.gru_forward(*d, lengths=lengths, device=True)[0]
-        assert hasattr(out, "copy_to_host")
-        _close(out_r, out.copy_to_host(), np.float32, "out")
+        x, (h0, c0), w = _problem(np.float32, 3, 2, 3, 8, kind=kind)
+        state = (h0, c0) if kind == "lstm" else (h0,)
+        forward = getattr(kc, f"{kind}_forward")
+        lengths = np.array([3, 2])
+        host = forward(x, *state, *w, lengths=lengths)
+        on_device = forward(*(cuda.to_device(a) for a in (x, *state, *w)),
+                            lengths=cuda.to_device(lengths), device=True)
+        assert len(host) == len(on_device)
+        for j, (a, d) in enumerate(zip(host, on_device)):
+            assert hasattr(d, "copy_to_host"), f"result {j} is not on the device"
+            _close(a, d.copy_to_host(), np.float32, f"result {j}")
 
     @pytest.mark.skipif(not SIM, reason="checks the simulator's refusal")
     @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])

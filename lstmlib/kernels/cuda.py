@@ -229,18 +229,25 @@ def _make_linear(nbtype):
 _LINEAR = {dt: _make_linear(nb) for dt, nb in _NB.items()}
 
 
-def _on_device(name, a, dtype):
+def _on_device(name, a, dtype, shape):
     """A device array as it is (a CUDA tensor wrapped), a host array copied
-    to the device; either must have ``dtype``."""
+    to the device (host integers converted to an integer ``dtype``); either
+    must have ``dtype`` and ``shape``."""
     if getattr(a, "__cuda_ndarray__", False):
         d = a
     elif hasattr(a, "__cuda_array_interface__"):
         d = cuda.as_cuda_array(a)
     else:
+        a = np.asarray(a)
+        if a.dtype.kind in "iu" and np.dtype(dtype).kind == "i":
+            a = a.astype(dtype)
         d = cuda.to_device(np.ascontiguousarray(a))
     if np.dtype(d.dtype) != np.dtype(dtype):
         raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, "
                          f"received {np.dtype(d.dtype)}")
+    if tuple(d.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, "
+                         f"received {tuple(d.shape)}")
     return d
 
 
@@ -251,12 +258,10 @@ def linear(A, W, *biases, out=None):
     dt = np.dtype(A.dtype)
     M, K = A.shape
     N = W.shape[0]
-    if W.shape[1] != K:
-        raise ValueError(f"W: expected shape ({N}, {K}), received {W.shape}")
     if len(biases) > 2:
         raise ValueError(f"biases: expected at most 2, received {len(biases)}")
-    args = [_on_device(n, a, dt) for n, a in zip(("A", "W", "b1", "b2"),
-                                                 (A, W, *biases))]
+    args = [_on_device(n, a, dt, shape) for n, a, shape in zip(
+        ("A", "W", "b1", "b2"), (A, W, *biases), ((M, K), (N, K), (N,), (N,)))]
     while len(args) < 4:
         args.append(args[1][0])            # a placeholder the kernel skips
     C = cuda.device_array((M, N), dt) if out is None else out
@@ -511,10 +516,10 @@ def _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse, relu, hs,
 
 
 def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
-             method, device, relu=False):
+             method, relu=False):
     """``kind``'s forward pass; the public entry points below document it.
-    Returns (out, h_n, c_n, activations, hs, *caches), host arrays unless
-    ``device``; c_n is None but for the LSTM."""
+    Returns device arrays (out, h_n, c_n, activations, hs, *caches); c_n is
+    None but for the LSTM, the RNN's activations are its pre-activations."""
     require()
     cell = _CELLS[kind]
     G = cell.gates
@@ -524,23 +529,27 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
     method = _pick_method(method, B, H, G, dt)
     if lengths is None:
         lengths = np.full(B, T, np.int64)
-    lengths = _on_device("lengths", lengths, np.int64)
-    x, h0, w_ih, w_hh = (_on_device(n, a, dt) for n, a in zip(
-        ("x", "h0", "w_ih", "w_hh"), (x, h0, w_ih, w_hh)))
-    c0 = _on_device("c0", c0, dt) if cell.two_states else h0
-    has_bias = b_ih is not None
-    b_in = () if not has_bias else (b_ih,) if cell.hidden_bias else \
-        (b_ih, b_hh)                         # b_hh joins the input part
-    b_rec = (b_hh,) if has_bias and cell.hidden_bias else ()
-    b_in, b_rec = ([_on_device(n, b, dt) for b in bs] for n, bs in
-                   (("b_ih", b_in), ("b_hh", b_rec)))
+    lengths = _on_device("lengths", lengths, np.int64, (B,))
+    x = _on_device("x", x, dt, (T, B, D))
+    h0, w_ih, w_hh = (_on_device(n, a, dt, shape) for n, a, shape in zip(
+        ("h0", "w_ih", "w_hh"), (h0, w_ih, w_hh), ((B, H), (G * H, D),
+                                                    (G * H, H))))
+    c0 = _on_device("c0", c0, dt, (B, H)) if cell.two_states else h0
+    biases = [] if b_ih is None else [
+        _on_device(n, b, dt, (G * H,)) for n, b in (("b_ih", b_ih),
+                                                    ("b_hh", b_hh))]
+    if cell.hidden_bias:        # the GRU's b_hh acts inside the recurrence
+        b_in, b_rec = biases[:1], biases[1:]
+    else:                       # the others' joins the input part
+        b_in, b_rec = biases, []
     # input projection of every step: one (T*B, D) x (D, G*H) product
     xg = linear(x.reshape(T * B, D), w_ih, *b_in).reshape(T, B, G * H)
     out, hs = (cuda.device_array((T, B, H), dt) for _ in range(2))
     h_n = cuda.device_array((B, H), dt)
     c_n = cuda.device_array((B, H), dt) if cell.two_states else None
-    aux = [cuda.device_array((T, B, H) if j < cell.caches else (1, 1, 1),
-                             dt) for j in range(2)]   # unused ones: (1, 1, 1)
+    unused = cuda.device_array((1, 1, 1), dt)   # for arguments not read
+    aux = [cuda.device_array((T, B, H), dt) if j < cell.caches else unused
+           for j in range(2)]
     if method == "stepwise":
         h_n, c_n = _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse,
                              relu, hs, aux)
@@ -551,11 +560,11 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
     else:
         if cell.hidden_bias:
             bias = b_rec[0] if b_rec else _on_device(
-                "b_hh", np.zeros(G * H, dt), dt)
+                "b_hh", np.zeros(G * H, dt), dt, (G * H,))
         else:
-            bias = aux[1][0, 0]             # not read: the bias is in xg
-        s = c_n if cell.two_states else aux[1][0]     # not read
-        args = (xg, w_hh, bias, h0, c0, lengths, reverse, relu)
+            bias = unused[0, 0]             # the bias is in xg
+        s = c_n if cell.two_states else unused[0]
+        args = (xg, w_hh, bias, h0, c0, lengths, bool(reverse), relu)
         caches = (out, hs, h_n, s, *aux)
         single, grid = _PERSISTENT[kind, dt]
         if method == "single":
@@ -569,37 +578,38 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
             hbuf = cuda.device_array(2 * B * H, dt)
             grid[blocks, threads, 0, G * units * H * dt.itemsize](
                 *args, units, hbuf, *caches)
-    result = (out, h_n, c_n, xg, hs, *aux[:cell.caches])
-    if device:
-        return result
-    return tuple(None if a is None else a.copy_to_host() for a in result)
+    return (out, h_n, c_n, xg, hs, *aux[:cell.caches])
 
 
-_DEVICE_DOC = """``device=True`` keeps everything on the GPU: the inputs may be device
-    arrays (numba's, or CUDA tensors), the results are device arrays, and no
-    copy between host and device takes place but of inputs given as host
-    arrays (``lengths=None`` is one: pass it on the device to avoid it)."""
+def _returned(device, *arrays):
+    """The device arrays as they are, or copied to the host."""
+    return arrays if device else tuple(a.copy_to_host() for a in arrays)
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                  reverse=False, method="auto", device=False):
     """LSTM forward on the GPU (or the simulator).
 
-    x (T, B, D), h0 and c0 (B, H), weights as in :func:`lstmlib.lstm.lstm_forward`;
-    lengths (B,) int64 or None. ``method``: ``"single"`` (one-block persistent
-    kernel), ``"grid"`` (multi-block persistent kernel, real GPU only),
-    ``"stepwise"`` (per step: tiled product + fused gate kernel) or ``"auto"``
-    (single when W_hh fits a block, else grid on a GPU, else stepwise).
-    The input projection of all steps is one tiled product.
+    x (T, B, D), h0 and c0 (B, H), weights as in
+    :func:`lstmlib.lstm.lstm_forward`; lengths (B,) integers or None (steps
+    t >= lengths[b] are padding: the state is kept, the output is 0);
+    ``reverse`` walks t = T-1, ..., 0. ``method``: ``"single"`` (one-block
+    persistent kernel), ``"grid"`` (multi-block persistent kernel, real GPU
+    only), ``"stepwise"`` (per step: tiled product + fused gate kernel) or
+    ``"auto"`` (single when W_hh fits a block, else grid on a GPU, else
+    stepwise). The input projection of all steps is one tiled product.
 
     Returns out (T, B, H), h_n, c_n (B, H) and the cache
     gates (T, B, 4H) = i, f, g, o; cs, tanh_cs, hs (T, B, H); host arrays.
-    {device}
+
+    ``device=True`` keeps everything on the GPU: the inputs may be device
+    arrays (numba's, or CUDA tensors), the results are device arrays, and
+    nothing is copied between host and device but inputs given as host
+    arrays (``lengths=None`` is one: pass lengths on the device to avoid it).
     """
     out, h_n, c_n, gates, hs, cs, tanh_cs = _forward(
-        "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
-        device)
-    return out, h_n, c_n, gates, cs, tanh_cs, hs
+        "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method)
+    return _returned(device, out, h_n, c_n, gates, cs, tanh_cs, hs)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
@@ -608,13 +618,12 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     :func:`lstm_forward` and :func:`lstmlib.gru.gru_forward`.
 
     Returns out (T, B, H), h_n (B, H) and the cache gates (T, B, 3H) = r, z,
-    n; hns (W_hn h_{t-1} + b_hn), hs (T, B, H); host arrays.
-    {device}
+    n; hns (W_hn h_{t-1} + b_hn), hs (T, B, H): host arrays, or device
+    arrays with ``device=True`` (as in :func:`lstm_forward`).
     """
     out, h_n, _, gates, hs, hns = _forward(
-        "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
-        device)
-    return out, h_n, gates, hns, hs
+        "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method)
+    return _returned(device, out, h_n, gates, hns, hs)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
@@ -623,18 +632,13 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
     :func:`lstm_forward` and :func:`lstmlib.rnn.rnn_forward`.
 
     Returns out (T, B, H), h_n (B, H) and hs (T, B, H), the state after
-    every step (kept through padding); host arrays.
-    {device}
+    every step (kept through padding): host arrays, or device arrays with
+    ``device=True`` (as in :func:`lstm_forward`).
     """
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
                          f"received {nonlinearity!r}")
     out, h_n, _, _, hs = _forward(
         "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
-        device, relu=nonlinearity == "relu")
-    return out, h_n, hs
-
-
-for _f in (lstm_forward, gru_forward, rnn_forward):
-    _f.__doc__ = _f.__doc__.replace("{device}", _DEVICE_DOC)
-del _f
+        relu=nonlinearity == "relu")
+    return _returned(device, out, h_n, hs)
