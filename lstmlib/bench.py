@@ -495,44 +495,86 @@ def load_results(path=None):
 # GPU
 
 def run_gpu(shapes, dtypes, repeats):
-    """CUDA persistent kernel (forward) against torch/cuDNN (forward)."""
+    """The CUDA kernels (forward pass) against torch/cuDNN, LSTM and GRU.
+
+    Each (cell, dtype, shape) is first checked against the numpy reference
+    (output and final h; a wrong result is reported and not timed). Then both
+    sides are timed on inputs already on the GPU, up to a synchronisation of
+    the device: ours through the entry points with ``device=True`` (nothing
+    copied between host and device; the cache stays on the GPU), cuDNN as a
+    training-mode forward of the module on the GPU (which keeps its reserve
+    space for the backward pass, as ours keeps the cache). Repetitions
+    alternate the two and the ratio is taken per pair. ``fwd_host_ms`` is
+    ours through the host API: the inputs copied in and the output and
+    cache copied back included.
+    """
     from .kernels import _cuda
     if not _cuda.gpu_available():
         raise SystemExit("--gpu: no CUDA GPU found (the simulator does not "
                          "count); nothing recorded")
     import torch
     from .kernels import cuda as kc
+    from .kernels import get_cell
+    cuda = _cuda.cuda
+    with_cudnn = torch.cuda.is_available()
     rows = []
     for shape in shapes:
-        for dt in dtypes:
-            p = Problem("lstm", dt, shape)
-            h0, c0 = p.state
-            args = (p.x, h0, c0, *p.weights)
-            ours = kc.lstm_forward(*args)                 # compile, check
-            ref, _, _ = __import__("lstmlib.lstm", fromlist=["x"]).lstm_forward(*args)
-            err = _err(ref, ours[0])
-            row = dict(cell="lstm", dtype=dt, shape=shape, T=p.T, B=p.B,
-                       D=p.D, H=p.H, backend="cuda-persistent",
-                       max_error=err, correct=err <= TOLERANCE[dt])
-            ts = [_timed(lambda: kc.lstm_forward(*args)) for _ in range(repeats)]
-            row["fwd_ms"] = 1e3 * float(np.median(ts))
-            if torch.cuda.is_available():
-                m = p.module.cuda()
-                x = p.tx.detach().cuda()
-                st = tuple(s.detach().cuda() for s in p.tstate)
+        for cell in CELLS:
+            for dt in dtypes:
+                p = Problem(cell, dt, shape)
+                forward = getattr(kc, f"{cell}_forward")
+                args = (p.x, *p.state, *p.weights)
+                t0 = time.perf_counter()
+                ours = forward(*args)                  # compiles, host arrays
+                first_call = time.perf_counter() - t0
+                ref_out, ref_state, _ = get_cell(cell, "numpy").forward(
+                    p.x, p.state, p.weights)
+                err = max(_err(ref_out, ours[0]), _err(ref_state[0], ours[1]))
+                fits = kc.single_block_fits(p.B, p.H, dt, GATES[cell])
+                row = dict(cell=cell, dtype=dt, shape=shape, T=p.T, B=p.B,
+                           D=p.D, H=p.H, backend="cuda-persistent",
+                           method="single" if fits else "grid",
+                           max_error=err, correct=bool(err <= TOLERANCE[dt]),
+                           first_call_s=first_call)
+                rows.append(row)
+                if not row["correct"]:
+                    continue
+                d_args = [cuda.to_device(np.ascontiguousarray(a)) for a in args]
+                d_lengths = cuda.to_device(np.full(p.B, p.T, np.int64))
 
-                def tf():
-                    m(x, st)
-                    torch.cuda.synchronize()
-                tf()
-                tt = [_timed(tf) for _ in range(repeats)]
-                row["cudnn_fwd_ms"] = 1e3 * float(np.median(tt))
-                row["ratio_vs_cudnn"] = float(np.median(np.divide(ts, tt)))
-            f_fwd, _ = matmul_flops("lstm", p.T, p.B, p.D, p.H)
-            row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
-            rows.append(row)
+                def on_device():
+                    forward(*d_args, lengths=d_lengths, device=True)
+                    cuda.synchronize()
+
+                paths = {"fwd": on_device}
+                if with_cudnn:
+                    m = p.module.cuda()
+                    x = p.tx.detach().cuda()
+                    st = tuple(s.detach().cuda() for s in p.tstate)
+                    st = st if cell == "lstm" else st[0]
+
+                    def cudnn():
+                        m(x, st)
+                        torch.cuda.synchronize()
+
+                    paths["cudnn_fwd"] = cudnn
+                for fn in paths.values():                 # warm up
+                    fn()
+                times = {name: [] for name in paths}
+                for r in range(repeats):
+                    for name in (list(paths) if r % 2 == 0 else
+                                 list(paths)[::-1]):
+                        times[name].append(_timed(paths[name]))
+                for name, ts in times.items():
+                    row[f"{name}_ms"] = 1e3 * float(np.median(ts))
+                if with_cudnn:
+                    row["ratio_vs_cudnn"] = float(np.median(np.divide(
+                        times["fwd"], times["cudnn_fwd"])))
+                row["fwd_host_ms"] = 1e3 * float(np.median(
+                    [_timed(lambda: forward(*args)) for _ in range(repeats)]))
+                f_fwd, _ = matmul_flops(cell, p.T, p.B, p.D, p.H)
+                row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
     return rows
-
 
 # ---------------------------------------------------------------------------
 
