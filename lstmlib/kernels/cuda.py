@@ -285,6 +285,7 @@ def linear(A, W, *biases, out=None):
 @cuda.jit(device=True)
 def _lstm_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, c, cs,
                tanh_cs):
+    """LSTM unit (b, k) at step t: c (B, H) holds c_{t-1}, then c_t."""
     H = c.shape[1]
     ai = xg[t, b, k]
     af = xg[t, b, H + k]
@@ -310,6 +311,7 @@ def _lstm_pad(t, b, k, c, cs, tanh_cs):
 
 @cuda.jit(device=True)
 def _gru_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, s, hns, aux2):
+    """GRU unit (b, k) at step t; hns (T, B, H) caches W_hn h_{t-1} + b_hn."""
     H = hns.shape[2]
     hr = b_hh[k]
     hz = b_hh[H + k]
@@ -331,6 +333,7 @@ def _gru_pad(t, b, k, s, hns, aux2):
 
 @cuda.jit(device=True)
 def _rnn_unit(xg, b_hh, relu, t, b, k, w, ws, gs, u, hv, hb, s, aux1, aux2):
+    """Elman unit (b, k) at step t (no cache: hs, written by the caller)."""
     a = xg[t, b, k]
     for m in range(xg.shape[2]):
         a += w[m * ws + u] * hv[hb + m]
