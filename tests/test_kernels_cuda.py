@@ -328,6 +328,8 @@ else:
             kc.rnn_forward(x, h0[:1], *w)
         with pytest.raises(ValueError, match="w_hh: expected dtype float64"):
             kc.rnn_forward(x, h0, w[0], w[1].astype(np.float32), *w[2:])
+        with pytest.raises(ValueError, match="x: expected dtype float32 or"):
+            kc.rnn_forward(x.astype(np.float16), h0, *w)
 
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -229,6 +229,15 @@ def _make_linear(nbtype):
 _LINEAR = {dt: _make_linear(nb) for dt, nb in _NB.items()}
 
 
+def _float_dtype(name, a):
+    """The dtype of ``a``, which the kernels must be compiled for."""
+    dt = np.dtype(a.dtype)
+    if dt not in _NB:
+        raise ValueError(f"{name}: expected dtype float32 or float64, "
+                         f"received {dt}")
+    return dt
+
+
 def _on_device(name, a, dtype, shape):
     """A device array as it is (a CUDA tensor wrapped), a host array copied
     to the device (host integers converted to an integer ``dtype``); either
@@ -255,7 +264,7 @@ def linear(A, W, *biases, out=None):
     """A @ W.T + the sum of ``biases`` (none, one or two (N,) vectors) on the
     device: host or device arrays in, a device array out (``out``, when
     given)."""
-    dt = np.dtype(A.dtype)
+    dt = _float_dtype("A", A)
     M, K = A.shape
     N = W.shape[0]
     if len(biases) > 2:
@@ -528,7 +537,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
     G = cell.gates
     T, B, D = x.shape
     H = w_hh.shape[1]
-    dt = np.dtype(x.dtype)
+    dt = _float_dtype("x", x)
     method = _pick_method(method, B, H, G, dt)
     if lengths is None:
         lengths = np.full(B, T, np.int64)
