@@ -307,6 +307,19 @@ else:
         for name in ref.grads:
             _close(ref.grads[name], gpu.grads[name], np.float64, name)
 
+    @pytest.mark.parametrize("name, kw", [
+        ("GRU", {}), ("RNN", {"nonlinearity": "relu", "bidirectional": True})])
+    def test_from_torch_on_the_cuda_backend_matches_torch(name, kw):
+        torch = pytest.importorskip("torch")
+        from lstmlib import from_torch
+        torch.manual_seed(0)
+        module = getattr(torch.nn, name)(3, 4, **kw).double()
+        x = torch.randn(3, 2, 3, dtype=torch.float64)
+        out_t, h_t = module(x)
+        out, h = from_torch(module, backend="cuda")(x.numpy())
+        _close(out_t.detach().numpy(), out, np.float64, "output")
+        _close(h_t.detach().numpy(), h, np.float64, "h_n")
+
     @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
     def test_single_block_refuses_what_does_not_fit(kind):
         x, (h0, c0), w = _problem(np.float32, 1, 1, 2, 128, kind=kind)
