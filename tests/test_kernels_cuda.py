@@ -265,6 +265,9 @@ else:
         rng = np.random.default_rng(5)
         d_out = rng.standard_normal((4, 2, 4))
         d_state = tuple(rng.standard_normal((2, 4)) for _ in state)
+        w = (w[0], np.asfortranarray(w[1]), *w[2:])     # any memory layout
+        inputs = (x, *state, *w, d_out, *d_state)
+        before = [a.copy() for a in inputs]
         ref, cell = REFERENCE_CELLS[kind], get_cell(kind, "cuda")
         assert cell[:3] == ref[:3]                 # name, gates, states
         for reverse in (False, True):
@@ -282,6 +285,8 @@ else:
             for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"),
                                   g_r[2], g[2]):
                 _close(a, b, np.float64, name)
+        for a, b in zip(inputs, before):          # the inputs left alone
+            np.testing.assert_array_equal(a, b)
 
     @pytest.mark.parametrize("layer, kw", [
         (GRU, {"bidirectional": True}),
