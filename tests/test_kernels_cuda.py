@@ -391,6 +391,31 @@ else:
             assert hasattr(d, "copy_to_host"), f"result {j} is not on the device"
             _close(a, d.copy_to_host(), np.float32, f"result {j}")
 
+    @pytest.mark.skipif(not SIM, reason="the GPU runs the real thing above")
+    @pytest.mark.parametrize("case", ["lstm", *CASES])
+    def test_grid_kernels_as_one_block_in_the_simulator(case, monkeypatch):
+        """The grid kernels' code (h exchanged through global memory, the
+        grid barrier, the per-block slice of W_hh) with all units in one
+        block, which is what the simulator can run correctly; the refusal
+        of 'grid' is lifted for that."""
+        kind = case.split("-")[0]
+        kw = {"nonlinearity": case[4:]} if kind == "rnn" else {}
+        monkeypatch.setattr(kc, "SIMULATOR", False)
+        monkeypatch.setattr(kc, "grid_units", lambda H, dtype, gates: H)
+        x, (h0, c0), w = _problem(np.float64, 3, 2, 3, 8, seed=2, kind=kind)
+        state = (h0, c0) if kind == "lstm" else (h0,)
+        forward = getattr(kc, f"{kind}_forward")
+        lengths = np.array([2, 3])
+        for reverse in (False, True):
+            args = dict(lengths=lengths, reverse=reverse, **kw)
+            grid = forward(x, *state, *w, method="grid", **args)
+            single = forward(x, *state, *w, method="single", **args)
+            for j, (a, b) in enumerate(zip(single, grid)):
+                _close(a, b, np.float64, f"result {j}")
+            ref = {"lstm": lstm_forward, "gru": gru_forward,
+                   "rnn": rnn_forward}[kind](x, *state, *w, **args)
+            _close(ref[0], grid[0], np.float64, "out vs the reference")
+
     @pytest.mark.skipif(not SIM, reason="checks the simulator's refusal")
     @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
     def test_grid_kernel_is_refused_in_the_simulator(kind):
