@@ -382,13 +382,25 @@ GOALS = (
 )
 
 
-def goal_report(rows):
+# On a GPU: the persistent kernel's forward pass against cuDNN's.
+GPU_GOALS = (
+    ("CUDA within 1.5x of cuDNN, small", "cuda-persistent", "float32",
+     ("small",), 1.5),
+    ("CUDA within 1.5x of cuDNN, medium", "cuda-persistent", "float32",
+     ("medium",), 1.5),
+    ("CUDA 2x faster than cuDNN, T=200 B=4 H=512", "cuda-persistent",
+     "float32", ("large-B4",), 0.5),
+)
+
+
+def goal_report(rows, goals=GOALS, key="ratio_vs_torch"):
     """One entry per goal, cell and shape present in ``rows``: the measured
-    paired ratio ours/torch, the limit, and whether it is met."""
+    paired ratio ours/reference (``key``), the limit, and whether it is
+    met."""
     found = {(r["cell"], r["dtype"], r["shape"], r["backend"]):
-             r.get("ratio_vs_torch") for r in rows if r.get("correct")}
+             r.get(key) for r in rows if r.get("correct")}
     report = []
-    for what, backend, dtype, shapes, limit in GOALS:
+    for what, backend, dtype, shapes, limit in goals:
         for cell in CELLS:
             for shape in shapes:
                 ratio = found.get((cell, dtype, shape, backend))
@@ -399,11 +411,11 @@ def goal_report(rows):
     return report
 
 
-def format_goals(report):
+def format_goals(report, against="torch"):
     lines = []
     for g in report:
         lines.append(f"{'met   ' if g['met'] else 'MISSED'} {g['goal']:48} "
-                     f"{g['cell']:4} {g['shape']:8} ours/torch "
+                     f"{g['cell']:4} {g['shape']:8} ours/{against} "
                      f"{g['ratio']:6.3f} (limit {g['limit']:.3f})")
     return "\n".join(lines)
 
@@ -576,6 +588,28 @@ def run_gpu(shapes, dtypes, repeats):
                 row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
     return rows
 
+def gpu_peak(n=8192, repeats=5):
+    """float32 matrix-product speed of this GPU (TF32 off), measured with
+    torch: the denominator of the kernels' percent of peak."""
+    import torch
+    if not torch.cuda.is_available():
+        return {}
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        a = torch.randn(n, n, device="cuda")
+        b = torch.randn(n, n, device="cuda")
+
+        def mm():
+            a @ b
+            torch.cuda.synchronize()
+        mm()
+        best = min(_timed(mm) for _ in range(repeats))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    return {"sgemm_tflops": 2 * n ** 3 / best / 1e12}
+
+
 # ---------------------------------------------------------------------------
 
 def main(argv=None):
@@ -646,12 +680,28 @@ def main(argv=None):
         rows = run_gpu(shape_list, dtypes, repeats)
         from .kernels import _cuda
         meta.update(_cuda.device_info())
-        result = {"meta": meta, "rows": rows}
+        peak = gpu_peak()
+        for row in rows:
+            if "tflops" in row and peak.get("sgemm_tflops"):
+                row["pct_peak"] = 100.0 * row["tflops"] / peak["sgemm_tflops"]
+        result = {"meta": meta, "peak": peak, "rows": rows}
         RESULTS_DIR.mkdir(exist_ok=True)
         path = record_path("gpu")
         path.write_text(json.dumps(result, indent=1))
         print(json.dumps(rows, indent=1))
+        print(f"# GPU float32 matrix-product peak: {peak}")
+        goals = goal_report(rows, GPU_GOALS, "ratio_vs_cudnn")
+        if goals:
+            print("\n# goals (paired ratio ours/cuDNN, lower is faster)")
+            print(format_goals(goals, "cuDNN"))
         print(f"recorded {path}")
+        wrong = [r for r in rows if not r["correct"]]
+        if wrong:
+            print(f"ERROR: {len(wrong)} CUDA result(s) disagree with the numpy "
+                  f"reference: " + ", ".join(f"{r['cell']} {r['dtype']} "
+                                             f"{r['shape']}" for r in wrong),
+                  file=sys.stderr)
+            return 2
         return 0
     peak = measure_peak(quick=a.quick)
     print("# peak: sgemm {sgemm_gflops:.1f} GFLOP/s, dgemm {dgemm_gflops:.1f} "

@@ -62,6 +62,7 @@ def test_bad_option_is_refused(tmp_path):
 
 
 def test_goal_report_marks_met_and_missed():
+    from lstmlib import bench
     from lstmlib.bench import goal_report
 
     def row(cell, dtype, shape, backend, ratio, correct=True):
@@ -83,6 +84,11 @@ def test_goal_report_marks_met_and_missed():
         ("gru", "medium", "numpy within 1.3x of torch"): True,
         ("lstm", "large", "numpy faster than torch in float64"): False,
     }
+    gpu = [dict(cell="lstm", dtype="float32", shape=shape,
+                backend="cuda-persistent", correct=True, ratio_vs_cudnn=r)
+           for shape, r in (("small", 1.4), ("medium", 1.6), ("large-B4", 0.6))]
+    assert [g["met"] for g in goal_report(gpu, bench.GPU_GOALS,
+                                          "ratio_vs_cudnn")] == [True, False, False]
 
 
 def test_recording_never_overwrites(tmp_path, monkeypatch):
