@@ -19,7 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _sequence as seq
-from .activations import sigmoid, sigmoid_
+from .activations import sigmoid
 from .cells import CellType
 
 GRUStepCache = namedtuple(
@@ -79,23 +79,42 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     """
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0}, (w_ih, w_hh, b_ih, b_hh), 3, lengths)
-    gx = seq.input_projection(x, w_ih, b_ih)       # becomes r, z, n in place
+    # As in lstm_forward: the rows of r and z are halved in copies of the
+    # weights (exact), so sigmoid(a) = tanh(a/2)/2 + 1/2 needs no extra pass;
+    # b_hr and b_hz join the input projection's bias (only b_hn must wait
+    # for the reset gate).
+    half = np.ones(3 * H, x.dtype)
+    half[:2 * H] = 0.5
+    b_x = None
+    if b_ih is not None:
+        b_x = b_ih.copy()
+        b_x[:2 * H] += b_hh[:2 * H]
+        b_x *= half
+    gx = seq.input_projection(x, w_ih * half[:, None], b_x)   # -> r, z, n
     hns = np.empty((T, B, H), x.dtype)
     hs = np.empty_like(hns)
-    w_hh_t = np.ascontiguousarray(w_hh.T)        # BLAS runs faster on a copy
+    w_hh_t = np.array(w_hh.T, order="C")       # a copy (BLAS runs faster on
+    w_hh_t *= half                             # it than on the transposed view)
     gh = np.empty((B, 3 * H), x.dtype)
+    rhn = np.empty((B, H), x.dtype)
+    p5 = x.dtype.type(0.5)
     h = h0
     for t in seq.time_steps(T, reverse):
         a = gx[t]
         np.matmul(h, w_hh_t, out=gh)
-        if b_hh is not None:
-            gh += b_hh
-        a[:, :2 * H] += gh[:, :2 * H]
-        sigmoid_(a[:, :2 * H])                     # r, z
+        rz = a[:, :2 * H]
+        rz += gh[:, :2 * H]
+        np.tanh(rz, out=rz)                        # r, z = tanh/2 + 1/2
+        rz *= p5
+        rz += p5
         r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-        hn = hns[t]
-        hn[...] = gh[:, 2 * H:]
-        n += r * hn
+        hn = hns[t]                                # W_hn h_prev + b_hn
+        if b_hh is None:
+            hn[...] = gh[:, 2 * H:]
+        else:
+            np.add(gh[:, 2 * H:], b_hh[2 * H:], out=hn)
+        np.multiply(r, hn, out=rhn)
+        n += rhn
         np.tanh(n, out=n)                          # n
         h_t = hs[t]
         np.subtract(h, n, out=h_t)                 # h = n + z * (h_prev - n)
