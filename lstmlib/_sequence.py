@@ -50,6 +50,16 @@ def input_projection(x, w_ih, b_ih, b_hh=None):
     return a.reshape(T, B, -1)
 
 
+def scaled_transpose(w, scale):
+    """A C-contiguous copy of w^T with column j times scale[j]. BLAS runs
+    faster on it than on the transposed view, and the caller's array is
+    never the one scaled (np.ascontiguousarray would return the transpose of
+    a Fortran-ordered w uncopied)."""
+    w_t = np.array(w.T, order="C")
+    w_t *= scale
+    return w_t
+
+
 def previous_states(states, s0, reverse):
     """The state each step started from: s0 for the first step computed,
     then the state the previous step left."""

@@ -612,6 +612,19 @@ def gpu_peak(n=8192, repeats=5):
 
 # ---------------------------------------------------------------------------
 
+def _exit_status(rows):
+    """2, with the culprits on stderr, when any backend disagreed with the
+    numpy reference; else 0."""
+    wrong = [r for r in rows if not r["correct"]]
+    if not wrong:
+        return 0
+    print(f"ERROR: {len(wrong)} backend result(s) disagree with the numpy "
+          f"reference: " + ", ".join(f"{r['backend']} ({r['cell']} "
+                                     f"{r['dtype']} {r['shape']})" for r in wrong),
+          file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lstmlib.bench",
                                  description=__doc__.split("\n\n")[0])
@@ -695,14 +708,7 @@ def main(argv=None):
             print("\n# goals (paired ratio ours/cuDNN, lower is faster)")
             print(format_goals(goals, "cuDNN"))
         print(f"recorded {path}")
-        wrong = [r for r in rows if not r["correct"]]
-        if wrong:
-            print(f"ERROR: {len(wrong)} CUDA result(s) disagree with the numpy "
-                  f"reference: " + ", ".join(f"{r['cell']} {r['dtype']} "
-                                             f"{r['shape']}" for r in wrong),
-                  file=sys.stderr)
-            return 2
-        return 0
+        return _exit_status(rows)
     peak = measure_peak(quick=a.quick)
     print("# peak: sgemm {sgemm_gflops:.1f} GFLOP/s, dgemm {dgemm_gflops:.1f} "
           "GFLOP/s, copy {copy_gbs:.1f} GB/s".format(**peak))
@@ -757,14 +763,7 @@ def main(argv=None):
         path = record_path("cpu")
         path.write_text(json.dumps(result, indent=1))
         print(f"recorded {path}")
-    wrong = [r for r in rows if not r["correct"]]
-    if wrong:
-        print(f"ERROR: {len(wrong)} backend result(s) disagree with the numpy "
-              f"reference: " + ", ".join(f"{r['backend']} ({r['cell']} "
-                                         f"{r['dtype']} {r['shape']})" for r in wrong),
-              file=sys.stderr)
-        return 2
-    return 0
+    return _exit_status(rows)
 
 
 if __name__ == "__main__":

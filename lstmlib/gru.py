@@ -93,8 +93,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     gx = seq.input_projection(x, w_ih * half[:, None], b_x)   # -> r, z, n
     hns = np.empty((T, B, H), x.dtype)
     hs = np.empty_like(hns)
-    w_hh_t = np.array(w_hh.T, order="C")       # a copy (BLAS runs faster on
-    w_hh_t *= half                             # it than on the transposed view)
+    w_hh_t = seq.scaled_transpose(w_hh, half)
     gh = np.empty((B, 3 * H), x.dtype)
     rhn = np.empty((B, H), x.dtype)
     p5 = x.dtype.type(0.5)

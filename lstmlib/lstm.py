@@ -108,8 +108,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     hs = np.empty((T, B, H), x.dtype)
     cs = np.empty_like(hs)
     tanh_cs = np.empty_like(hs)
-    w_hh_t = np.array(w_hh.T, order="C")       # a copy (BLAS runs faster on
-    w_hh_t *= half  # it than on the transposed view)
+    w_hh_t = seq.scaled_transpose(w_hh, half)
     rec = np.empty((B, 4 * H), x.dtype)
     ig = np.empty((B, H), x.dtype)
     p5 = x.dtype.type(0.5)
