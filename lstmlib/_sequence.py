@@ -50,6 +50,17 @@ def input_projection(x, w_ih, b_ih, b_hh=None):
     return a.reshape(T, B, -1)
 
 
+def sigmoid_rows_halved(num_gates, H, sigmoid_gates, dtype):
+    """(num_gates * H,) factors: 1/2 on the rows of the gates listed in
+    ``sigmoid_gates``, 1 elsewhere. Halving those rows of copies of the
+    weights is exact (a power of two), and turns sigmoid(a) into
+    tanh(a')/2 + 1/2 with a' = a/2 already computed."""
+    half = np.ones(num_gates * H, dtype)
+    for q in sigmoid_gates:
+        half[q * H:(q + 1) * H] = 0.5
+    return half
+
+
 def scaled_transpose(w, scale):
     """A C-contiguous copy of w^T with column j times scale[j]. BLAS runs
     faster on it than on the transposed view, and the caller's array is

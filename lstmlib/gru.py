@@ -83,8 +83,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     # weights (exact), so sigmoid(a) = tanh(a/2)/2 + 1/2 needs no extra pass;
     # b_hr and b_hz join the input projection's bias (only b_hn must wait
     # for the reset gate).
-    half = np.ones(3 * H, x.dtype)
-    half[:2 * H] = 0.5
+    half = seq.sigmoid_rows_halved(3, H, (0, 1), x.dtype)      # r, z
     b_x = None
     if b_ih is not None:
         b_x = b_ih.copy()

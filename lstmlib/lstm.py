@@ -77,13 +77,6 @@ def lstm_step_backward(dh, dc, cache):
                          None if db is None else db.copy())
 
 
-def _sigmoid_rows_halved(H, dtype):
-    """(4H,) factors: 1/2 on the rows of the sigmoid gates i, f, o, 1 on g."""
-    half = np.full(4 * H, 0.5, dtype)
-    half[2 * H:3 * H] = 1.0
-    return half
-
-
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                  reverse=False):
     """Run the LSTM over a sequence.
@@ -101,7 +94,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     # sigmoid(a) = tanh(a/2)/2 + 1/2: with the rows of i, f and o halved in
     # copies of the weights (exact: a power of two), one tanh runs over all
     # four gates' contiguous block, instead of three calls on strided slices
-    half = _sigmoid_rows_halved(H, x.dtype)
+    half = seq.sigmoid_rows_halved(4, H, (0, 1, 3), x.dtype)   # i, f, o
     gates = seq.input_projection(                   # (T, B, 4H), in place
         x, w_ih * half[:, None], None if b_ih is None else b_ih * half,
         None if b_hh is None else b_hh * half)

@@ -18,14 +18,6 @@ from . import cuda as K
 from . import numba_cells
 
 
-def _lengths_valid(lengths, T, B):
-    """Lengths as an int64 array (all T when None) and the (T, B) mask of
-    real steps."""
-    full = np.full(B, T, np.int64) if lengths is None else \
-        np.ascontiguousarray(lengths, np.int64)
-    return full, np.arange(T)[:, None] < full[None, :]
-
-
 def lstm_forward(x, state, weights, lengths=None, reverse=False,
                  method="auto"):
     """LSTM sequence forward on the GPU; see :mod:`lstmlib.cells`."""
@@ -33,7 +25,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False,
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    L, valid = _lengths_valid(lengths, T, B)
+    L, valid = numba_cells._lengths_valid(lengths, T, B)
     out, h_n, c_n, gates, cs, tanh_cs, hs = K.lstm_forward(
         x, h0, c0, *weights, lengths=L, reverse=reverse, method=method)
     cache = numba_cells.NumbaLSTMCache(
@@ -56,7 +48,7 @@ def gru_forward(x, state, weights, lengths=None, reverse=False,
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0}, weights, 3, lengths)
-    L, valid = _lengths_valid(lengths, T, B)
+    L, valid = numba_cells._lengths_valid(lengths, T, B)
     out, h_n, gates, hns, hs = K.gru_forward(
         x, h0, *weights, lengths=L, reverse=reverse, method=method)
     cache = numba_cells.NumbaGRUCache(
@@ -82,7 +74,7 @@ def rnn_forward(x, state, weights, lengths=None, reverse=False,
         x, {"h0": h0}, weights, 1, lengths)
     out, h_n, hs = K.rnn_forward(
         x, h0, *weights, nonlinearity=nonlinearity,
-        lengths=_lengths_valid(lengths, T, B)[0], reverse=reverse,
+        lengths=numba_cells._lengths_valid(lengths, T, B)[0], reverse=reverse,
         method=method)
     cache = RNNCache(x, h0, hs, mask, w_ih, w_hh, nonlinearity,
                      b_ih is not None, reverse)
