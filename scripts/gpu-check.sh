@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The CUDA checks on a real GPU, in one go: the machine and versions, the CUDA
+# test file on hardware (every kernel against the numpy reference), then the
+# GPU benchmark, which records lstmlib/bench_results/gpu-<date>T<time>.json.
+# Logs and the recording are copied to $OUT (default: gpu-check-out/).
+#
+#   bash scripts/gpu-check.sh            # everything
+#   TESTS_S=120 BENCH_S=240 bash scripts/gpu-check.sh   # time limits (s)
+set -u
+OUT=${OUT:-gpu-check-out}
+mkdir -p "$OUT"
+PY=${PY:-python3}
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+unset NUMBA_ENABLE_CUDASIM
+
+{
+    date -u +%FT%TZ
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    lscpu | grep -m1 'Model name'
+    $PY - <<'PY'
+import numpy, numba, torch
+from numba import cuda
+print("numpy", numpy.__version__, "| numba", numba.__version__,
+      "| torch", torch.__version__, "| cuda available", cuda.is_available())
+try:
+    import numba_cuda
+    print("numba-cuda", numba_cuda.__version__)
+except ImportError:
+    print("numba-cuda not installed")
+PY
+} 2>&1 | tee "$OUT/env.txt"
+
+status=0
+timeout "${TESTS_S:-240}" $PY -m pytest -p no:cacheprovider -q -rs \
+    ${TEST_ARGS:-tests/test_kernels_cuda.py} 2>&1 | tee "$OUT/tests.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    before=$(ls lstmlib/bench_results/gpu-*.json 2>/dev/null)
+    timeout "${BENCH_S:-300}" $PY -m lstmlib.bench --gpu --record \
+        ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    for f in lstmlib/bench_results/gpu-*.json; do
+        case " $before " in *" $f "*) ;; *) [ -f "$f" ] && cp "$f" "$OUT/";; esac
+    done
+fi
+exit $status
