@@ -229,6 +229,66 @@ def _make_linear(nbtype):
 _LINEAR = {dt: _make_linear(nb) for dt, nb in _NB.items()}
 
 
+def _make_matmul(nbtype):
+    @cuda.jit
+    def matmul_kernel(A, Bm, ta, tb, accumulate, C):
+        """C (M, N) = op(A) @ op(Bm) (+ C when ``accumulate``): op(A) is A
+        (M, K), or A^T when ``ta`` (A is then (K, M)); op(Bm) is Bm (K, N),
+        or Bm^T when ``tb``. 16 x 16 tiles in shared memory, each staged
+        along the rows of its source array (adjacent threads, adjacent
+        addresses), both with a padding column against bank conflicts."""
+        sa = cuda.shared.array((TILE, TILE_PAD), nbtype)   # op(A) tile
+        sb = cuda.shared.array((TILE, TILE_PAD), nbtype)   # op(Bm) tile
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        m0 = cuda.blockIdx.y * TILE
+        n0 = cuda.blockIdx.x * TILE
+        M, N = C.shape
+        K = A.shape[0] if ta else A.shape[1]
+        acc = 0.0
+        for k0 in range(0, K, TILE):
+            if ta:          # sa[i, kk] = A[k0 + kk, m0 + i]
+                ok = k0 + ty < K and m0 + tx < M
+                sa[tx, ty] = A[k0 + ty, m0 + tx] if ok else 0.0
+            else:           # sa[i, kk] = A[m0 + i, k0 + kk]
+                ok = m0 + ty < M and k0 + tx < K
+                sa[ty, tx] = A[m0 + ty, k0 + tx] if ok else 0.0
+            if tb:          # sb[kk, j] = Bm[n0 + j, k0 + kk]
+                ok = n0 + ty < N and k0 + tx < K
+                sb[tx, ty] = Bm[n0 + ty, k0 + tx] if ok else 0.0
+            else:           # sb[kk, j] = Bm[k0 + kk, n0 + j]
+                ok = k0 + ty < K and n0 + tx < N
+                sb[ty, tx] = Bm[k0 + ty, n0 + tx] if ok else 0.0
+            cuda.syncthreads()
+            for kk in range(TILE):
+                acc += sa[ty, kk] * sb[kk, tx]
+            cuda.syncthreads()
+        row = m0 + ty
+        col = n0 + tx
+        if row < M and col < N:
+            if accumulate:
+                acc += C[row, col]
+            C[row, col] = acc
+    return matmul_kernel
+
+
+_MATMUL = {dt: _make_matmul(nb) for dt, nb in _NB.items()}
+
+
+def matmul(A, Bm, ta=False, tb=False, out=None, accumulate=False):
+    """op(A) @ op(Bm) on the device (op: transposed when ``ta``, ``tb``),
+    device arrays in and out; added to ``out`` when ``accumulate``."""
+    dt = np.dtype(A.dtype)
+    M = A.shape[1] if ta else A.shape[0]
+    N = Bm.shape[0] if tb else Bm.shape[1]
+    if out is None:
+        out = cuda.device_array((M, N), dt)
+    grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
+    _MATMUL[dt][grid, (TILE, TILE)](A, Bm, bool(ta), bool(tb),
+                                    bool(accumulate), out)
+    return out
+
+
 def _float_dtype(name, a):
     """The dtype of ``a``, which the kernels must be compiled for."""
     dt = np.dtype(a.dtype)
@@ -283,74 +343,83 @@ def linear(A, W, *biases, out=None):
 # persistent kernels
 #
 # A cell's unit function computes h_t[b, k] for step t:
-#   unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, s, aux1, aux2)
-# xg (T, B, G*H): the input projection, overwritten with the cached
-# activations; h_{t-1}[b, m] is hv[hb + m]; the weight W_hh[q*H + k, m] of
-# gate q is w[m * ws + q * gs + u] (W_hh^T in shared memory, or this block's
-# columns of it); s (B, H) is the cell's second state (the LSTM's c), aux1,
-# aux2 (T, B, H) its other caches; b_hh and ``option`` as the cell needs them.
-# Its pad function writes those caches at a padding step.
+#   unit(proj, b_hh, option, t, b, k, w, w_stride, gate_stride, col,
+#        h_buf, h_at, state, aux1, aux2)
+# proj (T, B, G*H): the input projection, overwritten with the cached
+# activations; h_{t-1}[b, m] is h_buf[h_at + m]; the weight W_hh[q*H + k, m]
+# of gate q is w[m * w_stride + q * gate_stride + col] (W_hh^T in shared
+# memory, or this block's columns of it); state (B, H) is the cell's second
+# state (the LSTM's c), aux1, aux2 (T, B, H) its other caches; b_hh and
+# ``option`` as the cell needs them. Its pad function writes those caches at
+# a padding step.
 
 @cuda.jit(device=True)
-def _lstm_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, c, cs,
-               tanh_cs):
+def _lstm_unit(proj, b_hh, option, t, b, k, w, w_stride, gate_stride, col,
+               h_buf, h_at, c, cs, tanh_cs):
     """LSTM unit (b, k) at step t: c (B, H) holds c_{t-1}, then c_t."""
     H = c.shape[1]
-    ai = xg[t, b, k]
-    af = xg[t, b, H + k]
-    ag = xg[t, b, 2 * H + k]
-    ao = xg[t, b, 3 * H + k]
+    ai = proj[t, b, k]
+    af = proj[t, b, H + k]
+    ag = proj[t, b, 2 * H + k]
+    ao = proj[t, b, 3 * H + k]
     for m in range(H):                   # h_{t-1} W_hh^T, four gates at once
-        hm = hv[hb + m]
-        wm = m * ws + u
+        hm = h_buf[h_at + m]
+        wm = m * w_stride + col
         ai += w[wm] * hm
-        af += w[wm + gs] * hm
-        ag += w[wm + 2 * gs] * hm
-        ao += w[wm + 3 * gs] * hm
-    h = _lstm_update(ai, af, ag, ao, c[b, k], b, k, xg[t], cs[t], tanh_cs[t])
+        af += w[wm + gate_stride] * hm
+        ag += w[wm + 2 * gate_stride] * hm
+        ao += w[wm + 3 * gate_stride] * hm
+    h = _lstm_update(ai, af, ag, ao, c[b, k], b, k, proj[t], cs[t],
+                     tanh_cs[t])
     c[b, k] = cs[t, b, k]
     return h
 
 
 @cuda.jit(device=True)
 def _lstm_pad(t, b, k, c, cs, tanh_cs):
+    """LSTM padding step: c_t = c_{t-1} cached, tanh(c_t) cached as 0."""
     cs[t, b, k] = c[b, k]
     tanh_cs[t, b, k] = 0.0
 
 
 @cuda.jit(device=True)
-def _gru_unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv, hb, s, hns, aux2):
+def _gru_unit(proj, b_hh, option, t, b, k, w, w_stride, gate_stride, col,
+              h_buf, h_at, state, hns, aux2):
     """GRU unit (b, k) at step t; hns (T, B, H) caches W_hn h_{t-1} + b_hn."""
     H = hns.shape[2]
     hr = b_hh[k]
     hz = b_hh[H + k]
     hn = b_hh[2 * H + k]
     for m in range(H):                   # h_{t-1} W_hh^T + b_hh, three gates
-        hm = hv[hb + m]
-        wm = m * ws + u
+        hm = h_buf[h_at + m]
+        wm = m * w_stride + col
         hr += w[wm] * hm
-        hz += w[wm + gs] * hm
-        hn += w[wm + 2 * gs] * hm
-    return _gru_update(xg[t, b, k], xg[t, b, H + k], xg[t, b, 2 * H + k],
-                       hr, hz, hn, hv[hb + k], b, k, xg[t], hns[t])
+        hz += w[wm + gate_stride] * hm
+        hn += w[wm + 2 * gate_stride] * hm
+    return _gru_update(proj[t, b, k], proj[t, b, H + k],
+                       proj[t, b, 2 * H + k], hr, hz, hn, h_buf[h_at + k], b,
+                       k, proj[t], hns[t])
 
 
 @cuda.jit(device=True)
-def _gru_pad(t, b, k, s, hns, aux2):
+def _gru_pad(t, b, k, state, hns, aux2):
+    """GRU padding step: the cached W_hn h_{t-1} + b_hn is 0."""
     hns[t, b, k] = 0.0
 
 
 @cuda.jit(device=True)
-def _rnn_unit(xg, b_hh, relu, t, b, k, w, ws, gs, u, hv, hb, s, aux1, aux2):
+def _rnn_unit(proj, b_hh, relu, t, b, k, w, w_stride, gate_stride, col,
+              h_buf, h_at, state, aux1, aux2):
     """Elman unit (b, k) at step t (no cache: hs, written by the caller)."""
-    a = xg[t, b, k]
-    for m in range(xg.shape[2]):
-        a += w[m * ws + u] * hv[hb + m]
+    a = proj[t, b, k]
+    for m in range(proj.shape[2]):
+        a += w[m * w_stride + col] * h_buf[h_at + m]
     return _rnn_update(a, relu)
 
 
 @cuda.jit(device=True)
-def _rnn_pad(t, b, k, s, aux1, aux2):
+def _rnn_pad(t, b, k, state, aux1, aux2):
+    """Elman padding step: nothing cached."""
     pass
 
 
@@ -366,21 +435,21 @@ def _make_persistent(nbtype, G, two_states, unit, pad):
             s[b, k] = s0[b, k]
 
     @cuda.jit(device=True)
-    def step(xg, b_hh, option, lengths, t, b, k, w, ws, gs, u, hv, src, dst,
-             out, hs, s, aux1, aux2):
-        """Unit (b, k) of step t: h_{t-1} is hv[src:src + B*H], h_t goes to
-        hv[dst:dst + B*H]; padding keeps the state and outputs 0."""
+    def step(proj, b_hh, option, lengths, t, b, k, w, w_stride, gate_stride,
+             col, h_buf, src, dst, out, hs, state, aux1, aux2):
+        """Unit (b, k) of step t: h_{t-1} is h_buf[src:src + B*H], h_t goes
+        to h_buf[dst:dst + B*H]; padding keeps the state and outputs 0."""
         H = hs.shape[2]
         if t >= lengths[b]:
-            hk = hv[src + b * H + k]
+            hk = h_buf[src + b * H + k]
             out[t, b, k] = 0.0
-            pad(t, b, k, s, aux1, aux2)
+            pad(t, b, k, state, aux1, aux2)
         else:
-            hk = unit(xg, b_hh, option, t, b, k, w, ws, gs, u, hv,
-                      src + b * H, s, aux1, aux2)
+            hk = unit(proj, b_hh, option, t, b, k, w, w_stride, gate_stride,
+                      col, h_buf, src + b * H, state, aux1, aux2)
             out[t, b, k] = hk
         hs[t, b, k] = hk
-        hv[dst + b * H + k] = hk
+        h_buf[dst + b * H + k] = hk
 
     @cuda.jit
     def persistent_single_block(xg, w_hh, b_hh, h0, s0, lengths, reverse,
@@ -458,15 +527,222 @@ def _make_persistent(nbtype, G, two_states, unit, pad):
 
 
 # ---------------------------------------------------------------------------
+# backward pass (BPTT) on the device
+#
+# Step t of the backward pass, forward order reversed, in two phases:
+#   A  every unit (b, k): dh_t = dL/dh_t (carried) + d_out[t, b, k]; from it
+#      and the forward cache the gradients of the unit's G pre-activations,
+#      written to d_in[t] (for W_ih, x, b_ih) and d_rec[t] (for W_hh, b_hh;
+#      the same array for the LSTM); the carried dh becomes the part of
+#      dL/dh_{t-1} that does not go through W_hh (LSTM 0, GRU z * dh_t);
+#   B  every unit (b, m): dL/dh_{t-1}[b, m] += sum_j d_rec[t, b, j] W_hh[j, m]
+#      (column m of W_hh, on chip).
+# Phase B needs all of phase A (every gate of every unit of row b): one
+# barrier per step. Phase A of the next step writes d_in[t-1], not d_rec[t],
+# so no second barrier is needed. Padding steps (t >= lengths[b]) write zero
+# gate gradients and let dh (and the LSTM's dc) pass by unchanged.
+# After the loop, the weight gradients are whole-sequence products:
+# dx = d_in W_ih, dW_ih = d_in^T x, dW_hh = d_rec^T h_prev, db = column sums.
+#
+# A cell's backward unit function:
+#   unit_backward(t, b, k, dh, acts, aux1, aux2, s0, ds, reverse, d_in, d_rec)
+# returns the direct part of dL/dh_{t-1}; acts (T, B, G*H) are the cached
+# activations, aux1, aux2 its other caches, s0 the initial state they start
+# from, ds (B, H) a second carried gradient (the LSTM's dc).
+
+@cuda.jit(device=True)
+def _prev_state(states, s0, t, b, k, reverse):
+    """The state step t started from: s0 at the first step computed, else
+    the state cached at the step before (states (T, B, H), s0 (B, H))."""
+    if reverse:
+        return s0[b, k] if t == states.shape[0] - 1 else states[t + 1, b, k]
+    return s0[b, k] if t == 0 else states[t - 1, b, k]
+
+
+@cuda.jit(device=True)
+def _lstm_unit_backward(t, b, k, dh, acts, tanh_cs, cs, c0, dc, reverse,
+                        d_in, d_rec):
+    """LSTM unit (b, k) at step t: d(i, f, g, o pre-activations) into d_in;
+    dc (B, H) carries dL/dc_t in, dL/dc_{t-1} out; returns 0 (all of
+    dL/dh_{t-1} goes through W_hh)."""
+    H = dc.shape[1]
+    i = acts[t, b, k]
+    f = acts[t, b, H + k]
+    g = acts[t, b, 2 * H + k]
+    o = acts[t, b, 3 * H + k]
+    tc = tanh_cs[t, b, k]
+    do = dh * tc                                     # h = o * tanh(c)
+    dck = dc[b, k] + dh * o * (1.0 - tc * tc)        # through tanh(c)
+    d_in[t, b, k] = dck * g * i * (1.0 - i)          # c = f c_prev + i g
+    d_in[t, b, H + k] = (dck * _prev_state(cs, c0, t, b, k, reverse)
+                         * f * (1.0 - f))
+    d_in[t, b, 2 * H + k] = dck * i * (1.0 - g * g)
+    d_in[t, b, 3 * H + k] = do * o * (1.0 - o)
+    dc[b, k] = dck * f
+    return 0.0
+
+
+@cuda.jit(device=True)
+def _gru_unit_backward(t, b, k, dh, acts, hns, hs, h0, ds, reverse, d_in,
+                       d_rec):
+    """GRU unit (b, k) at step t: d(r, z, n pre-activations) of the input
+    part into d_in, of the hidden part into d_rec; returns z * dh, the
+    direct path to h_{t-1}."""
+    H = hns.shape[2]
+    r = acts[t, b, k]
+    z = acts[t, b, H + k]
+    n = acts[t, b, 2 * H + k]
+    dn = dh * (1.0 - z)                              # h = (1-z) n + z h_prev
+    dz = dh * (_prev_state(hs, h0, t, b, k, reverse) - n)
+    dan = dn * (1.0 - n * n)                         # through tanh
+    dar = dan * hns[t, b, k] * r * (1.0 - r)         # n = tanh(.. + r hn)
+    daz = dz * z * (1.0 - z)
+    d_in[t, b, k] = dar
+    d_in[t, b, H + k] = daz
+    d_in[t, b, 2 * H + k] = dan
+    d_rec[t, b, k] = dar
+    d_rec[t, b, H + k] = daz
+    d_rec[t, b, 2 * H + k] = dan * r
+    return dh * z
+
+
+def _make_backward(nbtype, G, two_states, unit_backward):
+    """The single-block, grid and one-step backward kernels of one cell."""
+
+    @cuda.jit(device=True)
+    def gates_phase(t, b, k, lengths, d_out, dh, acts, aux1, aux2, s0, ds,
+                    reverse, d_in, d_rec):
+        """Phase A for unit (b, k): dh (B, H) carries dL/dh."""
+        H = dh.shape[1]
+        if t >= lengths[b]:                  # padding: gradients pass by
+            for q in range(G):
+                d_in[t, b, q * H + k] = 0.0
+                d_rec[t, b, q * H + k] = 0.0
+        else:
+            dh[b, k] = unit_backward(t, b, k, dh[b, k] + d_out[t, b, k],
+                                     acts, aux1, aux2, s0, ds, reverse,
+                                     d_in, d_rec)
+
+    @cuda.jit(device=True)
+    def recurrent_phase(t, b, k, lengths, dh, d_rec, w, w_stride, col):
+        """Phase B for unit (b, k): dh[b, k] += d_rec[t, b] . W_hh[:, k],
+        with W_hh[j, k] = w[j * w_stride + col]."""
+        if t < lengths[b]:
+            acc = dh[b, k]
+            for j in range(d_rec.shape[2]):
+                acc += d_rec[t, b, j] * w[j * w_stride + col]
+            dh[b, k] = acc
+
+    @cuda.jit
+    def backward_single_block(d_out, dh_n, ds_n, acts, aux1, aux2, s0, w_hh,
+                              lengths, reverse, d_in, d_rec, dh, ds):
+        """Whole backward sequence, one block: W_hh (G*H x H, as it is:
+        thread k reads column k) in dynamic shared memory for all T steps;
+        dh, ds (B, H) start as dh_n, ds_n and end as dL/dh0, dL/ds0."""
+        sm = cuda.shared.array(0, nbtype)
+        T, B, GH = acts.shape
+        H = GH // G
+        BH = B * H
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        for idx in range(tid, GH * H, nt):
+            sm[idx] = w_hh[idx // H, idx % H]
+        for idx in range(tid, BH, nt):
+            dh[idx // H, idx % H] = dh_n[idx // H, idx % H]
+            if two_states:
+                ds[idx // H, idx % H] = ds_n[idx // H, idx % H]
+        cuda.syncthreads()
+        for i in range(T - 1, -1, -1):       # the forward's order, reversed
+            t = T - 1 - i if reverse else i
+            for idx in range(tid, BH, nt):
+                gates_phase(t, idx // H, idx % H, lengths, d_out, dh, acts,
+                            aux1, aux2, s0, ds, reverse, d_in, d_rec)
+            cuda.syncthreads()               # d_rec[t] complete
+            for idx in range(tid, BH, nt):
+                recurrent_phase(t, idx // H, idx % H, lengths, dh, d_rec, sm,
+                                H, idx % H)
+
+    @cuda.jit
+    def backward_grid(d_out, dh_n, ds_n, acts, aux1, aux2, s0, w_hh, lengths,
+                      reverse, units, d_in, d_rec, dh, ds):
+        """Whole backward sequence over many blocks (cooperative launch):
+        block j owns hidden units [j*units, (j+1)*units), in both phases,
+        and keeps their columns of W_hh (G*H x units) in shared memory;
+        d_rec[t] in global memory carries the gate gradients between
+        blocks, one grid barrier per step."""
+        grid = cuda.cg.this_grid()
+        sm = cuda.shared.array(0, nbtype)
+        T, B, GH = acts.shape
+        H = GH // G
+        k0 = cuda.blockIdx.x * units
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        for idx in range(tid, GH * units, nt):       # my columns of W_hh
+            j = idx // units
+            u = idx % units
+            sm[idx] = w_hh[j, k0 + u] if k0 + u < H else 0.0
+        for idx in range(tid, B * units, nt):
+            b = idx // units
+            k = k0 + idx % units
+            if k < H:
+                dh[b, k] = dh_n[b, k]
+                if two_states:
+                    ds[b, k] = ds_n[b, k]
+        cuda.syncthreads()
+        for i in range(T - 1, -1, -1):
+            t = T - 1 - i if reverse else i
+            for idx in range(tid, B * units, nt):
+                k = k0 + idx % units
+                if k < H:
+                    gates_phase(t, idx // units, k, lengths, d_out, dh, acts,
+                                aux1, aux2, s0, ds, reverse, d_in, d_rec)
+            grid.sync()                              # every d_rec[t] written
+            for idx in range(tid, B * units, nt):
+                u = idx % units
+                if k0 + u < H:
+                    recurrent_phase(t, idx // units, k0 + u, lengths, dh,
+                                    d_rec, sm, units, u)
+
+    @cuda.jit
+    def backward_step(t, d_out, acts, aux1, aux2, s0, lengths, reverse, d_in,
+                      d_rec, dh, ds):
+        """Phase A of step t alone, one thread per (b, k) (the stepwise
+        method; phase B is then a tiled product added to dh)."""
+        b, k = cuda.grid(2)
+        if b < dh.shape[0] and k < dh.shape[1]:
+            gates_phase(t, b, k, lengths, d_out, dh, acts, aux1, aux2, s0, ds,
+                        reverse, d_in, d_rec)
+
+    return backward_single_block, backward_grid, backward_step
+
+
+@cuda.jit
+def _previous_states_kernel(hs, h0, reverse, out):
+    """out (T*B, H): the state each step started from (h0 first); one
+    thread per (t * B + b, k)."""
+    tb, k = cuda.grid(2)
+    T, B, H = hs.shape
+    if tb < T * B and k < H:
+        out[tb, k] = _prev_state(hs, h0, tb // B, tb % B, k, reverse)
+
+
+# ---------------------------------------------------------------------------
 # host side
 
-_Cell = namedtuple("_Cell", "gates caches two_states hidden_bias unit pad")
-_CELLS = {"lstm": _Cell(4, 2, True, False, _lstm_unit, _lstm_pad),
-          "gru": _Cell(3, 1, False, True, _gru_unit, _gru_pad),
-          "rnn": _Cell(1, 0, False, False, _rnn_unit, _rnn_pad)}
+_Cell = namedtuple("_Cell", "gates caches two_states hidden_bias unit pad "
+                   "unit_backward")
+_CELLS = {"lstm": _Cell(4, 2, True, False, _lstm_unit, _lstm_pad,
+                        _lstm_unit_backward),
+          "gru": _Cell(3, 1, False, True, _gru_unit, _gru_pad,
+                       _gru_unit_backward),
+          "rnn": _Cell(1, 0, False, False, _rnn_unit, _rnn_pad, None)}
 _PERSISTENT = {(kind, dt): _make_persistent(nb, c.gates, c.two_states,
                                             c.unit, c.pad)
                for kind, c in _CELLS.items() for dt, nb in _NB.items()}
+_BACKWARD = {(kind, dt): _make_backward(nb, c.gates, c.two_states,
+                                        c.unit_backward)
+             for kind, c in _CELLS.items() if c.unit_backward is not None
+             for dt, nb in _NB.items()}
 
 
 def single_block_fits(B, H, dtype, gates=4):
@@ -499,6 +775,44 @@ def _pick_method(method, B, H, G, dt):
         raise ValueError(f"method: 'single' needs W_hh in one block's shared "
                          f"memory; H={H}, B={B}, dtype {dt} do not fit")
     return method
+
+
+def _cooperative_limit(kernel, args, threads, shared):
+    """The most blocks of ``kernel`` (with these arguments, threads per
+    block and bytes of dynamic shared memory) that the GPU keeps resident at
+    once, which is the most a cooperative launch may start; None where that
+    cannot be asked (the simulator, a numba without the query)."""
+    if SIMULATOR:
+        return None
+    try:
+        types = tuple(kernel.typeof_pyval(a) for a in args)
+        compiled = kernel.compile(types)          # the launch reuses it
+        return compiled.max_cooperative_grid_blocks(threads, shared)
+    except AttributeError:
+        return None
+
+
+def _grid_launch(kernel, args, B, H, G, dt, asked):
+    """Launch configuration (blocks, threads, shared bytes, units per
+    block) of a grid kernel, checked against the cooperative launch limit;
+    None when the grid cannot be resident at once and ``asked`` is "auto"
+    (the caller then runs stepwise); a ValueError saying why when "grid"
+    was asked for. ``args`` end with the units-per-block argument."""
+    units = grid_units(H, dt, G)
+    blocks = (H + units - 1) // units
+    threads = min(1024, max(32, B * units))
+    shared = G * units * H * dt.itemsize
+    limit = _cooperative_limit(kernel, args(units), threads, shared)
+    if limit is not None and blocks > limit:
+        if asked == "auto":
+            return None
+        raise ValueError(
+            f"method: 'grid' needs all {blocks} blocks ({units} hidden units "
+            f"each, {threads} threads, {shared} bytes of shared memory) "
+            f"resident at once for its grid-wide barrier, and this GPU keeps "
+            f"at most {limit} of them resident (cooperative launch limit); "
+            f"use method='stepwise' or 'auto'")
+    return blocks, threads, shared, units
 
 
 def _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse, relu, hs,
@@ -538,6 +852,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
     T, B, D = x.shape
     H = w_hh.shape[1]
     dt = _float_dtype("x", x)
+    asked = method
     method = _pick_method(method, B, H, G, dt)
     if lengths is None:
         lengths = np.full(B, T, np.int64)
@@ -562,14 +877,8 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
     unused = cuda.device_array((1, 1, 1), dt)   # for arguments not read
     aux = [cuda.device_array((T, B, H), dt) if j < cell.caches else unused
            for j in range(2)]
-    if method == "stepwise":
-        h_n, c_n = _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse,
-                             relu, hs, aux)
-        if not cell.two_states:
-            c_n = None
-        grid = ((T * B + 7) // 8, (H + 31) // 32)
-        _zero_padding_kernel[grid, (8, 32)](hs, lengths, out)
-    else:
+    single, grid = _PERSISTENT[kind, dt]
+    if method != "stepwise":
         if cell.hidden_bias:
             bias = b_rec[0] if b_rec else _on_device(
                 "b_hh", np.zeros(G * H, dt), dt, (G * H,))
@@ -578,19 +887,111 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
         s = c_n if cell.two_states else unused[0]
         args = (xg, w_hh, bias, h0, c0, lengths, bool(reverse), relu)
         caches = (out, hs, h_n, s, *aux)
-        single, grid = _PERSISTENT[kind, dt]
-        if method == "single":
-            threads = min(1024, max(32, B * H))
-            shared = (G * H * H + 2 * B * H) * dt.itemsize
-            single[1, threads, 0, shared](*args, *caches)
-        else:
-            units = grid_units(H, dt, G)
-            blocks = (H + units - 1) // units
-            threads = min(1024, max(32, B * units))
-            hbuf = cuda.device_array(2 * B * H, dt)
-            grid[blocks, threads, 0, G * units * H * dt.itemsize](
-                *args, units, hbuf, *caches)
+    if method == "grid":
+        hbuf = cuda.device_array(2 * B * H, dt)
+        launch = _grid_launch(
+            grid, lambda units: (*args, units, hbuf, *caches), B, H, G, dt,
+            asked)
+        if launch is None:
+            method = "stepwise"
+    if method == "stepwise":
+        h_n, c_n = _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse,
+                             relu, hs, aux)
+        if not cell.two_states:
+            c_n = None
+        grid = ((T * B + 7) // 8, (H + 31) // 32)
+        _zero_padding_kernel[grid, (8, 32)](hs, lengths, out)
+    elif method == "single":
+        threads = min(1024, max(32, B * H))
+        shared = (G * H * H + 2 * B * H) * dt.itemsize
+        single[1, threads, 0, shared](*args, *caches)
+    else:
+        blocks, threads, shared, units = launch
+        grid[blocks, threads, 0, shared](*args, units, hbuf, *caches)
     return (out, h_n, c_n, xg, hs, *aux[:cell.caches])
+
+
+def _backward(kind, d_out, d_state_n, x, state0, w_ih, w_hh, acts, caches,
+              hs, lengths, reverse, bias, method):
+    """``kind``'s BPTT on the device; :func:`lstm_backward` documents it.
+    Returns device arrays (dx, dh0, ds0 or None, dw_ih, dw_hh, db_ih,
+    db_hh); the bias gradients are None when ``bias`` is false."""
+    require()
+    cell = _CELLS[kind]
+    G = cell.gates
+    dt = _float_dtype("x", x)
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    asked = method
+    method = _pick_method(method, B, H, G, dt)
+    if lengths is None:
+        lengths = np.full(B, T, np.int64)
+    lengths = _on_device("lengths", lengths, np.int64, (B,))
+    TBH, BH = (T, B, H), (B, H)
+    x = _on_device("x", x, dt, (T, B, D))
+    w_ih = _on_device("w_ih", w_ih, dt, (G * H, D))
+    w_hh = _on_device("w_hh", w_hh, dt, (G * H, H))
+    acts = _on_device("gates", acts, dt, (T, B, G * H))
+    hs = _on_device("hs", hs, dt, TBH)
+    d_out = _on_device("d_out", d_out, dt, TBH)
+    names = ("h0", "c0") if cell.two_states else ("h0",)
+    state0 = [_on_device(n, s, dt, BH) for n, s in zip(names, state0)]
+    d_state_n = [_on_device("d" + n[0] + "_n", np.zeros(BH, dt) if d is None
+                            else d, dt, BH)
+                 for n, d in zip(names, d_state_n)]
+    if kind == "lstm":                  # tanh(c) and c, c0, dc
+        cs, tanh_cs = (_on_device(n, a, dt, TBH)
+                       for n, a in zip(("cs", "tanh_cs"), caches))
+        aux1, aux2, s0 = tanh_cs, cs, state0[1]
+    else:                               # W_hn h_{t-1} + b_hn and h, h0
+        aux1, aux2, s0 = _on_device("hns", caches[0], dt, TBH), hs, state0[0]
+    d_in = cuda.device_array((T, B, G * H), dt)
+    d_rec = d_in if kind == "lstm" else cuda.device_array((T, B, G * H), dt)
+    dh = cuda.device_array(BH, dt)
+    ds = cuda.device_array(BH, dt) if cell.two_states else dh
+    ds_n = d_state_n[1] if cell.two_states else d_state_n[0]
+    single, grid, step = _BACKWARD[kind, dt]
+    head = (d_out, d_state_n[0], ds_n, acts, aux1, aux2, s0, w_hh, lengths,
+            bool(reverse))
+    if method == "grid":
+        launch = _grid_launch(
+            grid, lambda units: (*head, units, d_in, d_rec, dh, ds), B, H, G,
+            dt, asked)
+        if launch is None:
+            method = "stepwise"
+    if method == "single":
+        threads = min(1024, max(32, B * H))
+        single[1, threads, 0, G * H * H * dt.itemsize](
+            *head, d_in, d_rec, dh, ds)
+    elif method == "grid":
+        blocks, threads, shared, units = launch
+        grid[blocks, threads, 0, shared](*head, units, d_in, d_rec, dh, ds)
+    else:                               # per step: phase A, then a product
+        dh.copy_to_device(d_state_n[0])
+        if cell.two_states:
+            ds.copy_to_device(ds_n)
+        block = (1, min(H, 64))
+        blocks = (B, (H + block[1] - 1) // block[1])
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            step[blocks, block](t, d_out, acts, aux1, aux2, s0, lengths,
+                                bool(reverse), d_in, d_rec, dh, ds)
+            matmul(d_rec[t], w_hh, out=dh, accumulate=True)
+    # the weight gradients: whole-sequence products after the loop
+    gin = d_in.reshape(T * B, G * H)
+    grec = d_rec.reshape(T * B, G * H)
+    h_prev = cuda.device_array((T * B, H), dt)
+    _previous_states_kernel[((T * B + 7) // 8, (H + 31) // 32), (8, 32)](
+        hs, state0[0], bool(reverse), h_prev)
+    dx = matmul(gin, w_ih).reshape(T, B, D)
+    dw_ih = matmul(gin, x.reshape(T * B, D), ta=True)
+    dw_hh = matmul(grec, h_prev, ta=True)
+    db_ih = db_hh = None
+    if bias:
+        ones = cuda.to_device(np.ones((1, T * B), dt))
+        db_ih = matmul(ones, gin).reshape(G * H)
+        db_hh = matmul(ones, grec).reshape(G * H)
+    return (dx, dh, ds if cell.two_states else None, dw_ih, dw_hh, db_ih,
+            db_hh)
 
 
 def _returned(device, *arrays):
@@ -654,3 +1055,47 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
         "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
         relu=nonlinearity == "relu")
     return _returned(device, out, h_n, hs)
+
+
+def lstm_backward(d_out, dh_n, dc_n, x, h0, c0, w_ih, w_hh, gates, cs,
+                  tanh_cs, hs, lengths=None, reverse=False, bias=True,
+                  method="auto", device=False):
+    """LSTM backward pass (BPTT) on the GPU (or the simulator).
+
+    d_out (T, B, H) = dL/d(out), dh_n and dc_n (B, H) = dL/d(final state)
+    (None: zeros); x, h0, c0, w_ih, w_hh, lengths and ``reverse`` as given
+    to :func:`lstm_forward`, gates, cs, tanh_cs, hs its cache. ``bias``:
+    whether the forward pass had biases (then their gradients are
+    returned, else None). ``method`` as in :func:`lstm_forward`: the
+    persistent kernels run the whole time loop in one launch with W_hh on
+    chip; the weight gradients are then whole-sequence tiled products.
+
+    Returns dx (T, B, D), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh:
+    host arrays, or device arrays with ``device=True`` (then nothing is
+    copied between host and device but inputs given as host arrays).
+    """
+    res = _backward("lstm", d_out, (dh_n, dc_n), x, (h0, c0), w_ih, w_hh,
+                    gates, (cs, tanh_cs), hs, lengths, reverse, bias, method)
+    return _returned_or_none(device, *res)
+
+
+def gru_backward(d_out, dh_n, x, h0, w_ih, w_hh, gates, hns, hs,
+                 lengths=None, reverse=False, bias=True, method="auto",
+                 device=False):
+    """GRU backward pass (BPTT) on the GPU (or the simulator); arguments as
+    in :func:`lstm_backward`, the cache (gates, hns, hs) as
+    :func:`gru_forward` returns it.
+
+    Returns dx (T, B, D), dh0 (B, H), dw_ih, dw_hh, db_ih, db_hh: host
+    arrays, or device arrays with ``device=True``.
+    """
+    dx, dh0, _, *dw = _backward("gru", d_out, (dh_n,), x, (h0,), w_ih, w_hh,
+                                gates, (hns,), hs, lengths, reverse, bias,
+                                method)
+    return _returned_or_none(device, dx, dh0, *dw)
+
+
+def _returned_or_none(device, *arrays):
+    """As :func:`_returned`, with None passed through."""
+    return tuple(None if a is None else a if device else a.copy_to_host()
+                 for a in arrays)
