@@ -67,6 +67,17 @@ def _compile_all_kernels_to_ptx(cc=(9, 0)):
             single, grid = kc._PERSISTENT[kind, dt]
             sigs[single, dt] = head + tail
             sigs[grid, dt] = head + (i64, a(1)) + tail
+        sigs[kc._MATMUL[dt], dt] = (a(2), a(2), flag, flag, flag, a(2))
+        sigs[kc._previous_states_kernel, dt] = (a(3), a(2), flag, a(2))
+        bhead = (a(3), a(2), a(2), a(3), a(3), a(3), a(2), a(2), lengths,
+                 flag)
+        btail = (a(3), a(3), a(2), a(2))
+        for (kind, kdt), (single, grid, step) in kc._BACKWARD.items():
+            if kdt == dt:
+                sigs[single, dt] = bhead + btail
+                sigs[grid, dt] = bhead + (i64,) + btail
+                sigs[step, dt] = (i64, a(3), a(3), a(3), a(3), a(2), lengths,
+                                  flag) + btail
     for (kernel, _), sig in sigs.items():
         ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
         assert ".entry" in ptx
@@ -105,7 +116,7 @@ if not (SIM or GPU):
             compute_capability = (9, 0)
 
         monkeypatch.setattr(dispatcher, "get_current_device", Device)
-        assert _compile_all_kernels_to_ptx(Device.compute_capability) == 22
+        assert _compile_all_kernels_to_ptx(Device.compute_capability) == 38
 
 else:
     from lstmlib import GRU, RNN
@@ -423,3 +434,188 @@ else:
         state = (h0, c0) if kind == "lstm" else (h0,)
         with pytest.raises(ValueError, match="method: 'grid' needs a real GPU"):
             getattr(kc, f"{kind}_forward")(x, *state, *w, method="grid")
+
+    # -- the backward pass (BPTT) on the device -----------------------------
+
+    BACKWARD_TOL = {np.float64: 1e-10, np.float32: 2e-5}
+
+    def _backward_case(kind, dtype, T=3, B=2, D=3, H=4, seed=3):
+        """Inputs, output gradients and lengths (odd rows end one step
+        early: padding) of a backward check."""
+        x, (h0, c0), w = _problem(dtype, T, B, D, H, seed=seed, kind=kind)
+        rng = np.random.default_rng(seed + 10)
+        d_out, dh_n, dc_n = (rng.standard_normal(s).astype(dtype)
+                             for s in ((T, B, H), (B, H), (B, H)))
+        lengths = np.array([T - b % 2 for b in range(B)])
+        state = (h0, c0) if kind == "lstm" else (h0,)
+        d_state = (dh_n, dc_n) if kind == "lstm" else (dh_n,)
+        return x, state, w, d_out, d_state, lengths
+
+    def _device_backward(kind, x, state, w, d_out, d_state, lengths, reverse,
+                         method, bias=True):
+        """The cuda module's forward, then its backward, in the cell
+        interface's order: dx, d_state0, (dw_ih, dw_hh, db_ih, db_hh)."""
+        w = w if bias else (w[0], w[1], None, None)
+        if kind == "lstm":
+            out, h_n, c_n, *cache = kc.lstm_forward(
+                x, *state, *w, lengths=lengths, reverse=reverse,
+                method=method)
+            dx, dh0, dc0, *dw = kc.lstm_backward(
+                d_out, *d_state, x, *state, w[0], w[1], *cache,
+                lengths=lengths, reverse=reverse, bias=bias, method=method)
+            return dx, (dh0, dc0), dw
+        out, h_n, *cache = kc.gru_forward(x, *state, *w, lengths=lengths,
+                                          reverse=reverse, method=method)
+        dx, dh0, *dw = kc.gru_backward(
+            d_out, *d_state, x, *state, w[0], w[1], *cache, lengths=lengths,
+            reverse=reverse, bias=bias, method=method)
+        return dx, (dh0,), dw
+
+    def _check_gradients(ref, got, dtype, what=""):
+        tol = BACKWARD_TOL[dtype]
+        pairs = [("dx", ref[0], got[0])]
+        pairs += [(f"d_state0[{j}]", a, b) for j, (a, b) in
+                  enumerate(zip(ref[1], got[1]))]
+        pairs += [(n, a, b) for n, a, b in zip(
+            ("dw_ih", "dw_hh", "db_ih", "db_hh"), ref[2], got[2])]
+        for name, a, b in pairs:
+            if a is None:
+                assert b is None, f"{what}{name}: expected None"
+                continue
+            assert b.dtype == a.dtype and b.shape == a.shape, f"{what}{name}"
+            err = np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30)
+            assert err <= tol, f"{what}{name}: normwise error {err:.2e}"
+
+    def _reference_backward(kind, x, state, w, d_out, d_state, lengths,
+                            reverse, bias=True):
+        w = w if bias else (w[0], w[1], None, None)
+        ref = REFERENCE_CELLS[kind]
+        _, _, cache = ref.forward(x, state, w, lengths, reverse)
+        return ref.backward(d_out, d_state, cache)
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("kind", ["lstm", "gru"])
+    def test_persistent_backward_matches_reference(kind, dtype):
+        """One launch for the whole time loop (W_hh on chip), then the
+        weight gradients as tiled products: every gradient against the
+        numpy reference's BPTT, with padding, both directions."""
+        case = _backward_case(kind, dtype)
+        for reverse in (False, True):
+            ref = _reference_backward(kind, *case, reverse)
+            got = _device_backward(kind, *case, reverse, "single")
+            _check_gradients(ref, got, dtype, f"reverse={reverse}: ")
+
+    @pytest.mark.parametrize("kind, dtype, bias", [
+        ("lstm", np.float32, True), ("gru", np.float64, False)])
+    def test_stepwise_backward_matches_reference(kind, dtype, bias):
+        """Per step: the gate-gradient kernel, then d_rec W_hh added to dh
+        by the tiled product."""
+        case = _backward_case(kind, dtype, seed=4)
+        ref = _reference_backward(kind, *case, True, bias=bias)
+        got = _device_backward(kind, *case, True, "stepwise", bias=bias)
+        _check_gradients(ref, got, dtype)
+
+    def test_backward_results_stay_on_the_device_and_inputs_are_kept():
+        from numba import cuda
+        x, state, w, d_out, d_state, lengths = _backward_case("gru",
+                                                             np.float32)
+        before = [a.copy() for a in (x, *state, *w, d_out, *d_state)]
+        out, h_n, *cache = kc.gru_forward(x, *state, *w, lengths=lengths,
+                                          device=True)
+        got = kc.gru_backward(cuda.to_device(d_out), cuda.to_device(d_state[0]),
+                              x, *state, w[0], w[1], *cache,
+                              lengths=cuda.to_device(lengths), device=True)
+        assert all(hasattr(g, "copy_to_host") for g in got)
+        ref = _reference_backward("gru", x, state, w, d_out, d_state,
+                                  lengths, False)
+        host = got[0].copy_to_host(), (got[1].copy_to_host(),), [
+            g.copy_to_host() for g in got[2:]]
+        _check_gradients(ref, host, np.float32)
+        for a, b in zip((x, *state, *w, d_out, *d_state), before):
+            np.testing.assert_array_equal(a, b)
+
+    def test_backward_refuses_bad_gradients_with_the_argument_named():
+        x, state, w, d_out, d_state, lengths = _backward_case("lstm",
+                                                             np.float64)
+        out, h_n, c_n, *cache = kc.lstm_forward(x, *state, *w)
+        with pytest.raises(ValueError, match=r"d_out: expected shape"):
+            kc.lstm_backward(d_out[:2], *d_state, x, *state, w[0], w[1],
+                             *cache)
+        with pytest.raises(ValueError, match="dc_n: expected dtype float64"):
+            kc.lstm_backward(d_out, d_state[0], d_state[1].astype(np.float32),
+                             x, *state, w[0], w[1], *cache)
+
+    @pytest.mark.skipif(not SIM, reason="the GPU runs the real thing below")
+    @pytest.mark.parametrize("kind", ["lstm", "gru"])
+    def test_grid_backward_as_one_block_in_the_simulator(kind, monkeypatch):
+        """The grid backward kernel's code (a block's columns of W_hh,
+        d_rec exchanged through global memory, the grid barrier) with all
+        units in one block; the refusal of 'grid' is lifted for that."""
+        monkeypatch.setattr(kc, "SIMULATOR", False)
+        monkeypatch.setattr(kc, "grid_units", lambda H, dtype, gates: H)
+        case = _backward_case(kind, np.float64, seed=5)
+        for reverse in (False, True):
+            ref = _reference_backward(kind, *case, reverse)
+            got = _device_backward(kind, *case, reverse, "grid")
+            _check_gradients(ref, got, np.float64, f"reverse={reverse}: ")
+
+    @pytest.mark.skipif(SIM, reason=SIM_GAP)
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("kind", ["lstm", "gru"])
+    def test_grid_backward_matches_reference(kind, dtype):
+        case = _backward_case(kind, dtype, T=20, B=8, D=16, H=256)
+        case = case[:5] + (np.arange(13, 21),)
+        for reverse in (False, True):
+            ref = _reference_backward(kind, *case, reverse)
+            got = _device_backward(kind, *case, reverse, "grid")
+            _check_gradients(ref, got, dtype, f"reverse={reverse}: ")
+
+    @pytest.mark.parametrize("kind", ["lstm", "gru"])
+    def test_grid_launch_beyond_the_resident_limit(kind, monkeypatch):
+        """A grid that the GPU cannot keep resident at once would deadlock
+        at its first grid barrier: 'grid' is refused saying why, 'auto'
+        falls back to the stepwise method (and still computes the right
+        thing). On a GPU the limit is the device's own (one unit per block
+        makes 2048 blocks, more than an H200 keeps resident); in the
+        simulator, which cannot ask, a limit of 1 block stands in."""
+        monkeypatch.setattr(kc, "grid_units", lambda H, dtype, gates: 1)
+        monkeypatch.setattr(kc, "single_block_fits", lambda *a: False)
+        if SIM:
+            monkeypatch.setattr(kc, "SIMULATOR", False)
+            monkeypatch.setattr(kc, "gpu_available", lambda: True)
+            monkeypatch.setattr(kc, "_cooperative_limit", lambda *a: 1)
+            dtype, (T, B, D, H) = np.float64, (2, 1, 2, 3)
+        else:
+            dtype, (T, B, D, H) = np.float32, (2, 1, 4, 2048)
+        x, state, w, d_out, d_state, lengths = case = _backward_case(
+            kind, dtype, T, B, D, H, seed=6)
+        forward = getattr(kc, f"{kind}_forward")
+        backward = getattr(kc, f"{kind}_backward")
+        with pytest.raises(ValueError, match="cooperative launch limit"):
+            forward(x, *state, *w, method="grid")
+        out, h_n, *rest = forward(x, *state, *w, lengths=lengths)   # auto
+        cache = rest[1:] if kind == "lstm" else rest
+        with pytest.raises(ValueError, match="cooperative launch limit"):
+            backward(d_out, *d_state, x, *state, w[0], w[1], *cache,
+                     lengths=lengths, method="grid")
+        ref = _reference_backward(kind, *case, False)
+        got = _device_backward(kind, *case, False, "auto")
+        _check_gradients(ref, got, dtype)
+
+    @pytest.mark.skipif(SIM, reason="the simulator has no launch limits")
+    def test_the_cooperative_limit_is_read_from_the_device():
+        from numba import cuda
+        x, (h0, c0), w = _problem(np.float32, 2, 4, 8, 512)
+        dev = [cuda.to_device(a) for a in (x, h0, c0, *w)]
+        grid = kc._PERSISTENT["lstm", np.dtype(np.float32)][1]
+        units = kc.grid_units(512, np.float32, 4)
+        f32 = lambda *s: cuda.device_array(s, np.float32)
+        lengths = cuda.to_device(np.full(4, 2, np.int64))
+        args = (f32(2, 4, 2048), dev[4], f32(1), dev[1], dev[2], lengths,
+                False, False, units, f32(2 * 4 * 512), f32(2, 4, 512),
+                f32(2, 4, 512), f32(4, 512), f32(4, 512), f32(2, 4, 512),
+                f32(2, 4, 512))
+        limit = kc._cooperative_limit(grid, args, 128,
+                                      4 * units * 512 * 4)
+        sms = cuda.get_current_device().MULTIPROCESSOR_COUNT
+        assert limit == int(limit) and sms <= limit <= 32 * sms

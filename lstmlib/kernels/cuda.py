@@ -802,6 +802,14 @@ def _grid_launch(kernel, args, B, H, G, dt, asked):
     blocks = (H + units - 1) // units
     threads = min(1024, max(32, B * units))
     shared = G * units * H * dt.itemsize
+    if shared > MAX_SHARED_BYTES:           # not even one unit's weights
+        if asked == "auto":
+            return None
+        raise ValueError(
+            f"method: 'grid' keeps a block's {G} x {H} weights per hidden "
+            f"unit in shared memory: {shared} bytes, more than the "
+            f"{MAX_SHARED_BYTES} a block gets; use method='stepwise' or "
+            f"'auto'")
     limit = _cooperative_limit(kernel, args(units), threads, shared)
     if limit is not None and blocks > limit:
         if asked == "auto":
