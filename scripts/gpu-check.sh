@@ -13,6 +13,15 @@ PY=${PY:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset NUMBA_ENABLE_CUDASIM
 
+# Wheels in .whl/ (git-ignored) are installed first, for a GPU machine whose
+# packages clash: numba-cuda 0.2x registers np.row_stack, which numpy 2.5
+# removed, so there a numpy 2.4 wheel goes in .whl/.
+if ls .whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --upgrade --target /tmp/gpu-check-site .whl/*.whl || exit 1
+    export PYTHONPATH="/tmp/gpu-check-site:$PYTHONPATH"
+fi
+
 {
     date -u +%FT%TZ
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
