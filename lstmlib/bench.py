@@ -382,13 +382,15 @@ GOALS = (
 )
 
 
-# On a GPU: the persistent kernel's forward pass against cuDNN's.
+# On a GPU: the persistent kernel's forward pass against cuDNN's (paired
+# ratio ``ratio_vs_cudnn``); forward + backward (``ratio_train_vs_cudnn``)
+# is reported beside it, without a goal of its own.
 GPU_GOALS = (
-    ("CUDA within 1.5x of cuDNN, small", "cuda-persistent", "float32",
-     ("small",), 1.5),
-    ("CUDA within 1.5x of cuDNN, medium", "cuda-persistent", "float32",
-     ("medium",), 1.5),
-    ("CUDA 2x faster than cuDNN, T=200 B=4 H=512", "cuda-persistent",
+    ("CUDA forward within 1.5x of cuDNN, small", "cuda-persistent",
+     "float32", ("small",), 1.5),
+    ("CUDA forward within 1.5x of cuDNN, medium", "cuda-persistent",
+     "float32", ("medium",), 1.5),
+    ("CUDA forward 2x faster than cuDNN, T=200 B=4 H=512", "cuda-persistent",
      "float32", ("large-B4",), 0.5),
 )
 
@@ -507,18 +509,24 @@ def load_results(path=None):
 # GPU
 
 def run_gpu(shapes, dtypes, repeats):
-    """The CUDA kernels (forward pass) against torch/cuDNN, LSTM and GRU.
+    """The CUDA kernels against torch/cuDNN, LSTM and GRU: the forward pass
+    alone, and forward + backward (a training step without the optimiser).
 
-    Each (cell, dtype, shape) is first checked against the numpy reference
-    (output and final h; a wrong result is reported and not timed). Then both
-    sides are timed on inputs already on the GPU, up to a synchronisation of
-    the device: ours through the entry points with ``device=True`` (nothing
-    copied between host and device; the cache stays on the GPU), cuDNN as a
-    training-mode forward of the module on the GPU (which keeps its reserve
-    space for the backward pass, as ours keeps the cache). Repetitions
-    alternate the two and the ratio is taken per pair. ``fwd_host_ms`` is
-    ours through the host API: the inputs copied in and the output and
-    cache copied back included.
+    The float32 matrix-product peak of the GPU is measured first
+    (:func:`gpu_peak`), the denominator of every percent of peak. Each
+    (cell, dtype, shape) is then checked against the numpy reference
+    (output, final h, and every gradient of the backward pass); a wrong
+    result is reported and not timed. Both sides are timed on inputs already
+    on the GPU, up to a synchronisation of the device: ours through the
+    entry points with ``device=True`` (nothing copied between host and
+    device; the cache stays on the GPU), cuDNN as a training-mode forward
+    of the module on the GPU (which keeps its reserve space for the
+    backward pass, as ours keeps the cache), then ``backward`` of its
+    output with the same output gradient, the gradients of x and of the
+    initial state included, as ours computes them. TF32 is off for cuDNN
+    (ours computes in full float32). Repetitions alternate the paths and
+    each ratio is taken per pair. ``fwd_host_ms`` is ours through the host
+    API: the inputs copied in and the output and cache copied back.
     """
     from .kernels import _cuda
     if not _cuda.gpu_available():
@@ -529,68 +537,146 @@ def run_gpu(shapes, dtypes, repeats):
     from .kernels import get_cell
     cuda = _cuda.cuda
     with_cudnn = torch.cuda.is_available()
+    peak = gpu_peak()                              # at the start of the run
+    print(f"# GPU float32 matrix-product peak (TF32 off), measured now: "
+          f"{peak.get('sgemm_tflops', float('nan')):.1f} TFLOP/s",
+          file=sys.stderr, flush=True)
+    if with_cudnn:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
-    for shape in shapes:
-        for cell in CELLS:
-            for dt in dtypes:
-                p = Problem(cell, dt, shape)
-                forward = getattr(kc, f"{cell}_forward")
-                args = (p.x, *p.state, *p.weights)
-                t0 = time.perf_counter()
-                ours = forward(*args)                  # compiles, host arrays
-                first_call = time.perf_counter() - t0
-                ref_out, ref_state, _ = get_cell(cell, "numpy").forward(
-                    p.x, p.state, p.weights)
-                err = max(_err(ref_out, ours[0]), _err(ref_state[0], ours[1]))
-                fits = kc.single_block_fits(p.B, p.H, dt, GATES[cell])
-                row = dict(cell=cell, dtype=dt, shape=shape, T=p.T, B=p.B,
-                           D=p.D, H=p.H, backend="cuda-persistent",
-                           method="single" if fits else "grid",
-                           max_error=err, correct=bool(err <= TOLERANCE[dt]),
-                           first_call_s=first_call)
-                rows.append(row)
-                if not row["correct"]:
-                    continue
-                d_args = [cuda.to_device(np.ascontiguousarray(a)) for a in args]
-                d_lengths = cuda.to_device(np.full(p.B, p.T, np.int64))
-
-                def on_device():
-                    forward(*d_args, lengths=d_lengths, device=True)
-                    cuda.synchronize()
-
-                paths = {"fwd": on_device}
-                if with_cudnn:
-                    m = p.module.cuda()
-                    x = p.tx.detach().cuda()
-                    st = tuple(s.detach().cuda() for s in p.tstate)
-                    st = st if cell == "lstm" else st[0]
-
-                    def cudnn():
-                        m(x, st)
-                        torch.cuda.synchronize()
-
-                    paths["cudnn_fwd"] = cudnn
-                for fn in paths.values():                 # warm up
-                    fn()
-                times = {name: [] for name in paths}
-                for r in range(repeats):
-                    for name in (list(paths) if r % 2 == 0 else
-                                 list(paths)[::-1]):
-                        times[name].append(_timed(paths[name]))
-                for name, ts in times.items():
-                    row[f"{name}_ms"] = 1e3 * float(np.median(ts))
-                if with_cudnn:
-                    row["ratio_vs_cudnn"] = float(np.median(np.divide(
-                        times["fwd"], times["cudnn_fwd"])))
-                row["fwd_host_ms"] = 1e3 * float(np.median(
-                    [_timed(lambda: forward(*args)) for _ in range(repeats)]))
-                f_fwd, _ = matmul_flops(cell, p.T, p.B, p.D, p.H)
-                row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
+    problems = [(s, c, d) for s in shapes for c in CELLS for d in dtypes]
+    for n, (shape, cell, dt) in enumerate(problems, 1):
+        t_start = time.perf_counter()
+        p = Problem(cell, dt, shape)
+        row = _gpu_problem(p, kc, get_cell, cuda, torch, with_cudnn, repeats,
+                           peak)
+        rows.append(row)
+        state = ("correct" if row["correct"] else
+                 f"WRONG (error {row['max_error']:.1e})")
+        timing = ""
+        if "ratio_vs_cudnn" in row:
+            timing = (f", forward {row['fwd_ms']:.3f} ms = "
+                      f"{row['ratio_vs_cudnn']:.2f}x cuDNN, forward+backward"
+                      f" {row['train_ms']:.3f} ms = "
+                      f"{row['ratio_train_vs_cudnn']:.2f}x cuDNN")
+        print(f"# [{n}/{len(problems)}] {cell} {dt} {shape} "
+              f"({row.get('method', '?')}): {state}{timing} "
+              f"({time.perf_counter() - t_start:.1f} s)", file=sys.stderr,
+              flush=True)
     return rows
+
+
+def _gpu_problem(p, kc, get_cell, cuda, torch, with_cudnn, repeats, peak):
+    """One row of :func:`run_gpu`: check, then time, one problem."""
+    cell, dt = p.cell, str(p.dtype)
+    forward = getattr(kc, f"{cell}_forward")
+    backward = getattr(kc, f"{cell}_backward")
+    nstate = len(p.state)
+    w_ih, w_hh = p.weights[:2]
+
+    def ours(x, state, weights, d_out, d_state, lengths, device):
+        res = forward(x, *state, *weights, lengths=lengths, device=device)
+        out, h_n = res[0], res[1]
+        cache = res[1 + nstate:]
+        grads = backward(d_out, *d_state, x, *state, weights[0], weights[1],
+                         *cache, lengths=lengths, device=device)
+        return out, h_n, grads
+
+    t0 = time.perf_counter()
+    zeros = tuple(np.zeros_like(s) for s in p.state)
+    out, h_n, grads = ours(p.x, p.state, p.weights, p.d_out, zeros, None,
+                           False)                  # compiles; host arrays
+    first_call = time.perf_counter() - t0
+    ref = get_cell(cell, "numpy")
+    ref_out, ref_state, cache = ref.forward(p.x, p.state, p.weights)
+    dx, d_state0, dw = ref.backward(p.d_out, zeros, cache)
+    err = max(_err(ref_out, out), _err(ref_state[0], h_n))
+    ref_grads = (dx, *d_state0, *dw)
+    grad_err = max(_err(a, b) for a, b in zip(ref_grads, grads))
+    row = dict(cell=cell, dtype=dt, shape=p.shape, T=p.T, B=p.B, D=p.D,
+               H=p.H, backend="cuda-persistent",
+               method=kc.last_methods.get("forward"),
+               backward_method=kc.last_methods.get("backward"),
+               max_error=max(err, grad_err), forward_error=err,
+               gradient_error=grad_err,
+               correct=bool(max(err, grad_err) <= TOLERANCE[dt]),
+               first_call_s=first_call, cudnn_tf32=False)
+    if not row["correct"]:
+        return row
+    d = [cuda.to_device(np.ascontiguousarray(a))
+         for a in (p.x, *p.state, *p.weights, p.d_out, *zeros)]
+    d_x, d_state, d_w = d[0], d[1:1 + nstate], d[1 + nstate:5 + nstate]
+    d_dout, d_dstate = d[5 + nstate], d[6 + nstate:]
+    d_lengths = cuda.to_device(np.full(p.B, p.T, np.int64))
+
+    def fwd():
+        forward(d_x, *d_state, *d_w, lengths=d_lengths, device=True)
+        cuda.synchronize()
+
+    def train():
+        ours(d_x, d_state, d_w, d_dout, d_dstate, d_lengths, True)
+        cuda.synchronize()
+
+    paths = {"fwd": fwd, "train": train}
+    if with_cudnn:
+        m = p.module.cuda()
+        x = p.tx.detach().cuda().requires_grad_(True)
+        st = tuple(s.detach().cuda().requires_grad_(True) for s in p.tstate)
+        st = st if cell == "lstm" else st[0]
+        g = p.td_out.cuda()
+        leaves = (x, *(st if cell == "lstm" else (st,)), *m.parameters())
+
+        def cudnn_fwd():
+            m(x.detach(), st)
+            torch.cuda.synchronize()
+
+        def cudnn_train():
+            for t in leaves:
+                t.grad = None
+            y, _ = m(x, st)
+            y.backward(g)
+            torch.cuda.synchronize()
+
+        paths["cudnn_fwd"] = cudnn_fwd
+        paths["cudnn_train"] = cudnn_train
+    for fn in paths.values():                       # warm up
+        fn()
+    times = {name: [] for name in paths}
+    for r in range(repeats):
+        for name in (list(paths) if r % 2 == 0 else list(paths)[::-1]):
+            times[name].append(_timed(paths[name]))
+    for name, ts in times.items():
+        row[f"{name}_ms"] = 1e3 * float(np.median(ts))
+    if with_cudnn:
+        for ours_name, theirs, key in (("fwd", "cudnn_fwd", "ratio_vs_cudnn"),
+                                       ("train", "cudnn_train",
+                                        "ratio_train_vs_cudnn")):
+            row[key] = float(np.median(np.divide(times[ours_name],
+                                                 times[theirs])))
+    row["fwd_host_ms"] = 1e3 * float(np.median(
+        [_timed(lambda: forward(p.x, *p.state, *p.weights))
+         for _ in range(repeats)]))
+    f_fwd, f_bwd = matmul_flops(cell, p.T, p.B, p.D, p.H)
+    row["tflops"] = f_fwd / (row["fwd_ms"] / 1e3) / 1e12
+    row["train_tflops"] = (f_fwd + f_bwd) / (row["train_ms"] / 1e3) / 1e12
+    if peak.get("sgemm_tflops"):
+        row["pct_peak"] = 100.0 * row["tflops"] / peak["sgemm_tflops"]
+        row["train_pct_peak"] = (100.0 * row["train_tflops"]
+                                 / peak["sgemm_tflops"])
+    return row
+
+
+_GPU_PEAK = {}
+
 
 def gpu_peak(n=8192, repeats=5):
     """float32 matrix-product speed of this GPU (TF32 off), measured with
-    torch: the denominator of the kernels' percent of peak."""
+    torch: the denominator of the kernels' percent of peak. Measured once,
+    at the first call (the start of a ``--gpu`` run); later calls return
+    that measurement."""
+    if _GPU_PEAK:
+        return dict(_GPU_PEAK)
     import torch
     if not torch.cuda.is_available():
         return {}
@@ -607,7 +693,9 @@ def gpu_peak(n=8192, repeats=5):
         best = min(_timed(mm) for _ in range(repeats))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
-    return {"sgemm_tflops": 2 * n ** 3 / best / 1e12}
+    _GPU_PEAK.update(sgemm_tflops=2 * n ** 3 / best / 1e12, n=n,
+                     when="start of the run")
+    return dict(_GPU_PEAK)
 
 
 # ---------------------------------------------------------------------------

@@ -53,4 +53,46 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
         case " $before " in *" $f "*) ;; *) [ -f "$f" ] && cp "$f" "$OUT/";; esac
     done
 fi
+
+# the summary: the tests' last line, then the recorded benchmark as a table
+{
+    echo "== summary ($(date -u +%FT%TZ), ${SECONDS} s) =="
+    echo "tests: $(tail -n 1 "$OUT/tests.log" 2>/dev/null)"
+    $PY - "$OUT" <<'PY'
+import glob, json, os, sys
+files = sorted(glob.glob(os.path.join(sys.argv[1], "gpu-*.json")))
+if not files:
+    print("benchmark: nothing recorded (see bench.log)")
+    sys.exit()
+res = json.load(open(files[-1]))
+print(f"benchmark: {os.path.basename(files[-1])}, {res['meta'].get('gpu')}, "
+      f"float32 peak {res['peak'].get('sgemm_tflops', float('nan')):.1f} "
+      f"TFLOP/s")
+print(f"{'cell':4} {'dtype':7} {'shape':8} {'method':13} {'fwd ms':>8} "
+      f"{'/cuDNN':>7} {'f+b ms':>8} {'/cuDNN':>7} {'TFLOP/s':>8} "
+      f"{'%peak':>6} {'f+b %pk':>7}")
+nan = float("nan")
+for r in res["rows"]:
+    method = f"{r.get('method')}/{r.get('backward_method')}"
+    if not r.get("correct"):
+        print(f"{r['cell']:4} {r['dtype']:7} {r['shape']:8} {method:13} "
+              f"WRONG: error {r.get('max_error', nan):.1e}")
+        continue
+    print(f"{r['cell']:4} {r['dtype']:7} {r['shape']:8} {method:13} "
+          f"{r.get('fwd_ms', nan):8.3f} {r.get('ratio_vs_cudnn', nan):7.2f} "
+          f"{r.get('train_ms', nan):8.3f} "
+          f"{r.get('ratio_train_vs_cudnn', nan):7.2f} "
+          f"{r.get('tflops', nan):8.3f} {r.get('pct_peak', nan):6.2f} "
+          f"{r.get('train_pct_peak', nan):7.2f}")
+try:
+    from lstmlib.bench import GPU_GOALS, format_goals, goal_report
+except ImportError as exc:
+    print(f"goals: not evaluated ({exc})")
+    sys.exit()
+goals = goal_report(res["rows"], GPU_GOALS, "ratio_vs_cudnn")
+print("goals (paired ratio ours/cuDNN, forward; lower is faster):")
+print(format_goals(goals, "cuDNN") if goals else "  none measured")
+PY
+    [ "$status" -eq 0 ] && echo "status: all passed" || echo "status: FAILURES (see above)"
+} 2>&1 | tee "$OUT/summary.txt"
 exit $status

@@ -136,16 +136,22 @@ else:
     }
     REFERENCE_CELLS = {"lstm": LSTM_CELL, "gru": GRU_CELL, "rnn": RNN_CELL}
 
-    def _problem(dtype, T, B, D, H, seed=0, kind="lstm"):
-        """x, (h0, c0) and (w_ih, w_hh, b_ih, b_hh) for ``kind``."""
+    def _problem(dtype, T, B, D, H, seed=0, kind="lstm", contractive=False):
+        """x, (h0, c0) and (w_ih, w_hh, b_ih, b_hh) for ``kind``.
+        ``contractive``: W_hh scaled to a spectral radius of about 0.5, for
+        long sequences of many units, where larger recurrent weights make
+        the dynamics chaotic and amplify the rounding differences of any
+        two correct implementations (the GPU fuses multiply-adds and sums
+        in another order) beyond any fixed tolerance."""
         rng = np.random.default_rng(seed)
         G = GATES[kind]
 
         def r(*shape, scale=1.0):
             return (scale * rng.standard_normal(shape)).astype(dtype)
 
+        rec = 0.5 / np.sqrt(H) if contractive else 0.5
         return (r(T, B, D), (r(B, H), r(B, H)),
-                (r(G * H, D, scale=0.5), r(G * H, H, scale=0.5), r(G * H),
+                (r(G * H, D, scale=0.5), r(G * H, H, scale=rec), r(G * H),
                  r(G * H)))
 
     def _close(ref, got, dtype, what):
@@ -363,7 +369,7 @@ else:
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     def test_grid_persistent_kernel_matches_reference(dtype):
-        x, (h0, c0), w = _problem(dtype, 20, 8, 16, 256)
+        x, (h0, c0), w = _problem(dtype, 20, 8, 16, 256, contractive=True)
         out_r, (h_r, c_r), _ = lstm_forward(x, h0, c0, *w)
         out, h_n, c_n, *_ = kc.lstm_forward(x, h0, c0, *w, method="grid")
         _close(out_r, out, dtype, "out")
@@ -375,7 +381,8 @@ else:
     def test_grid_kernels_of_gru_and_rnn_match_reference(case, dtype):
         ref_forward, cuda_forward, kw = CASES[case]
         kind = case.split("-")[0]
-        x, (h0, _), w = _problem(dtype, 20, 8, 16, 256, kind=kind)
+        x, (h0, _), w = _problem(dtype, 20, 8, 16, 256, kind=kind,
+                                 contractive=True)
         lengths = np.arange(13, 21)
         for reverse in (False, True):
             out_r, h_r, _ = ref_forward(x, h0, *w, lengths=lengths,
@@ -441,8 +448,10 @@ else:
 
     def _backward_case(kind, dtype, T=3, B=2, D=3, H=4, seed=3):
         """Inputs, output gradients and lengths (odd rows end one step
-        early: padding) of a backward check."""
-        x, (h0, c0), w = _problem(dtype, T, B, D, H, seed=seed, kind=kind)
+        early: padding) of a backward check (contractive W_hh from H = 64
+        on, as in :func:`_problem`)."""
+        x, (h0, c0), w = _problem(dtype, T, B, D, H, seed=seed, kind=kind,
+                                  contractive=H >= 64)
         rng = np.random.default_rng(seed + 10)
         d_out, dh_n, dc_n = (rng.standard_normal(s).astype(dtype)
                              for s in ((T, B, H), (B, H), (B, H)))
@@ -584,7 +593,7 @@ else:
             monkeypatch.setattr(kc, "SIMULATOR", False)
             monkeypatch.setattr(kc, "gpu_available", lambda: True)
             monkeypatch.setattr(kc, "_cooperative_limit", lambda *a: 1)
-            dtype, (T, B, D, H) = np.float64, (2, 1, 2, 3)
+            dtype, (T, B, D, H) = np.float64, (1, 1, 2, 3)
         else:
             dtype, (T, B, D, H) = np.float32, (2, 1, 4, 2048)
         x, state, w, d_out, d_state, lengths = case = _backward_case(

@@ -57,6 +57,7 @@ from ._cuda import SIMULATOR, cuda, gpu_available, require
 TILE = 16                      # linear-kernel tile edge (threads: 256)
 TILE_PAD = TILE + 1            # W tile row length (a padding column)
 MAX_SHARED_BYTES = 48 * 1024   # shared memory a block gets without opting in
+GRID_THREADS = 256             # most threads per block of the grid kernels
 _NB = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
 NONLINEARITIES = ("tanh", "relu")
 
@@ -752,13 +753,28 @@ def single_block_fits(B, H, dtype, gates=4):
         <= MAX_SHARED_BYTES
 
 
+def _multiprocessors():
+    """Streaming multiprocessors of the current GPU (1 without one)."""
+    if not gpu_available():
+        return 1
+    return cuda.get_current_device().MULTIPROCESSOR_COUNT
+
+
 def grid_units(H, dtype, gates=4):
-    """Hidden units per block for the grid kernel (W slice <= 48 KiB)."""
+    """Hidden units per block for the grid kernels: as few as spread the H
+    units over all the GPU's multiprocessors (one block each: more work in
+    parallel per step), and no more than fit a block's shared memory (each
+    unit brings gates*H weights)."""
     per_unit = gates * H * np.dtype(dtype).itemsize
-    return max(1, min(H, MAX_SHARED_BYTES // per_unit))
+    fit = max(1, min(H, MAX_SHARED_BYTES // per_unit))
+    return min(fit, -(-H // _multiprocessors()))
 
 
 METHODS = ("auto", "single", "grid", "stepwise")
+# the method the latest forward and backward call ran ("auto" resolved, a
+# grid the GPU cannot keep resident replaced by "stepwise"): for the
+# benchmark's records
+last_methods = {}
 
 
 def _pick_method(method, B, H, G, dt):
@@ -777,16 +793,38 @@ def _pick_method(method, B, H, G, dt):
     return method
 
 
+def _compiled(kernel, args):
+    """The compiled kernel that launching ``kernel`` with ``args`` runs
+    (compiled now if need be; the launch then reuses it); None where numba
+    cannot say (the simulator, a numba without these internals)."""
+    if SIMULATOR:
+        return None
+    try:
+        return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+    except AttributeError:
+        return None
+
+
+def _threads(compiled, want):
+    """Threads per block: ``want``, at most what the compiled kernel's
+    register use allows, a multiple of 32 (whole warps)."""
+    if compiled is not None:
+        try:
+            want = min(want, compiled.max_threads_per_block)
+        except AttributeError:
+            pass
+    return max(32, want // 32 * 32)
+
+
 def _cooperative_limit(kernel, args, threads, shared):
     """The most blocks of ``kernel`` (with these arguments, threads per
     block and bytes of dynamic shared memory) that the GPU keeps resident at
     once, which is the most a cooperative launch may start; None where that
     cannot be asked (the simulator, a numba without the query)."""
-    if SIMULATOR:
+    compiled = _compiled(kernel, args)
+    if compiled is None:
         return None
     try:
-        types = tuple(kernel.typeof_pyval(a) for a in args)
-        compiled = kernel.compile(types)          # the launch reuses it
         return compiled.max_cooperative_grid_blocks(threads, shared)
     except AttributeError:
         return None
@@ -797,10 +835,9 @@ def _grid_launch(kernel, args, B, H, G, dt, asked):
     block) of a grid kernel, checked against the cooperative launch limit;
     None when the grid cannot be resident at once and ``asked`` is "auto"
     (the caller then runs stepwise); a ValueError saying why when "grid"
-    was asked for. ``args`` end with the units-per-block argument."""
+    was asked for. ``args(units)`` are the launch's arguments."""
     units = grid_units(H, dt, G)
     blocks = (H + units - 1) // units
-    threads = min(1024, max(32, B * units))
     shared = G * units * H * dt.itemsize
     if shared > MAX_SHARED_BYTES:           # not even one unit's weights
         if asked == "auto":
@@ -810,6 +847,8 @@ def _grid_launch(kernel, args, B, H, G, dt, asked):
             f"unit in shared memory: {shared} bytes, more than the "
             f"{MAX_SHARED_BYTES} a block gets; use method='stepwise' or "
             f"'auto'")
+    threads = _threads(_compiled(kernel, args(units)),
+                       min(GRID_THREADS, B * units))
     limit = _cooperative_limit(kernel, args(units), threads, shared)
     if limit is not None and blocks > limit:
         if asked == "auto":
@@ -821,6 +860,12 @@ def _grid_launch(kernel, args, B, H, G, dt, asked):
             f"at most {limit} of them resident (cooperative launch limit); "
             f"use method='stepwise' or 'auto'")
     return blocks, threads, shared, units
+
+
+def _single_threads(kernel, args, B, H):
+    """Threads of the one-block kernels: one per unit (b, k) up to 1024,
+    fewer where the kernel's registers do not allow that many."""
+    return _threads(_compiled(kernel, args), min(1024, B * H))
 
 
 def _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse, relu, hs,
@@ -902,6 +947,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
             asked)
         if launch is None:
             method = "stepwise"
+    last_methods["forward"] = method
     if method == "stepwise":
         h_n, c_n = _stepwise(kind, xg, w_hh, b_rec, h0, c0, lengths, reverse,
                              relu, hs, aux)
@@ -910,7 +956,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
         grid = ((T * B + 7) // 8, (H + 31) // 32)
         _zero_padding_kernel[grid, (8, 32)](hs, lengths, out)
     elif method == "single":
-        threads = min(1024, max(32, B * H))
+        threads = _single_threads(single, (*args, *caches), B, H)
         shared = (G * H * H + 2 * B * H) * dt.itemsize
         single[1, threads, 0, shared](*args, *caches)
     else:
@@ -967,10 +1013,11 @@ def _backward(kind, d_out, d_state_n, x, state0, w_ih, w_hh, acts, caches,
             dt, asked)
         if launch is None:
             method = "stepwise"
+    last_methods["backward"] = method
     if method == "single":
-        threads = min(1024, max(32, B * H))
-        single[1, threads, 0, G * H * H * dt.itemsize](
-            *head, d_in, d_rec, dh, ds)
+        tail = (d_in, d_rec, dh, ds)
+        threads = _single_threads(single, (*head, *tail), B, H)
+        single[1, threads, 0, G * H * H * dt.itemsize](*head, *tail)
     elif method == "grid":
         blocks, threads, shared, units = launch
         grid[blocks, threads, 0, shared](*head, units, d_in, d_rec, dh, ds)
@@ -995,11 +1042,24 @@ def _backward(kind, d_out, d_state_n, x, state0, w_ih, w_hh, acts, caches,
     dw_hh = matmul(grec, h_prev, ta=True)
     db_ih = db_hh = None
     if bias:
-        ones = cuda.to_device(np.ones((1, T * B), dt))
+        ones = _ones(T * B, dt)
         db_ih = matmul(ones, gin).reshape(G * H)
         db_hh = matmul(ones, grec).reshape(G * H)
     return (dx, dh, ds if cell.two_states else None, dw_ih, dw_hh, db_ih,
             db_hh)
+
+
+_ONES = {}
+
+
+def _ones(n, dt):
+    """A (1, n) row of ones on the device (the bias gradients are its
+    product with the gate gradients), kept for the next call."""
+    if (n, dt) not in _ONES:
+        if len(_ONES) > 8:
+            _ONES.clear()
+        _ONES[n, dt] = cuda.to_device(np.ones((1, n), dt))
+    return _ONES[n, dt]
 
 
 def _returned(device, *arrays):
