@@ -12,9 +12,9 @@ argument: ``lstmlib.LSTM(..., backend="numba")``.
   RNN has no Numba kernel: ``get_cell("rnn", "numba")`` returns the numpy
   cell (one tanh per unit leaves little to fuse).
 * ``"cuda"``: :mod:`lstmlib.kernels.cuda` for the forward pass of all three
-  cells (the persistent kernels), with the backward pass on the CPU
-  (:mod:`lstmlib.kernels.cuda_cells`: Numba for LSTM and GRU, the numpy
-  reference for the RNN). Needs a CUDA GPU or ``NUMBA_ENABLE_CUDASIM=1``
+  cells and the backward pass of the LSTM and GRU (the persistent kernels;
+  :mod:`lstmlib.kernels.cuda_cells`: the RNN's backward pass is the numpy
+  reference's, on the CPU). Needs a CUDA GPU or ``NUMBA_ENABLE_CUDASIM=1``
   (the simulator: tiny sizes only).
 
 The Numba modules are imported on first use, so ``import lstmlib`` never

@@ -36,9 +36,22 @@ for every cell: a cell contributes its update of one hidden unit
 h_{t-1}, then the element-wise update that its gate kernel uses too) and
 what a padding step writes to its cache.
 
+The backward pass (BPTT) of the LSTM and the GRU runs the same way, the
+time loop reversed inside one launch (``backward_single_block``,
+``backward_grid``, written once by :func:`_make_backward`): per step, every
+unit first turns dL/dh_t into the gradients of its gate pre-activations
+(``_lstm_unit_backward``, ``_gru_unit_backward``), then, after one barrier,
+every unit gathers dL/dh_{t-1} from them through its column of W_hh, which
+stays on chip. The weight gradients need no loop over time: after the
+launch they are whole-sequence tiled products (``matmul_kernel``).
+A grid launch is checked against the number of blocks the GPU can keep
+resident at once (a cooperative launch must have them all resident, or its
+grid barrier would wait forever): ``"auto"`` then falls back to the
+stepwise method, an explicit ``"grid"`` is refused with the reason.
+
 Host entry points: :func:`lstm_forward`, :func:`gru_forward`,
-:func:`rnn_forward`. There is no CUDA backward pass: the cuda backend runs
-BPTT on the CPU from the cache the GPU forward pass returns (see
+:func:`rnn_forward`, :func:`lstm_backward`, :func:`gru_backward` (the Elman
+RNN's backward pass stays on the CPU, see
 :mod:`lstmlib.kernels.cuda_cells`).
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates
@@ -801,7 +814,7 @@ def _compiled(kernel, args):
         return None
     try:
         return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
-    except AttributeError:
+    except Exception:       # the launch itself reports a real compile error
         return None
 
 
@@ -825,8 +838,8 @@ def _cooperative_limit(kernel, args, threads, shared):
     if compiled is None:
         return None
     try:
-        return compiled.max_cooperative_grid_blocks(threads, shared)
-    except AttributeError:
+        return int(compiled.max_cooperative_grid_blocks(threads, shared))
+    except Exception:       # no query here: numba checks at the launch
         return None
 
 
