@@ -44,7 +44,7 @@ OUT = Path(__file__).resolve().parents[2] / "lstmlib" / "data" / "seq2seq_attent
 HIDDEN = 48
 ATTENTION = 32
 BATCH = 32
-STEPS = 2500
+STEPS = 3000
 LR = 5e-3                 # Adam
 CLIP = 5.0
 MIN_LEN, MAX_LEN = 2, 16  # training lengths
@@ -53,6 +53,7 @@ EVAL_N = 300
 LOG_EVERY = 25
 EXAMPLES = (8, 14)        # lengths of the strings whose weights are kept
 SEED = 0
+PROGRESS = True
 
 
 def cpu_model():
@@ -76,10 +77,10 @@ def evaluate(model, rng):
     return exact, digits
 
 
-def main(steps):
+def main(steps, hidden, out):
     rng_len = np.random.default_rng(SEED)
     lengths = rng_len.integers(MIN_LEN, MAX_LEN + 1, steps)
-    record = {"config": {"hidden": HIDDEN, "attention_size": ATTENTION,
+    record = {"config": {"hidden": hidden, "attention_size": ATTENTION,
                          "batch": BATCH, "steps": steps, "lr": LR, "clip": CLIP,
                          "train_lengths": [MIN_LEN, MAX_LEN],
                          "eval_lengths": EVAL_LENGTHS, "eval_n": EVAL_N,
@@ -88,7 +89,7 @@ def main(steps):
               "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "models": {}}
     for name, attention in (("attention", True), ("no_attention", False)):
-        model = Seq2Seq(10, 12, HIDDEN, np.random.default_rng(SEED + 1),
+        model = Seq2Seq(10, 12, hidden, np.random.default_rng(SEED + 1),
                         attention=attention, attention_size=ATTENTION)
         data = np.random.default_rng(SEED + 2)       # same batches for both
 
@@ -98,7 +99,8 @@ def main(steps):
 
         t0 = time.perf_counter()
         hist = train(model, batch, losses.softmax_cross_entropy,
-                     Adam(model.params, lr=LR), steps, clip=CLIP)
+                     Adam(model.params, lr=LR), steps, clip=CLIP,
+                     progress=PROGRESS)
         seconds = time.perf_counter() - t0
         loss = np.asarray(hist.loss)
         n = len(loss) // LOG_EVERY * LOG_EVERY
@@ -119,11 +121,16 @@ def main(steps):
         record["models"][name] = entry
         print(f"{name}: {seconds:.0f} s, exact match by length "
               f"{dict(zip(EVAL_LENGTHS, np.round(exact, 2)))}")
-    OUT.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    Path(out).write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=STEPS)
-    main(ap.parse_args().steps)
+    ap.add_argument("--hidden", type=int, default=HIDDEN)
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args()
+    PROGRESS = not args.no_progress
+    main(args.steps, args.hidden, args.out)
