@@ -6,6 +6,7 @@ the real nbgrader CLI: tests/test_grading_pipeline.py::test_assignment_scores
 and tests/mistakes/autograde_bank.py.)"""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,8 @@ A = "10_attention"
 SOLUTION = ROOT / "solutions" / A / "attention.ipynb"
 RELEASE = ROOT / "exercises" / A / "attention.ipynb"
 BIN = Path(sys.executable).parent
+# nbgrader runs `alembic` (from the venv) when it creates a gradebook
+ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def _src(cell):
@@ -149,7 +152,8 @@ def test_exercise_is_up_to_date(tmp_path):
     (tmp_path / "grading").mkdir()
     shutil.copytree(ROOT / "solutions" / A, tmp_path / "solutions" / A)
     r = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", A, "--force"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=ENV)
     assert r.returncode == 0, r.stderr
     fresh = json.loads((tmp_path / "exercises" / A / "attention.ipynb").read_text())
     committed = json.loads(RELEASE.read_text())

@@ -110,6 +110,7 @@ def test_exact_match_reads_up_to_eos():
     assert exact_match(np.array([[1, 2]]), tgt) == 0.0
 
 
+@pytest.mark.slow
 def test_short_training_learns_to_reverse():
     """Attention learns to reverse 4-digit strings in a few hundred steps;
     measured on fresh strings by greedy decoding (chance: 1e-4)."""
