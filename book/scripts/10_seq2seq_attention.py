@@ -13,7 +13,8 @@ per batch), with the same budget of steps. Written to
   per-digit accuracy of each model on fresh strings of every length;
 * the attention weights of the attention model on a few example strings.
 
-Regenerate (a few minutes on one CPU core) from the repository root:
+Regenerate (about a minute on one idle CPU core, numpy with one BLAS thread)
+from the repository root:
 
     python book/scripts/10_seq2seq_attention.py
 """
