@@ -135,13 +135,12 @@ def seq2seq_forward(p, src, tgt_in):
 def seq2seq_backward(dlogits, cache, p):
     """dL/dlogits (T, B, V_out) -> dict of gradients, keys as in ``p``."""
     keys, enc_cache, steps, atts, feats, attention = cache
-    T = len(steps)
-    if dlogits.shape[0] != T:
-        raise ValueError(f"dlogits: expected {T} steps, received shape "
-                         f"{dlogits.shape}")
+    T, B, V = len(steps), keys.shape[1], p["w_out"].shape[0]
+    if not isinstance(dlogits, np.ndarray) or dlogits.shape != (T, B, V):
+        raise ValueError(f"dlogits: expected an array of shape {(T, B, V)}, "
+                         f"received {getattr(dlogits, 'shape', type(dlogits).__name__)}")
     g = {k: np.zeros_like(v) for k, v in p.items()}
     H = p["dec_w_hh"].shape[1]
-    V = p["w_out"].shape[0]
     dkeys = np.zeros_like(keys)
     dh = np.zeros_like(keys[0])                     # from step t+1
     dc = np.zeros_like(dh)
@@ -179,6 +178,10 @@ def greedy_decode(p, src, max_len):
     steps -> tokens (max_len, B) and, with attention, the weights
     (max_len, S, B) (else None). Read each row up to its first EOS."""
     src = np.asarray(src)
+    if src.ndim != 2:
+        raise ValueError(f"src: expected (S, B) tokens, received shape {src.shape}")
+    if not isinstance(max_len, (int, np.integer)) or max_len < 1:
+        raise ValueError(f"max_len: expected a positive integer, received {max_len!r}")
     attention = "v" in p
     keys, h, c, _ = _encode(p, src)
     token = np.full(src.shape[1], BOS)

@@ -2,6 +2,8 @@
 attention), torch as the oracle for the teacher-forced loss and its
 gradients, greedy decoding, and a short training run that must learn."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,34 @@ def test_bad_input():
         reversal_batch(0, 2, 3)
     with pytest.raises(ValueError, match="dlogits"):
         Seq2Seq(10, 12, 4, rng).backward(np.zeros((1, 1, 12)))
+    model = Seq2Seq(10, 12, 4, rng)
+    model.forward((np.zeros((3, 2), int), np.full((4, 2), BOS)))
+    with pytest.raises(ValueError, match=r"dlogits: expected an array of shape \(4, 2, 12\)"):
+        model.backward(np.zeros((4, 2, 11)))
+    with pytest.raises(ValueError, match="max_len"):
+        greedy_decode(p, np.zeros((3, 2), int), 0)
+
+
+def test_recording_script_writes_what_the_chapter_reads(tmp_path):
+    """The script of chapter 10, run briefly: the record has every field the
+    chapter plots, and both models' losses fell."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "book" / "scripts" / "10_seq2seq_attention.py"
+    spec = importlib.util.spec_from_file_location("seq2seq_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.EVAL_N, script.EVAL_LENGTHS, script.PROGRESS = 20, [2, 3, 8], False
+    out = tmp_path / "record.json"
+    script.main(100, 16, out)
+    rec = json.loads(out.read_text())
+    committed = json.loads((path.parents[2] / "lstmlib" / "data" /
+                            "seq2seq_attention.json").read_text())
+    assert set(rec) == set(committed) and set(rec["config"]) == set(committed["config"])
+    for name in ("attention", "no_attention"):
+        m = rec["models"][name]
+        assert set(m) == set(committed["models"][name])
+        assert len(m["exact_match"]) == len(m["digit_accuracy"]) == 3
+        assert np.mean(m["loss"][-1:]) < 0.9 * m["loss"][0]
+    ex = rec["models"]["attention"]["examples"][0]
+    assert np.array(ex["weights"]).shape == (len(ex["src"]) + 1, len(ex["src"]))
