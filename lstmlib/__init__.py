@@ -9,9 +9,13 @@ functions, forward and backward), ``bidirectional`` (wraps any cell),
 ``layers`` (``RNN``, ``LSTM``, ``GRU`` with torch's arguments and parameter
 names), ``interop`` (``from_torch``, ``to_torch``), and the training kit:
 ``losses``, ``optim``, ``train``, ``gradcheck``, ``analysis``, ``data``.
+Beyond single layers: ``attention`` (additive attention, forward and
+backward), ``seq2seq`` (an LSTM encoder-decoder, with or without attention)
+and ``mingru`` (minGRU by a sequential loop or a parallel scan).
 """
 
-from . import activations, analysis, data, gradcheck, losses, optim
+from . import (activations, analysis, attention, data, gradcheck, losses, mingru,
+               optim, seq2seq)
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .interop import from_torch, to_torch
 from .layers import GRU, LSTM, RNN, RecurrentLayer, get_cell
@@ -30,4 +34,5 @@ __all__ = [
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
     "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
     "activations", "analysis", "data", "gradcheck", "losses", "optim",
+    "attention", "seq2seq", "mingru",
 ]

@@ -29,7 +29,7 @@ Mistake.__new__.__defaults__ = ("",)
 ASSIGNMENTS = (
     "01_rnn_forward", "02_bptt", "03_gradient_norms", "04_lstm_cell",
     "05_lstm_sequence", "06_gru", "07_bidirectional", "08_training",
-    "09_performance",
+    "09_performance", "10_attention",
 )
 
 

@@ -1,0 +1,164 @@
+"""Exercise 10_attention: the solution passes its graded checks, every
+mistake of the bank fails the part it should with the likely cause named,
+delegation to lstmlib's attention scores zero, the student version is the
+one nbgrader generates and hides the solution. (The end-to-end scores with
+the real nbgrader CLI: tests/test_grading_pipeline.py::test_assignment_scores
+and tests/mistakes/autograde_bank.py.)"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import mistakes  # noqa: E402
+from lstmlib.grading import checks_attention as checks  # noqa: E402
+from lstmlib.grading._core import GradingError  # noqa: E402
+
+A = "10_attention"
+SOLUTION = ROOT / "solutions" / A / "attention.ipynb"
+RELEASE = ROOT / "exercises" / A / "attention.ipynb"
+BIN = Path(sys.executable).parent
+# nbgrader runs `alembic` (from the venv) when it creates a gradebook
+ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def _src(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+def _meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _namespace(nb):
+    """Run the notebook's setup and solution cells in a fresh namespace."""
+    ns = {}
+    for cell in nb["cells"]:
+        m = _meta(cell)
+        if cell["cell_type"] == "code" and (m.get("solution") or m.get("grade_id") == "setup"):
+            exec(compile(_src(cell), f"<{m.get('grade_id')}>", "exec"), ns)
+    return ns
+
+
+def _part_results(nb):
+    """{part: None if every case passes else the failure text}, visible and
+    hidden cases together."""
+    ns = _namespace(nb)
+    out = {}
+    for part in ("attention_forward", "attention_backward"):
+        try:
+            for which in ("visible", "hidden"):
+                getattr(checks, part)(ns[part], which)
+            out[part] = None
+        except GradingError as e:
+            out[part] = str(e)
+    return out
+
+
+def test_solution_passes_every_case():
+    assert _part_results(json.loads(SOLUTION.read_text())) == {
+        "attention_forward": None, "attention_backward": None}
+
+
+BANK = mistakes.load(A)
+
+
+@pytest.mark.parametrize("mistake", BANK.MISTAKES, ids=[m.name for m in BANK.MISTAKES])
+def test_each_mistake_fails_its_part_only(mistake):
+    nb = mistakes.apply(json.loads(SOLUTION.read_text()), mistake)
+    res = _part_results(nb)
+    assert res[mistake.cell] is not None, f"{mistake.name} passed every case"
+    other = ({"attention_forward", "attention_backward"} - {mistake.cell}).pop()
+    assert res[other] is None
+    # the score the bank states: 3 points per part, 1 of them visible
+    ns = _namespace(nb)
+    try:
+        getattr(checks, mistake.cell)(ns[mistake.cell], "visible")
+        visible_ok = True
+    except GradingError:
+        visible_ok = False
+    assert mistake.expected_score == 3.0 + (1.0 if visible_ok else 0.0)
+
+
+@pytest.mark.parametrize("mode,text", [
+    ("softmax over the batch axis", "over the batch"),
+    ("padding zeroed after the softmax (weights do not sum to 1)", "after the softmax"),
+    ("tanh missing", "tanh is missing"),
+    ("softmax Jacobian without its sum term", "second term"),
+    ("dkeys misses the direct path alpha * dcontext", "direct path"),
+    ("tanh derivative 1 - u", "1 - u**2"),
+])
+def test_failures_name_the_likely_cause(mode, text):
+    m = next(m for m in BANK.MISTAKES if m.name == mode)
+    res = _part_results(mistakes.apply(json.loads(SOLUTION.read_text()), m))
+    assert "Likely cause" in res[m.cell] and text in res[m.cell], res[m.cell]
+
+
+def test_delegation_scores_zero():
+    """Attack: call lstmlib's own attention (directly, through an alias
+    bound at import, or through its softmax); each is refused."""
+    checks.prepare(A)
+    ns = {}
+    exec("import numpy as np\n"
+         "import lstmlib.attention as la\n"
+         "from lstmlib.attention import attention_forward as af, softmax as sm\n"
+         "def direct(q, k, w_q, w_k, v, lengths=None):\n"
+         "    return la.attention_forward(q, k, w_q, w_k, v, lengths)\n"
+         "def alias(q, k, w_q, w_k, v, lengths=None):\n"
+         "    return af(q, k, w_q, w_k, v, lengths)\n"
+         "def hidden(q, k, w_q, w_k, v, lengths=None):\n"
+         "    m = __import__('lstmlib.attention', fromlist=['x'])\n"
+         "    return getattr(m, 'attention_' + 'forward')(q, k, w_q, w_k, v, lengths)\n"
+         "def via_softmax(q, k, w_q, w_k, v, lengths=None):\n"
+         "    alpha = sm(np.tanh(q @ w_q.T + k @ w_k.T) @ v)\n"
+         "    return (alpha[:, :, None] * k).sum(axis=0), alpha, None\n", ns)
+    for name in ("direct", "alias", "hidden", "via_softmax"):
+        with pytest.raises(GradingError, match="delegat|reference"):
+            checks.attention_forward(ns[name], "visible")
+
+
+def test_student_version_hides_solution_and_fails():
+    student = json.loads(RELEASE.read_text())
+    text = "\n".join(_src(c) for c in student["cells"])
+    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", '"hidden")',
+                   "np.tanh(query"):
+        assert marker not in text
+    res = _part_results(student)
+    for part, text in res.items():
+        assert text is not None and "NotImplementedError" in text, (part, text)
+
+
+def test_structure():
+    nb = json.loads(SOLUTION.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert _meta(code[0]).get("locked") and 'checks.prepare("10_attention")' in _src(code[0])
+    assert "](../../book/10_seq2seq_attention.md)" in _src(nb["cells"][0])
+    graded = {_meta(c)["grade_id"]: _meta(c)["points"] for c in code if _meta(c).get("grade")}
+    assert sum(graded.values()) == BANK.FULL_SCORE
+    assert len([g for g in graded if g.endswith("_hidden")]) == 2
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "exercises/10_attention/attention" in toc
+    assert "10_attention" in (ROOT / "book" / "exercises.md").read_text()
+
+
+@pytest.mark.slow
+def test_exercise_is_up_to_date(tmp_path):
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    (tmp_path / "grading").mkdir()
+    shutil.copytree(ROOT / "solutions" / A, tmp_path / "solutions" / A)
+    r = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", A, "--force"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=ENV)
+    assert r.returncode == 0, r.stderr
+    fresh = json.loads((tmp_path / "exercises" / A / "attention.ipynb").read_text())
+    committed = json.loads(RELEASE.read_text())
+    assert [_src(c) for c in fresh["cells"]] == [_src(c) for c in committed["cells"]]
+    assert [_meta(c) for c in fresh["cells"]] == [_meta(c) for c in committed["cells"]]
