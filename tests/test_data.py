@@ -11,6 +11,7 @@ import pytest
 from lstmlib.data.series import (SERIES, load_nile, load_series, load_sunspots,
                                  sliding_windows)
 from lstmlib.data.streams import delayed_echo
+from lstmlib.data.texts import TEXTS, load_text
 
 DATA = Path(__file__).resolve().parents[1] / "lstmlib" / "data"
 
@@ -80,3 +81,19 @@ def test_delayed_echo():
         delayed_echo(5, 30, 30, np.random.default_rng(0))
     with pytest.raises(ValueError, match="^rng: expected a numpy.random.Generator"):
         delayed_echo(5, 30, 3, 0)
+
+
+def test_texts():
+    import lstmlib
+    assert load_text("sonnets") == lstmlib.data.load_corpus()
+    hamlet = load_text("hamlet")
+    assert len(hamlet) > 25 * len(load_text("sonnets"))
+    assert hamlet.startswith("Hamlet\n\nACT I\n")
+    assert "To be, or not to be" in hamlet
+    assert "**" not in hamlet and "# " not in hamlet
+    vocab = lstmlib.data.CharVocab(hamlet)
+    assert len(vocab) < 100
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{f}`" in readme for f in TEXTS.values())
+    with pytest.raises(ValueError, match="^name: expected one of"):
+        load_text("macbeth")

@@ -16,7 +16,8 @@ all of them:
   ``torch.nn.LSTM``'s argument) and on the output, AdamW, the
   initialisation.
 
-Losses on the validation text and on the whole training text are measured
+``--corpus hamlet`` trains on Hamlet (``lstmlib.data.texts``) instead of the
+sonnets. Losses on the validation text and on the whole training text are measured
 every 50 steps with dropout switched off. Each configuration is written to
 ``book/data/practice_char_lm/<name>.json``. It takes several minutes per
 configuration on one CPU core; the configurations are independent, so run
@@ -41,6 +42,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lstmlib  # noqa: E402
+from lstmlib.data.texts import TEXTS, load_text  # noqa: E402
 from lstmlib.init import init_recurrent  # noqa: E402
 from lstmlib.regularization import (Dropout, DropoutLSTM, EarlyStopping,  # noqa: E402
                                     Sequential, set_training)
@@ -75,11 +77,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="all")
     parser.add_argument("--steps", type=int, default=char_lm.STEPS)
+    parser.add_argument("--corpus", choices=sorted(TEXTS), default="sonnets")
     parser.add_argument("--out", type=Path, default=DATA)
     args = parser.parse_args()
     cfg = CONFIGS[args.config]
 
-    text = lstmlib.data.load_corpus()
+    text = load_text(args.corpus)
     vocab = lstmlib.data.CharVocab(text)
     ids = vocab.encode(text)
     split = int(0.9 * len(ids))
@@ -92,7 +95,8 @@ def main():
     data_rng = np.random.default_rng(S + 1)
     val_x, val_y = char_lm.windows(val_ids, np.arange(0, len(val_ids) - L - 1, L), L)
     stopper = EarlyStopping(patience=PATIENCE)
-    record = {"config": {"name": args.config, "hidden": HIDDEN, **cfg,
+    record = {"config": {"name": args.config, "corpus": args.corpus,
+                         "hidden": HIDDEN, **cfg,
                          "patience": PATIENCE, "seq_len": L, "batch": char_lm.BATCH,
                          "steps": args.steps, "lr": char_lm.LR, "clip": char_lm.CLIP,
                          "optimizer": "AdamW" if cfg["weight_decay"] else "Adam",
@@ -131,7 +135,8 @@ def main():
     record["best_val_loss"] = round(stopper.best, 5)
     record["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.config}.json"
+    suffix = "" if args.corpus == "sonnets" else f"_{args.corpus}"
+    path = args.out / f"{args.config}{suffix}.json"
     path.write_text(json.dumps(record) + "\n")
     print(f"wrote {path}")
 
