@@ -207,3 +207,21 @@ def test_carrying_the_state_learns_echo_across_borders():
 
 def test_delay_beyond_k2_is_not_learnt():
     assert train_echo(12, 8, True) < 0.6
+
+
+def test_train_tbptt_history_clip_and_eval():
+    x, y, _ = data()
+    model = make_model()
+    calls = []
+
+    def eval_fn(m):
+        calls.append(1)
+        return 1.5
+
+    hist = train_tbptt(model, x, y, half_sse, lstmlib.SGD(model.params, lr=0.01), 5,
+                       epochs=3, clip=0.5, progress=False, eval_fn=eval_fn)
+    assert len(hist.loss) == len(hist.grad_norm) == 3 * 5      # 5 chunks a pass
+    assert hist.eval_step == [4, 9, 14] and hist.metric == [1.5] * 3 and len(calls) == 3
+    assert max(hist.grad_norm) > 0.5                          # norms before clipping
+    with pytest.raises(ValueError, match="^epochs: expected a positive integer"):
+        train_tbptt(model, x, y, half_sse, lstmlib.SGD(model.params, lr=0.01), 5, epochs=0)
