@@ -81,10 +81,10 @@ def lstm_variational_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask_x, mask_h):
 def lstm_variational_backward(d_out, dh_n, dc_n, cache):
     """BPTT through :func:`lstm_variational_forward` -> ``LSTMGrads``."""
     steps, mask_x, mask_h = cache
-    T, (B, H) = len(steps), steps[0].c.shape
-    d_out = np.zeros((T, B, H)) if d_out is None else d_out
-    dh = np.zeros((B, H)) if dh_n is None else dh_n.copy()
-    dc = np.zeros((B, H)) if dc_n is None else dc_n.copy()
+    T, (B, H), dt = len(steps), steps[0].c.shape, steps[0].c.dtype
+    d_out = np.zeros((T, B, H), dt) if d_out is None else d_out
+    dh = np.zeros((B, H), dt) if dh_n is None else dh_n.copy()
+    dc = np.zeros((B, H), dt) if dc_n is None else dc_n.copy()
     dx = np.empty((T, B, mask_x.shape[1]), d_out.dtype)
     dw = None
     for t in reversed(range(T)):
