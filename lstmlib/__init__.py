@@ -9,6 +9,10 @@ functions, forward and backward), ``bidirectional`` (wraps any cell),
 ``layers`` (``RNN``, ``LSTM``, ``GRU`` with torch's arguments and parameter
 names), ``interop`` (``from_torch``, ``to_torch``), and the training kit:
 ``losses``, ``optim``, ``train``, ``gradcheck``, ``analysis``, ``data``.
+Training in practice: ``tbptt`` (truncated BPTT over long sequences),
+``regularization`` (dropout, recurrent dropout, early stopping), ``init``
+(orthogonal and forget-gate initialisation), ``layernorm`` (the
+layer-normalised LSTM); real series in ``data.series``.
 Beyond single layers: ``attention`` (additive attention, forward and
 backward), ``seq2seq`` (an LSTM encoder-decoder, with or without attention)
 and ``mingru`` (minGRU by a sequential loop or a parallel scan).
@@ -16,23 +20,28 @@ and ``mingru`` (minGRU by a sequential loop or a parallel scan).
 
 from . import (activations, analysis, attention, data, gradcheck, losses, mingru,
                optim, seq2seq)
+from . import init, layernorm, regularization, tbptt
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .interop import from_torch, to_torch
 from .layers import GRU, LSTM, RNN, RecurrentLayer, get_cell
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .model import Linear, SequenceModel
-from .optim import SGD, Adam, clip_grad_norm
+from .optim import SGD, Adam, AdamW, clip_grad_norm
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .regularization import DropoutLSTM, EarlyStopping
+from .tbptt import tbptt_chunks, train_tbptt
 from .train import History, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "RecurrentLayer", "get_cell", "from_torch", "to_torch",
-    "Linear", "SequenceModel", "SGD", "Adam", "clip_grad_norm", "History", "train",
+    "Linear", "SequenceModel", "SGD", "Adam", "AdamW", "clip_grad_norm", "History", "train",
+    "DropoutLSTM", "EarlyStopping", "tbptt_chunks", "train_tbptt",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
     "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
     "activations", "analysis", "data", "gradcheck", "losses", "optim",
     "attention", "seq2seq", "mingru",
+    "init", "layernorm", "regularization", "tbptt",
 ]

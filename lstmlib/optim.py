@@ -75,3 +75,26 @@ class Adam(_Optimizer):
             v *= self.b2
             v += (1 - self.b2) * g * g
             p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as
+    ``torch.optim.AdamW``: p <- p - lr * weight_decay * p, then Adam's step.
+
+    Unlike an L2 term added to the loss (whose gradient Adam would rescale
+    per parameter), the decay shrinks every weight by the same factor.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps)
+        if not weight_decay >= 0:
+            raise ValueError("weight_decay: expected a non-negative number, "
+                             f"received {weight_decay!r}")
+        self.weight_decay = weight_decay
+
+    def step(self, grads):
+        self._check(grads)
+        for p in self.params.values():
+            p *= 1 - self.lr * self.weight_decay     # decoupled decay
+        super().step(grads)
