@@ -6,6 +6,15 @@ autograded copies, feedback, the sqlite gradebook) lives under grading/,
 which git ignores.
 """
 
+# A fresh clone has no grading/ folder, and nbgrader cannot create the
+# sqlite gradebook inside a missing folder: it would report a misleading
+# "error accessing the nbgrader database ... run nbgrader db upgrade".
+import os as _os_fresh_clone
+
+_os_fresh_clone.makedirs(_os_fresh_clone.path.join(
+    _os_fresh_clone.path.dirname(_os_fresh_clone.path.abspath(__file__)),
+    "grading"), exist_ok=True)
+
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
 c.CourseDirectory.course_id = "rnn-course"

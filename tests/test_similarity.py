@@ -1,0 +1,642 @@
+"""The static delegation check and the similarity report
+(lstmlib.grading.similarity), on the course's real notebooks.
+
+No kernel runs here: the module reads notebooks and parses their answer
+cells. Delegating answers are built from the published solutions by
+replacing one graded function with an attack; honest answers are the
+published solutions, the released (blank) exercises, every entry of the
+mistake bank that is not a delegation, and independently written correct
+implementations.
+"""
+
+import ast
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lstmlib.grading import similarity as sim
+from tests.mistakes import apply, load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def solution_nb(assignment):
+    a = sim.ASSIGNMENTS[assignment]
+    return json.loads((ROOT / "solutions" / assignment / a.notebook).read_text())
+
+
+def released_nb(assignment):
+    a = sim.ASSIGNMENTS[assignment]
+    return json.loads((ROOT / "exercises" / assignment / a.notebook).read_text())
+
+
+def _src(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+def cell_of(nb, grade_id):
+    cells = [c for c in nb["cells"]
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    assert len(cells) == 1, grade_id
+    return cells[0]
+
+
+def with_cell(nb, grade_id, source):
+    """A copy of ``nb`` whose solution cell ``grade_id`` holds ``source``."""
+    nb = copy.deepcopy(nb)
+    cell_of(nb, grade_id)["source"] = source
+    return nb
+
+
+def add_cell(nb, source, solution=False):
+    nb = copy.deepcopy(nb)
+    md = {"nbgrader": {"solution": True, "grade": False, "locked": False,
+                       "grade_id": f"extra_{len(nb['cells'])}",
+                       "schema_version": 3}} if solution else {}
+    nb["cells"].append({"cell_type": "code", "metadata": md, "source": source,
+                        "outputs": [], "execution_count": None})
+    return nb
+
+
+def signature(nb, fn):
+    """(decorators, parameters, positional argument names) of the skeleton's
+    def of ``fn``."""
+    node = next(n for n in ast.walk(ast.parse(_src(cell_of(nb, fn))))
+                if isinstance(n, ast.FunctionDef) and n.name == fn)
+    decos = "".join(f"@{ast.unparse(d)}\n" for d in node.decorator_list)
+    return decos, ast.unparse(node.args), ", ".join(a.arg for a in node.args.args)
+
+
+# ---------------------------------------------------------------------------
+# Delegation: attacks of many forms on assignments 1, 4, 6 and 9
+
+# (assignment, graded function) -> (lstmlib module, function it delegates to)
+TARGETS = {
+    ("01_rnn_forward", "rnn_step_forward"): ("lstmlib.rnn", "rnn_step_forward"),
+    ("01_rnn_forward", "rnn_forward"): ("lstmlib.rnn", "rnn_forward"),
+    ("04_lstm_cell", "lstm_step_forward"): ("lstmlib.lstm", "lstm_step_forward"),
+    ("04_lstm_cell", "lstm_step_backward"): ("lstmlib.lstm", "lstm_step_backward"),
+    ("06_gru", "gru_step_forward"): ("lstmlib.gru", "gru_step_forward"),
+    ("06_gru", "gru_step_backward"): ("lstmlib.gru", "gru_step_backward"),
+    ("09_performance", "lstm_step_fused"): ("lstmlib.kernels.numba_cpu",
+                                            "lstm_gates_forward"),
+    ("09_performance", "lstm_gates_kernel"): ("lstmlib.kernels.cuda",
+                                              "lstm_gates_kernel"),
+}
+
+# Each attack replaces the graded function's cell. {fn}: the graded name,
+# {mod}/{ref}: where the reference lives, {ref_a}+{ref_b} == {ref},
+# {params}/{args}: the skeleton's parameters, {deco}: its decorators.
+ATTACKS = {
+    "direct": """
+{deco}def {fn}({params}):
+    import {mod}
+    return {mod}.{ref}({args})
+""",
+    "from-import alias": """
+from {mod} import {ref} as my_helper
+
+{deco}def {fn}({params}):
+    return my_helper({args})
+""",
+    "module alias in the function": """
+{deco}def {fn}({params}):
+    import {mod} as tools
+    impl = tools.{ref}
+    return impl({args})
+""",
+    "importlib with a built name": """
+import importlib
+
+{deco}def {fn}({params}):
+    m = importlib.import_module("{mod_a}" + "{mod_b}")
+    return m.{ref}({args})
+""",
+    "getattr with a built name": """
+import {mod}
+
+{deco}def {fn}({params}):
+    f = getattr({mod}, "{ref_a}" + "{ref_b}")
+    return f({args})
+""",
+    "__import__ with fromlist": """
+{deco}def {fn}({params}):
+    return __import__("{mod}", fromlist=["x"]).{ref}({args})
+""",
+    "__import__ of the top package": """
+{deco}def {fn}({params}):
+    top = __import__("lstmlib")
+    return top.{mod_tail}.{ref}({args})
+""",
+    "sys.modules": """
+import sys
+import {mod}
+
+{deco}def {fn}({params}):
+    return sys.modules["{mod}"].{ref}({args})
+""",
+    "eval of a string": """
+import {mod}
+
+{deco}def {fn}({params}):
+    return eval("{mod}." + "{ref}")({args})
+""",
+    "vars() of the module": """
+import {mod} as m
+
+{deco}def {fn}({params}):
+    return vars(m)["{ref}"]({args})
+""",
+    "f-string and join": """
+import {mod} as m
+
+{deco}def {fn}({params}):
+    part = "{ref_a}"
+    name = "".join([f"{{part}}", "{ref_b}"])
+    return getattr(m, name)({args})
+""",
+    "reversed string": """
+import {mod} as m
+
+{deco}def {fn}({params}):
+    return getattr(m, "{ref_rev}"[::-1])({args})
+""",
+    "through a helper of the notebook": """
+def _compute(*a):
+    from {mod} import {ref}
+    return {ref}(*a)
+
+{deco}def {fn}({params}):
+    return _compute({args})
+""",
+    "module-level alias": """
+import {mod}
+_impl = {mod}.{ref}
+
+{deco}def {fn}({params}):
+    return _impl({args})
+""",
+    "rebound after the def": """
+{deco}def {fn}({params}):
+    raise NotImplementedError()
+
+import {mod}
+{fn} = {mod}.{ref}
+""",
+    "code object swapped": """
+{deco}def {fn}({params}):
+    raise NotImplementedError()
+
+import {mod} as _m
+{fn}.__code__ = getattr(_m.{ref}, "py_func", _m.{ref}).__code__
+""",
+    "default argument": """
+import {mod}
+
+{deco}def {fn}({params}, _ref={mod}.{ref}):
+    return _ref({args})
+""",
+    "getattr with a name computed at run time": """
+import {mod} as m
+
+{deco}def {fn}({params}):
+    import os
+    return getattr(m, os.environ.get("X", "nothing"))({args})
+""",
+    "exec of a string": """
+{deco}def {fn}({params}):
+    scope = {{}}
+    exec("from {mod} import {ref} as r", scope)
+    return scope["r"]({args})
+""",
+    "exec at the top level": """
+exec("from {mod} import {ref} as {fn}")
+""",
+}
+
+TORCH_ATTACKS = {
+    "torch.nn.LSTMCell": """
+import torch
+
+def {fn}({params}):
+    cell = torch.nn.LSTMCell(1, 1)
+    return cell
+""",
+    "from torch import nn as alias": """
+from torch import nn as tnn
+
+def {fn}({params}):
+    return tnn.GRUCell(1, 1)
+""",
+    "torch._VF": """
+import torch
+
+def {fn}({params}):
+    return torch._VF.lstm_cell
+""",
+    "getattr on torch.nn with a built name": """
+import torch.nn
+
+def {fn}({params}):
+    return getattr(torch.nn, "RN" + "NCell")(1, 1)
+""",
+    "importlib torch.nn.modules.rnn": """
+import importlib
+
+def {fn}({params}):
+    return importlib.import_module("torch.nn.modules." + "rnn").LSTM
+""",
+}
+
+
+def _fill(template, assignment, fn):
+    nb = solution_nb(assignment)
+    mod, ref = TARGETS[(assignment, fn)]
+    deco, params, args = signature(nb, fn)
+    h = len(ref) // 2
+    m = len("lstmlib.")
+    return template.format(fn=fn, mod=mod, ref=ref, ref_a=ref[:h], ref_b=ref[h:],
+                           ref_rev=ref[::-1], mod_a=mod[:m], mod_b=mod[m:],
+                           mod_tail=mod[m:], params=params, args=args, deco=deco)
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+@pytest.mark.parametrize("target", sorted(TARGETS), ids=lambda t: f"{t[0]}-{t[1]}")
+def test_delegation_is_detected_and_only_there(target, attack):
+    assignment, fn = target
+    nb = with_cell(solution_nb(assignment), fn, _fill(ATTACKS[attack], assignment, fn))
+    found = sim.delegating_functions(nb, assignment)
+    assert fn in found, f"{attack} not detected in {assignment}.{fn}"
+    assert found[fn].startswith("delegates to the reference implementation")
+    assert_only_callers_flagged(nb, assignment, fn, found)
+
+
+def calls(assignment, caller, callee):
+    """Whether the solution's ``caller`` calls ``callee`` by name."""
+    tree = ast.parse(_src(cell_of(solution_nb(assignment), caller)))
+    return any(isinstance(n, ast.Name) and n.id == callee for n in ast.walk(tree))
+
+
+def assert_only_callers_flagged(nb, assignment, fn, found):
+    """The other graded functions are honest: flagged only when they call
+    the attacked one (Part B calling Part A's function)."""
+    for other in found:
+        if other != fn:
+            assert calls(assignment, other, fn), (other, found[other])
+
+
+@pytest.mark.parametrize("attack", sorted(TORCH_ATTACKS))
+@pytest.mark.parametrize("target", [("01_rnn_forward", "rnn_step_forward"),
+                                    ("04_lstm_cell", "lstm_step_backward"),
+                                    ("06_gru", "gru_step_forward")],
+                         ids=lambda t: f"{t[0]}-{t[1]}")
+def test_torch_recurrent_modules_are_delegation(target, attack):
+    assignment, fn = target
+    nb = with_cell(solution_nb(assignment), fn, _fill(TORCH_ATTACKS[attack], assignment, fn))
+    found = sim.delegating_functions(nb, assignment)
+    assert fn in found and "torch" in found[fn]
+    assert_only_callers_flagged(nb, assignment, fn, found)
+
+
+def test_findings_name_what_and_where():
+    nb = with_cell(solution_nb("04_lstm_cell"), "lstm_step_backward",
+                   _fill(ATTACKS["through a helper of the notebook"], "04_lstm_cell",
+                         "lstm_step_backward"))
+    cell_index = next(i for i, c in enumerate(nb["cells"])
+                      if c["metadata"].get("nbgrader", {}).get("grade_id")
+                      == "lstm_step_backward")
+    findings = sim.find_delegation(nb, "04_lstm_cell")["lstm_step_backward"]
+    hits = {(f.cell, f.line, f.via) for f in findings
+            if f.what.startswith("lstmlib.lstm.lstm_step_backward")}
+    # the import (line 3) and the call (line 4) inside the helper
+    assert hits == {(cell_index, 3, "through _compute"),
+                    (cell_index, 4, "through _compute")}, findings
+
+
+@pytest.mark.parametrize("assignment", sorted(sim.ASSIGNMENTS))
+def test_honest_notebooks_are_not_flagged(assignment):
+    """Published solutions (which use the allowed helpers: sigmoid, the step
+    functions in 05, lstm_forward in 07, lstmlib's layers in 08), the blank
+    released notebooks and every non-delegating entry of the mistake bank."""
+    sol = solution_nb(assignment)
+    assert sim.delegating_functions(sol, assignment) == {}
+    assert sim.delegating_functions(released_nb(assignment), assignment) == {}
+    bank = load(assignment)
+    for m in bank.MISTAKES:
+        found = sim.delegating_functions(apply(sol, m), assignment)
+        if "delegat" in m.name:
+            assert found, m.name
+        else:
+            assert found == {}, (m.name, found)
+
+
+def test_the_mistake_banks_delegations_are_found():
+    nb = apply(solution_nb("07_bidirectional"),
+               next(m for m in load("07_bidirectional").MISTAKES if "delegat" in m.name))
+    found = sim.delegating_functions(nb, "07_bidirectional")
+    assert list(found) == ["bidirectional_lstm"] and "reverse" in found["bidirectional_lstm"]
+
+
+def test_honest_lookalikes_are_not_flagged():
+    """Names that only look like the reference: a local variable called
+    lstm_step_backward, the string "lstm_step_forward" in a message, a
+    comparison with lstmlib in a separate try-it cell."""
+    nb = solution_nb("04_lstm_cell")
+    src = _src(cell_of(nb, "lstm_step_forward")).replace(
+        "    H = h_prev.shape[1]\n",
+        "    H = h_prev.shape[1]\n    lstm_step_backward = 'lstm_step_forward'\n"
+        "    assert lstm_step_backward\n")
+    nb = with_cell(nb, "lstm_step_forward", src)
+    nb = add_cell(nb, "from lstmlib.lstm import lstm_step_forward as ref\n"
+                      "import numpy as np\nx = np.ones((1, 1))\n")
+    assert sim.delegating_functions(nb, "04_lstm_cell") == {}
+
+
+def test_assignment_is_inferred_and_bad_input_is_named(tmp_path):
+    path = ROOT / "solutions" / "09_performance" / "kernels.ipynb"
+    assert sim.delegating_functions(path) == {}        # from the file name
+    nb = with_cell(solution_nb("01_rnn_forward"), "rnn_forward",
+                   _fill(ATTACKS["direct"], "01_rnn_forward", "rnn_forward"))
+    assert list(sim.delegating_functions(nb)) == ["rnn_forward"]   # checks.prepare
+    with pytest.raises(ValueError, match="assignment: expected one of"):
+        sim.delegating_functions(nb, "10_transformers")
+    bad = tmp_path / "x.ipynb"
+    bad.write_text("not json")
+    with pytest.raises(ValueError, match="notebook: .* is not a notebook"):
+        sim.delegating_functions(bad, "01_rnn_forward")
+    with pytest.raises(ValueError, match="notebook: expected an .ipynb file"):
+        sim.delegating_functions(tmp_path / "missing.ipynb", "01_rnn_forward")
+
+
+def test_trusted_module_imports_nothing_from_the_kernel_side():
+    tree = ast.parse((ROOT / "lstmlib" / "grading" / "similarity.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    kernel_side = {"lstmlib", "numpy", "torch", "numba"}
+    assert not any(i.startswith(".") for i in imported), imported
+    assert not {i.split(".")[0] for i in imported} & kernel_side, imported
+
+
+# ---------------------------------------------------------------------------
+# Similarity: honest independent answers, copies of the solution, of the
+# reference and of another student
+
+HONEST_01 = {
+    "ana": {
+        "rnn_step_forward": '''
+def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
+                     nonlinearity="tanh"):
+    """h = phi(x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh)."""
+    z = np.dot(x, w_ih.T) + np.dot(h_prev, w_hh.T)
+    for bias in (b_ih, b_hh):
+        if bias is not None:
+            z = z + bias
+    if nonlinearity == "relu":
+        h = np.where(z > 0, z, np.zeros_like(z))
+    else:
+        h = np.tanh(z)
+    cache = (x, h_prev, h)
+    return h, cache
+''',
+        "rnn_forward": '''
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """x (T, B, D), h0 (B, H) -> out (T, B, H), h_n (B, H), cache."""
+    hidden = []
+    caches = []
+    state = h0
+    for x_t in x:
+        state, step_cache = rnn_step_forward(x_t, state, w_ih, w_hh, b_ih,
+                                             b_hh, nonlinearity)
+        hidden.append(state)
+        caches.append(step_cache)
+    out = np.stack(hidden, axis=0).astype(h0.dtype, copy=False)
+    h_n = state
+    return out, h_n, caches
+'''},
+    "ben": {
+        "rnn_step_forward": '''
+def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
+                     nonlinearity="tanh"):
+    """h = phi(x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh)."""
+    pre = np.einsum("bd,hd->bh", x, w_ih)
+    if b_ih is not None:
+        pre += b_ih
+    pre += np.einsum("bk,hk->bh", h_prev, w_hh)
+    if b_hh is not None:
+        pre += b_hh
+    h = np.tanh(pre) if nonlinearity == "tanh" else pre * (pre > 0)
+    cache = (x, h_prev, h)
+    return h, cache
+''',
+        "rnn_forward": '''
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """x (T, B, D), h0 (B, H) -> out (T, B, H), h_n (B, H), cache."""
+    steps = x.shape[0]
+    out = np.empty((steps,) + h0.shape, dtype=h0.dtype)
+    caches = [None] * steps
+    prev = h0
+    t = 0
+    while t < steps:
+        out[t], caches[t] = rnn_step_forward(x[t], prev, w_ih, w_hh, b_ih,
+                                             b_hh, nonlinearity)
+        prev = out[t]
+        t += 1
+    h_n = prev.copy()
+    return out, h_n, caches
+'''},
+}
+
+
+def submission(assignment, answers):
+    """The solution notebook with each graded cell replaced by ``answers``."""
+    nb = solution_nb(assignment)
+    for fn, src in answers.items():
+        nb = with_cell(nb, fn, src)
+    return nb
+
+
+class _Renamer(ast.NodeTransformer):
+    """Renames every local variable and parameter: a disguised copy."""
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def visit_Name(self, node):
+        if node.id not in self.keep and not node.id[0].isupper():
+            node.id = f"my_{node.id}_var"
+        return node
+
+    def visit_arg(self, node):
+        node.arg = f"my_{node.arg}_var"
+        return node
+
+
+def disguise(src, keep):
+    """Renamed locals, reformatted (ast.unparse), comments added."""
+    tree = _Renamer(set(keep))
+    text = ast.unparse(tree.visit(ast.parse(src)))
+    lines = []
+    for i, line in enumerate(text.splitlines()):
+        lines.append(line + ("  # my own work" if i % 3 == 1 else ""))
+        if i % 4 == 2:
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def reference_source(module, fn):
+    path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn)
+    return ast.unparse(node)
+
+
+KEEP_01 = {"np", "rnn_step_forward", "rnn_forward", "seq", "_check_nonlinearity",
+           "range", "RNNStepCache", "RNNCache", "None"}
+
+
+def class_01():
+    sol = solution_nb("01_rnn_forward")
+    subs = {name: submission("01_rnn_forward", answers)
+            for name, answers in HONEST_01.items()}
+    # cara copies ana's answers with every name changed and new layout
+    subs["cara"] = submission("01_rnn_forward", {
+        fn: disguise(src, KEEP_01) for fn, src in HONEST_01["ana"].items()})
+    # dan hands in the published solution as it is
+    subs["dan"] = copy.deepcopy(sol)
+    # eve copies lstmlib's own source, renamed and reformatted
+    subs["eve"] = submission("01_rnn_forward", {
+        fn: disguise(reference_source("lstmlib.rnn", fn), KEEP_01)
+        for fn in ("rnn_step_forward", "rnn_forward")})
+    # fay hands in the blank notebook
+    subs["fay"] = released_nb("01_rnn_forward")
+    return sol, subs
+
+
+def _pairs(report):
+    return {(m.kind, m.student, m.other) for m in report.matches}
+
+
+def test_similarity_flags_the_copies_and_only_them():
+    sol, subs = class_01()
+    report = sim.similarity_report("01_rnn_forward", subs, solution=sol,
+                                   released=released_nb("01_rnn_forward"))
+    assert _pairs(report) == {
+        ("student", "ana", "cara"),                             # shared code
+        ("solution", "dan", "published solution"),             # the solution
+        ("reference", "eve", "lstmlib (reference implementation)"),  # lstmlib
+    }, [(m.kind, m.student, m.other, round(m.score, 2)) for m in report.matches]
+    scores = [m.score for m in report.matches]
+    assert scores == sorted(scores, reverse=True)
+    by = {(m.kind, m.student): m for m in report.matches}
+    assert "rnn_forward" in by[("student", "ana")].reason
+    assert report.delegation == {}
+
+
+def test_honest_answers_score_well_below_the_threshold():
+    """The margin, not only the verdict: two independent correct answers,
+    and each of them against the published solution and the reference."""
+    sol, subs = class_01()
+    report = sim.similarity_report("01_rnn_forward", subs, solution=sol,
+                                   threshold=0.01, min_shared=1,
+                                   released=released_nb("01_rnn_forward"))
+    honest = {"ana", "ben"}
+    worst = max((m.score for m in report.matches
+                 if m.student in honest and m.other in honest | {
+                     "published solution", "lstmlib (reference implementation)"}),
+                default=0.0)
+    assert worst < sim.DEFAULT_THRESHOLD / 2, worst
+
+
+def test_a_lower_threshold_flags_more_and_bad_thresholds_are_named():
+    sol, subs = class_01()
+    strict = sim.similarity_report("01_rnn_forward", subs, solution=sol)
+    loose = sim.similarity_report("01_rnn_forward", subs, solution=sol,
+                                  threshold=0.05, min_shared=1)
+    assert _pairs(strict) < _pairs(loose)
+    for bad in (0, 1.5, "0.5"):
+        with pytest.raises(ValueError, match="threshold: expected a number in"):
+            sim.similarity_report("01_rnn_forward", subs, threshold=bad)
+
+
+def test_report_lists_delegation_too():
+    sol = solution_nb("04_lstm_cell")
+    subs = {"gus": with_cell(sol, "lstm_step_backward",
+                             _fill(ATTACKS["getattr with a built name"],
+                                   "04_lstm_cell", "lstm_step_backward")),
+            "hal": released_nb("04_lstm_cell")}
+    report = sim.similarity_report("04_lstm_cell", subs, solution=sol)
+    assert list(report.delegation) == ["gus"]
+    assert list(report.delegation["gus"]) == ["lstm_step_backward"]
+
+
+def test_normalisation_ignores_names_comments_and_layout():
+    a = "def f(x, y):\n    '''doc'''\n    total = x + y  # sum\n    return total * 2\n"
+    b = "def f(a,\n      b):\n    s = (a +\n         b)\n\n    return s*2\n"
+    c = "def f(x, y):\n    return (x - y) * 2\n"
+    assert sim.normalise(a, keep={"f"}) == sim.normalise(b, keep={"f"})
+    assert sim.normalise(a, keep={"f"}) != sim.normalise(c, keep={"f"})
+    with pytest.raises(ValueError, match="code: expected Python source"):
+        sim.normalise("def (:")
+
+
+# ---------------------------------------------------------------------------
+# The command line, end to end, on a small class
+
+def test_cli_end_to_end(tmp_path):
+    sol, subs = class_01()
+    course = tmp_path / "course"
+    (course / "solutions" / "01_rnn_forward").mkdir(parents=True)
+    (course / "solutions" / "01_rnn_forward" / "rnn_forward.ipynb").write_text(
+        json.dumps(sol))
+    (course / "exercises" / "01_rnn_forward").mkdir(parents=True)
+    (course / "exercises" / "01_rnn_forward" / "rnn_forward.ipynb").write_text(
+        json.dumps(released_nb("01_rnn_forward")))
+    subs["gus"] = with_cell(sol, "rnn_forward",
+                            _fill(ATTACKS["importlib with a built name"],
+                                  "01_rnn_forward", "rnn_forward"))
+    for student, nb in subs.items():
+        d = course / "grading" / "submitted" / student / "01_rnn_forward"
+        d.mkdir(parents=True)
+        (d / "rnn_forward.ipynb").write_text(json.dumps(nb))
+    cmd = [sys.executable, "-m", "lstmlib.grading", "--course", str(course),
+           "similarity", "01_rnn_forward"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert "7 submissions" in run.stdout
+    reports = course / "grading" / "reports"
+    with open(reports / "01_rnn_forward-similarity.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    flagged = {(r["kind"], r["student"], r["other"]) for r in rows}
+    assert ("student", "ana", "cara") in flagged
+    assert ("solution", "dan", "published solution") in flagged
+    assert ("reference", "eve", "lstmlib (reference implementation)") in flagged
+    assert ("delegation", "gus", "rnn_forward") in flagged
+    assert not any("ben" in (r["student"], r["other"]) for r in rows)
+    assert not any("fay" in (r["student"], r["other"]) for r in rows)
+    md = (reports / "01_rnn_forward-similarity.md").read_text()
+    assert "| student | ana | cara |" in md
+    assert "<td>cara</td>" in (reports / "01_rnn_forward-similarity.html").read_text()
+    # a second run keeps the first report aside instead of overwriting it
+    run2 = subprocess.run(cmd + ["--threshold", "0.99"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert run2.returncode == 0, run2.stderr
+    with open(reports / "01_rnn_forward-similarity.previous.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    # bad input: an unknown assignment, a course with no submissions
+    bad = subprocess.run(cmd[:-1] + ["10_transformers"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 1 and "assignment: expected one of" in bad.stderr
+    empty = subprocess.run([sys.executable, "-m", "lstmlib.grading", "--course",
+                            str(tmp_path), "similarity", "01_rnn_forward"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert empty.returncode == 1 and "expected submissions in" in empty.stderr
