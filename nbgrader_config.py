@@ -9,11 +9,18 @@ which git ignores.
 # A fresh clone has no grading/ folder, and nbgrader cannot create the
 # sqlite gradebook inside a missing folder: it would report a misleading
 # "error accessing the nbgrader database ... run nbgrader db upgrade".
+# nbgrader also runs the `alembic` command of its own environment, which is
+# not on PATH when .venv/bin/nbgrader is called without activating .venv.
 import os as _os_fresh_clone
+import sys as _sys_fresh_clone
 
 _os_fresh_clone.makedirs(_os_fresh_clone.path.join(
     _os_fresh_clone.path.dirname(_os_fresh_clone.path.abspath(__file__)),
     "grading"), exist_ok=True)
+_bin = _os_fresh_clone.path.dirname(_sys_fresh_clone.executable)
+_path = _os_fresh_clone.environ.get("PATH", "")
+if _bin not in _path.split(_os_fresh_clone.pathsep):
+    _os_fresh_clone.environ["PATH"] = _bin + _os_fresh_clone.pathsep + _path
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 

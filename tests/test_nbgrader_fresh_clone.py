@@ -3,7 +3,9 @@
 A fresh clone has no grading/ folder (git ignores it); nbgrader opens the
 sqlite gradebook grading/gradebook.db and, when the folder is missing,
 fails with a misleading "error accessing the nbgrader database ... run
-nbgrader db upgrade". nbgrader_config.py creates the folder when it loads.
+nbgrader db upgrade". nbgrader_config.py creates the folder when it loads,
+and puts the bin folder of nbgrader's own environment on PATH (nbgrader runs
+its `alembic` command, absent from PATH when .venv is not activated).
 This runs the real ``nbgrader generate_assignment`` in a real ``git clone``.
 """
 
@@ -36,11 +38,21 @@ def clone(tmp_path):
     return dest
 
 
+@pytest.mark.slow
 def test_generate_assignment_in_a_fresh_clone(clone):
     assert not (clone / "grading").exists()          # as git leaves it
     released = clone / "exercises" / "04_lstm_cell" / "lstm_cell.ipynb"
-    released.unlink()
+    # deleted as git deletes it: the emptied folder goes too (with the folder
+    # still there nbgrader skips the assignment: "Skipping existing")
+    subprocess.run(["git", "rm", "--quiet", str(released.relative_to(clone))],
+                   cwd=clone, check=True, timeout=60)
+    assert not released.parent.exists()
+    # .venv/bin/nbgrader called without activating .venv: its bin folder is
+    # not on PATH (nbgrader runs the `alembic` command from there)
+    venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != Path(venv_bin).resolve())
     run = subprocess.run(_nbgrader() + ["generate_assignment", "04_lstm_cell"],
                          cwd=clone, capture_output=True, text=True, timeout=300,
                          env=env)
