@@ -456,6 +456,93 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
 '''},
 }
 
+HONEST_04 = {
+    "ana": {
+        "lstm_step_forward": """
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+    \"\"\"x (B, D), h_prev and c_prev (B, H) -> (h, c), cache.\"\"\"
+    z = np.dot(x, w_ih.T) + np.dot(h_prev, w_hh.T)
+    for bias in (b_ih, b_hh):
+        if bias is not None:
+            z = z + bias
+    blocks = np.split(z, 4, axis=1)
+    i, f, o = (1.0 / (1.0 + np.exp(-blocks[k])) for k in (0, 1, 3))
+    g = np.tanh(blocks[2])
+    c = c_prev * f + g * i
+    tanh_c = np.tanh(c)
+    h = tanh_c * o
+    cache = LSTMStepCache(x, h_prev, c_prev, i, f, g, o, c, tanh_c,
+                          w_ih, w_hh, b_ih is not None)
+    return (h, c), cache
+""",
+        "lstm_step_backward": """
+def lstm_step_backward(dh, dc, cache):
+    \"\"\"dh, dc (B, H) -> (dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh).\"\"\"
+    x, h_prev, c_prev, i, f, g, o, c, tanh_c, w_ih, w_hh, has_bias = cache
+    d_o = dh * tanh_c
+    d_c = dc + dh * o * (1 - tanh_c * tanh_c)
+    pieces = [d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
+              d_c * i * (1 - g * g), d_o * o * (1 - o)]
+    d_a = np.hstack(pieces)
+    dx = np.dot(d_a, w_ih)
+    dh_prev = np.dot(d_a, w_hh)
+    dc_prev = f * d_c
+    dw_ih = np.dot(d_a.T, x)
+    dw_hh = np.dot(d_a.T, h_prev)
+    db_ih = d_a.sum(0) if has_bias else None
+    db_hh = None if db_ih is None else db_ih.copy()
+    return dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh
+"""},
+    "ben": {
+        "lstm_step_forward": """
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+    \"\"\"x (B, D), h_prev and c_prev (B, H) -> (h, c), cache.\"\"\"
+    H = h_prev.shape[1]
+    pre_x = x @ w_ih.T
+    pre_h = h_prev @ w_hh.T
+    if b_ih is not None:
+        pre_x += b_ih
+        pre_h += b_hh
+    a = pre_x + pre_h
+    gates = {}
+    for k, name in enumerate("ifgo"):
+        block = a[:, k * H:(k + 1) * H]
+        gates[name] = np.tanh(block) if name == "g" else sigmoid(block)
+    i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
+    c = np.add(np.multiply(f, c_prev), np.multiply(i, g))
+    tanh_c = np.tanh(c)
+    h = np.multiply(o, tanh_c)
+    cache = LSTMStepCache(x, h_prev, c_prev, i, f, g, o, c, tanh_c,
+                          w_ih, w_hh, b_ih is not None)
+    return (h, c), cache
+""",
+        "lstm_step_backward": """
+def lstm_step_backward(dh, dc, cache):
+    \"\"\"dh, dc (B, H) -> (dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh).\"\"\"
+    x, h_prev, c_prev, i, f, g, o, c, tanh_c, w_ih, w_hh, has_bias = cache
+    H = dh.shape[1]
+    dc_total = dc + dh * o * (1.0 - np.square(tanh_c))
+    pre_grads = np.empty((dh.shape[0], 4 * H), dtype=dh.dtype)
+    pre_grads[:, :H] = dc_total * g * i * (1.0 - i)
+    pre_grads[:, H:2 * H] = dc_total * c_prev * f * (1.0 - f)
+    pre_grads[:, 2 * H:3 * H] = dc_total * i * (1.0 - np.square(g))
+    pre_grads[:, 3 * H:] = dh * tanh_c * o * (1.0 - o)
+    dx = pre_grads @ w_ih
+    dh_prev = pre_grads @ w_hh
+    dc_prev = dc_total * f
+    dw_ih = np.einsum("bk,bd->kd", pre_grads, x)
+    dw_hh = np.einsum("bk,bh->kh", pre_grads, h_prev)
+    db_ih = db_hh = None
+    if has_bias:
+        db_ih = pre_grads.sum(axis=0)
+        db_hh = db_ih.copy()
+    return dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh
+"""},
+}
+
+HONEST = {"01_rnn_forward": HONEST_01, "04_lstm_cell": HONEST_04}
+REFERENCE_MODULE = {"01_rnn_forward": "lstmlib.rnn", "04_lstm_cell": "lstmlib.lstm"}
+
 
 def submission(assignment, answers):
     """The solution notebook with each graded cell replaced by ``answers``."""
@@ -500,55 +587,128 @@ def reference_source(module, fn):
     return ast.unparse(node)
 
 
-KEEP_01 = {"np", "rnn_step_forward", "rnn_forward", "seq", "_check_nonlinearity",
-           "range", "RNNStepCache", "RNNCache", "None"}
+KEEP = {"np", "seq", "_check_nonlinearity", "range", "sigmoid", "RNNStepCache",
+        "RNNCache", "LSTMStepCache", "LSTMStepGrads", "None", "dict", "enumerate"}
 
 
-def class_01():
-    sol = solution_nb("01_rnn_forward")
-    subs = {name: submission("01_rnn_forward", answers)
-            for name, answers in HONEST_01.items()}
+def class_of(assignment):
+    """A class of six: two honest students (ana, ben), a disguised copy of
+    ana (cara), the published solution (dan), a disguised copy of lstmlib's
+    source (eve) and a blank notebook (fay)."""
+    sol = solution_nb(assignment)
+    honest = HONEST[assignment]
+    keep = KEEP | set(sim.ASSIGNMENTS[assignment].graded)
+    subs = {name: submission(assignment, answers) for name, answers in honest.items()}
     # cara copies ana's answers with every name changed and new layout
-    subs["cara"] = submission("01_rnn_forward", {
-        fn: disguise(src, KEEP_01) for fn, src in HONEST_01["ana"].items()})
+    subs["cara"] = submission(assignment, {
+        fn: disguise(src, keep) for fn, src in honest["ana"].items()})
     # dan hands in the published solution as it is
     subs["dan"] = copy.deepcopy(sol)
     # eve copies lstmlib's own source, renamed and reformatted
-    subs["eve"] = submission("01_rnn_forward", {
-        fn: disguise(reference_source("lstmlib.rnn", fn), KEEP_01)
-        for fn in ("rnn_step_forward", "rnn_forward")})
+    subs["eve"] = submission(assignment, {
+        fn: disguise(reference_source(REFERENCE_MODULE[assignment], fn), keep)
+        for fn in sim.ASSIGNMENTS[assignment].graded})
     # fay hands in the blank notebook
-    subs["fay"] = released_nb("01_rnn_forward")
+    subs["fay"] = released_nb(assignment)
     return sol, subs
+
+
+def class_01():
+    return class_of("01_rnn_forward")
 
 
 def _pairs(report):
     return {(m.kind, m.student, m.other) for m in report.matches}
 
 
-def test_similarity_flags_the_copies_and_only_them():
-    sol, subs = class_01()
-    report = sim.similarity_report("01_rnn_forward", subs, solution=sol,
-                                   released=released_nb("01_rnn_forward"))
-    assert _pairs(report) == {
+def _run_answers(assignment, answers):
+    """The graded functions of ``answers``, defined as the notebook's first
+    cell would define them."""
+    import numpy as np
+    from lstmlib.activations import sigmoid
+    from lstmlib.lstm import LSTMStepCache
+    ns = {"np": np, "sigmoid": sigmoid, "LSTMStepCache": LSTMStepCache}
+    for src in answers.values():
+        exec(compile(src, f"<{assignment}>", "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("student", ["ana", "ben"])
+@pytest.mark.parametrize("assignment", sorted(HONEST))
+def test_the_honest_answers_are_correct(assignment, student):
+    """The premise of the no-false-positive tests: these answers are right
+    (same values as lstmlib's reference, with and without biases, float32)."""
+    import numpy as np
+    from lstmlib import lstm, rnn
+    ns = _run_answers(assignment, HONEST[assignment][student])
+    rng = np.random.default_rng(7)
+    for bias in (True, False):
+        for dt in ("float64", "float32"):
+            def r(*shape):
+                return rng.standard_normal(shape).astype(dt)
+            B, D, H, T = 3, 4, 5, 6
+            if assignment == "01_rnn_forward":
+                w = (r(H, D), r(H, H)) + ((r(H), r(H)) if bias else (None, None))
+                for nl in ("tanh", "relu"):
+                    got, _ = ns["rnn_step_forward"](r(B, D), r(B, H), *w, nl)
+                    x, h0 = r(T, B, D), r(B, H)
+                    out, h_n, _ = ns["rnn_forward"](x, h0, *w, nl)
+                    ref_out, ref_h, _ = rnn.rnn_forward(x, h0, *w, nl)
+                    np.testing.assert_allclose(out, ref_out, rtol=1e-4, atol=1e-5)
+                    np.testing.assert_allclose(h_n, ref_h, rtol=1e-4, atol=1e-5)
+                    assert out.dtype == ref_out.dtype
+            else:
+                w = (r(4 * H, D), r(4 * H, H)) + (
+                    (r(4 * H), r(4 * H)) if bias else (None, None))
+                x, h, c = r(B, D), r(B, H), r(B, H)
+                (h1, c1), cache = ns["lstm_step_forward"](x, h, c, *w)
+                (rh, rc), rcache = lstm.lstm_step_forward(x, h, c, *w)
+                np.testing.assert_allclose(h1, rh, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(c1, rc, rtol=1e-4, atol=1e-5)
+                dh, dc = r(B, H), r(B, H)
+                got = ns["lstm_step_backward"](dh, dc, rcache)
+                ref = lstm.lstm_step_backward(dh, dc, rcache)
+                for g, e in zip(got, ref):
+                    if e is None:
+                        assert g is None
+                    else:
+                        np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
+                        assert g.dtype == e.dtype
+
+
+@pytest.mark.parametrize("assignment", sorted(HONEST))
+def test_similarity_flags_the_copies_and_only_them(assignment):
+    sol, subs = class_of(assignment)
+    report = sim.similarity_report(assignment, subs, solution=sol,
+                                   released=released_nb(assignment))
+    expected = {
         ("student", "ana", "cara"),                             # shared code
         ("solution", "dan", "published solution"),             # the solution
         ("reference", "eve", "lstmlib (reference implementation)"),  # lstmlib
-    }, [(m.kind, m.student, m.other, round(m.score, 2)) for m in report.matches]
+    }
+    if assignment == "04_lstm_cell":
+        # this published solution follows lstmlib's lstm_step_forward and
+        # lstm_step_backward line by line: its copy resembles lstmlib's too
+        expected |= {("reference", "dan", "lstmlib (reference implementation)"),
+                     ("student", "dan", "eve")}
+    assert _pairs(report) == expected, \
+        [(m.kind, m.student, m.other, round(m.score, 2)) for m in report.matches]
     scores = [m.score for m in report.matches]
     assert scores == sorted(scores, reverse=True)
     by = {(m.kind, m.student): m for m in report.matches}
-    assert "rnn_forward" in by[("student", "ana")].reason
+    for fn in sim.ASSIGNMENTS[assignment].graded:
+        assert f"{fn} 100%" in by[("student", "ana")].reason
     assert report.delegation == {}
 
 
-def test_honest_answers_score_well_below_the_threshold():
+@pytest.mark.parametrize("assignment", sorted(HONEST))
+def test_honest_answers_score_well_below_the_threshold(assignment):
     """The margin, not only the verdict: two independent correct answers,
     and each of them against the published solution and the reference."""
-    sol, subs = class_01()
-    report = sim.similarity_report("01_rnn_forward", subs, solution=sol,
+    sol, subs = class_of(assignment)
+    report = sim.similarity_report(assignment, subs, solution=sol,
                                    threshold=0.01, min_shared=1,
-                                   released=released_nb("01_rnn_forward"))
+                                   released=released_nb(assignment))
     honest = {"ana", "ben"}
     worst = max((m.score for m in report.matches
                  if m.student in honest and m.other in honest | {
