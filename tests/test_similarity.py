@@ -218,6 +218,29 @@ import {mod} as m
     "exec at the top level": """
 exec("from {mod} import {ref} as {fn}")
 """,
+    "star import": """
+from {mod} import *
+_impl = {ref}
+
+{deco}def {fn}({params}):
+    return _impl({args})
+""",
+    "operator.attrgetter": """
+import operator
+import lstmlib
+
+{deco}def {fn}({params}):
+    return operator.attrgetter("{mod_tail}.{ref}")(lstmlib)({args})
+""",
+    "a class of the notebook": """
+import {mod}
+
+class _Impl:
+    run = staticmethod({mod}.{ref})
+
+{deco}def {fn}({params}):
+    return _Impl.run({args})
+""",
 }
 
 TORCH_ATTACKS = {
@@ -274,6 +297,8 @@ def test_delegation_is_detected_and_only_there(target, attack):
     found = sim.delegating_functions(nb, assignment)
     assert fn in found, f"{attack} not detected in {assignment}.{fn}"
     assert found[fn].startswith("delegates to the reference implementation")
+    if attack == "star import":       # it also rebinds every other name
+        found = {k: v for k, v in found.items() if " is bound to " not in v}
     assert_only_callers_flagged(nb, assignment, fn, found)
 
 
@@ -372,6 +397,29 @@ def test_assignment_is_inferred_and_bad_input_is_named(tmp_path):
         sim.delegating_functions(bad, "01_rnn_forward")
     with pytest.raises(ValueError, match="notebook: expected an .ipynb file"):
         sim.delegating_functions(tmp_path / "missing.ipynb", "01_rnn_forward")
+
+
+def test_hostile_notebooks_do_not_stall_the_check():
+    """String folding refuses padding and blow-ups instead of evaluating
+    them; oversized or too deeply nested code is reported, not read."""
+    an = sim._Analyzer({"cells": []}, "01_rnn_forward")
+    scope = an.module
+    for expr in ('"{:>200000}".format("x")', '"%200000s" % "x"',
+                 '("a" * 1000) * 1000', '("ab" * 5000).replace("a", "a" * 100)'):
+        assert an._strings(ast.parse(expr, mode="eval").body, scope) is None, expr
+    assert an._strings(ast.parse('"lstm_" + "forward"', mode="eval").body,
+                       scope) == "lstm_forward"
+    nb = solution_nb("01_rnn_forward")
+    big = add_cell(nb, "x = 1\n" * (sim.MAX_CODE_CHARS // 6 + 1))
+    found = sim.delegating_functions(big, "01_rnn_forward")
+    assert set(found) == {"rnn_step_forward", "rnn_forward"}
+    assert "more than the" in found["rnn_forward"]
+    deep = add_cell(nb, "y = x" + ".a" * 200_000 + "\n", solution=True)
+    assert sim.delegating_functions(deep, "01_rnn_forward") == {}
+    report = sim.similarity_report("01_rnn_forward", {"zed": deep, "amy": nb},
+                                   solution=nb)
+    assert any(s == "zed" for s, _ in report.problems) or \
+        all(m.student != "zed" or m.other != "amy" for m in report.matches)
 
 
 def test_trusted_module_imports_nothing_from_the_kernel_side():

@@ -225,7 +225,7 @@ def _parse(src):
     lines = ["" if _MAGIC.match(line) else line for line in src.splitlines()]
     try:
         return ast.parse("\n".join(lines))
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -281,9 +281,14 @@ class Finding:
     via: str = ""        # "through helper f" when reached through another function
 
     def text(self):
-        where = f"cell {self.cell}, line {self.line}"
-        via = f" {self.via}" if self.via else ""
-        return f"{self.function} uses {self.what} ({where}{via})"
+        where = [f"cell {self.cell}"] if self.cell >= 0 else []
+        if self.line:
+            where.append(f"line {self.line}")
+        if self.via:
+            where.append(self.via)
+        lead = "" if self.what.startswith(f"{self.function} ") else \
+            f"{self.function} uses "
+        return f"{lead}{self.what}" + (f" ({', '.join(where)})" if where else "")
 
 
 class _Binding:
@@ -326,6 +331,14 @@ class _Scope:
         return []
 
 
+class _Snapshot(_Scope):
+    """The names of a scope as they are bound at one point of the notebook."""
+
+    def __init__(self, scope):
+        super().__init__(scope.parent, scope.module)
+        self.names = {k: list(v) for k, v in scope.names.items()}
+
+
 def _module_exists(dotted):
     """Whether ``dotted`` (lstmlib.something) names a module of lstmlib."""
     parts = dotted.split(".")
@@ -333,6 +346,46 @@ def _module_exists(dotted):
         return False
     p = PACKAGE_DIR.joinpath(*parts[1:])
     return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def _public_names(module):
+    """{name: module path} that ``from module import *`` binds, for a module
+    of lstmlib (read from its source; empty for other modules). Names the
+    module imports point where they come from (``np`` is numpy)."""
+    parts = module.split(".")
+    if parts[0] != "lstmlib":
+        return {}
+    p = PACKAGE_DIR.joinpath(*parts[1:])
+    is_pkg = (p / "__init__.py").is_file()
+    path = p / "__init__.py" if is_pkg else p.with_suffix(".py")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    package = parts if is_pkg else parts[:-1]
+    names = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names[node.name] = f"{module}.{node.name}"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names[n.id] = f"{module}.{n.id}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname \
+                    else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package[:len(package) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            for a in node.names:
+                if a.name != "*":
+                    names[a.asname or a.name] = f"{base}.{a.name}"
+    return {n: q for n, q in names.items() if not n.startswith("_")}
 
 
 def delegation_reason(qual, assignment):
@@ -384,9 +437,14 @@ class _Analyzer:
         for stmt in body:
             self._bind_stmt(stmt, scope, cell, module_level)
 
-    def _bind_target(self, target, value, scope, cell, replace):
+    def _bind_target(self, target, value, scope, cell, replace, vscope=None):
+        # vscope: where ``value`` is resolved. At the notebook's top level,
+        # a snapshot of the names bound so far (`_impl = lstm_forward` keeps
+        # what lstm_forward was then, even if a def replaces it later).
+        if vscope is None:
+            vscope = _Snapshot(scope) if scope is self.module else scope
         if isinstance(target, ast.Name):
-            scope.bind(target.id, _Binding("expr", value, cell, scope), replace)
+            scope.bind(target.id, _Binding("expr", value, cell, vscope), replace)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for j, elt in enumerate(target.elts):
                 sub = value.elts[j] if isinstance(value, (ast.Tuple, ast.List)) \
@@ -397,7 +455,7 @@ class _Analyzer:
                 if sub is None:
                     self._bind_unknown(elt, scope, cell, replace)
                 else:
-                    self._bind_target(elt, sub, scope, cell, replace)
+                    self._bind_target(elt, sub, scope, cell, replace, vscope)
         elif isinstance(target, ast.Subscript):
             # globals()["name"] = value ; vars(module)... are not followed
             base = target.value
@@ -408,7 +466,7 @@ class _Analyzer:
                 except _Unknown:
                     return
                 if isinstance(key, str):
-                    self.module.bind(key, _Binding("expr", value, cell, scope), replace)
+                    self.module.bind(key, _Binding("expr", value, cell, vscope), replace)
 
     def _bind_unknown(self, target, scope, cell, replace):
         for node in ast.walk(target):
@@ -488,12 +546,15 @@ class _Analyzer:
                 scope.bind(node.target.id, _Binding("expr", node.value, cell, scope), False)
 
     def _bind_star(self, module, scope, cell, replace):
-        # `from lstmlib.lstm import *`: bind the forbidden names it may bring
-        for name in self.a.forbidden | {n for n, _ in self.a.forbidden_keywords}:
-            scope.bind(name, _Binding("qual", f"{module}.{name}", cell), replace)
+        # `from lstmlib.lstm import *`: bind the names it may bring (read
+        # from lstmlib's source), the forbidden ones in any case
+        names = {n: f"{module}.{n}" for n in
+                 set(self.a.forbidden) | {n for n, _ in self.a.forbidden_keywords}}
+        names.update(_public_names(module))
         if module.startswith("torch"):
-            for name in TORCH_RNN_NAMES:
-                scope.bind(name, _Binding("qual", f"{module}.{name}", cell), replace)
+            names.update({n: f"{module}.{n}" for n in TORCH_RNN_NAMES})
+        for name, qual in sorted(names.items()):
+            scope.bind(name, _Binding("qual", qual, cell), replace)
 
     def _function_scope(self, node, parent):
         scope = _Scope(parent, self.module)
@@ -558,14 +619,18 @@ class _Analyzer:
             right = self._const(node.right, scope, depth + 1)
             try:
                 if isinstance(node.op, ast.Add):
+                    if isinstance(left, (str, list)) and len(left) + len(right) > 10_000:
+                        raise _Unknown
                     return left + right
                 if isinstance(node.op, ast.Mult) and (
                         not isinstance(left, int) or not isinstance(right, int)):
-                    if isinstance(left, int) and left > 100 or \
-                            isinstance(right, int) and right > 100:
+                    n = left if isinstance(left, int) else right
+                    seq_ = right if isinstance(left, int) else left
+                    if not isinstance(n, int) or n * len(seq_) > 10_000:
                         raise _Unknown
                     return left * right
-                if isinstance(node.op, ast.Mod) and isinstance(left, str):
+                if isinstance(node.op, ast.Mod) and isinstance(left, str) and \
+                        not re.search(r"%[^a-zA-Z%]*[0-9*]", left):
                     return left % (tuple(right) if isinstance(right, list) else right)
             except (TypeError, ValueError):
                 raise _Unknown from None
@@ -598,6 +663,10 @@ class _Analyzer:
                 if not isinstance(obj, str):
                     raise _Unknown
                 args = [self._const(x, scope, depth + 1) for x in node.args]
+                if f.attr == "format" and re.search(r"\{[^}]*[:!]", obj) or \
+                        f.attr == "replace" and len(obj) * max(
+                            [1] + [len(x) for x in args if isinstance(x, str)]) > 100_000:
+                    raise _Unknown          # no padding or blow-up to evaluate
                 try:
                     return getattr(obj, f.attr)(*args)
                 except (TypeError, ValueError, IndexError, KeyError):
@@ -613,10 +682,16 @@ class _Analyzer:
                     raise _Unknown from None
         raise _Unknown
 
+    def _const_checked(self, node, scope):
+        v = self._const(node, scope)
+        if isinstance(v, (str, list)) and len(v) > 10_000:
+            raise _Unknown
+        return v
+
     def _strings(self, node, scope):
         try:
-            v = self._const(node, scope)
-        except _Unknown:
+            v = self._const_checked(node, scope)
+        except (_Unknown, RecursionError, MemoryError, OverflowError):
             return None
         return v if isinstance(v, str) else None
 
@@ -951,6 +1026,9 @@ def _mutates(stmt, fname):
     return False
 
 
+MAX_CODE_CHARS = 1_000_000      # code in one notebook; far above any answer
+
+
 def find_delegation(notebook, assignment=None, path=None):
     """{graded function: [Finding, ...]} for every graded function of the
     notebook that delegates (absent functions are absent)."""
@@ -963,12 +1041,22 @@ def find_delegation(notebook, assignment=None, path=None):
             raise ValueError("assignment: could not tell the assignment of this "
                              "notebook (no checks.prepare call, no assignment "
                              f"folder in its path); pass one of {sorted(ASSIGNMENTS)}")
-    an = _Analyzer(nb, assignment)
-    result = {}
-    for fname in an.a.graded:
-        findings = an.scan(fname)
-        if findings:
-            result[fname] = findings
+    a = get_assignment(assignment)
+    size = sum(len(_source(c)) for c in nb.get("cells", []) if c.get("cell_type") == "code")
+    if size > MAX_CODE_CHARS:
+        return {fname: [Finding(fname, f"a notebook of {size} characters of code, "
+                                f"more than the {MAX_CODE_CHARS} this check reads",
+                                0, -1)] for fname in a.graded}
+    try:
+        an = _Analyzer(nb, a)
+        result = {}
+        for fname in a.graded:
+            findings = an.scan(fname)
+            if findings:
+                result[fname] = findings
+    except RecursionError:
+        return {fname: [Finding(fname, "code nested too deeply to check", 0, -1)]
+                for fname in a.graded}
     return result
 
 
@@ -1241,7 +1329,11 @@ def answer_code(notebook, label="", keep=(), k=8, window=4, base=frozenset()):
     keep = set(keep)
     # helper functions the student defines are renamed; graded ones kept
     for name, tree in _split_units(trees, keep).items():
-        text = normalise(tree, keep=keep, imports=imports)
+        try:
+            text = normalise(tree, keep=keep, imports=imports)
+        except RecursionError:
+            code.unparsed.append(name)
+            continue
         code.units[name] = text
         code.prints[name] = fingerprints(tokens(text), k, window) - set(base)
     return code
