@@ -218,6 +218,9 @@ import {mod} as m
     "exec at the top level": """
 exec("from {mod} import {ref} as {fn}")
 """,
+    "import in place of the def": """
+from {mod} import {ref} as {fn}
+""",
     "star import": """
 from {mod} import *
 _impl = {ref}
@@ -763,6 +766,20 @@ def test_honest_answers_score_well_below_the_threshold(assignment):
                      "published solution", "lstmlib (reference implementation)"}),
                 default=0.0)
     assert worst < sim.DEFAULT_THRESHOLD / 2, worst
+
+
+def test_code_moved_to_an_added_cell_is_compared_too():
+    """Answers are not only in the solution cells: a student may add cells
+    (the grader calls the function by name, wherever it was defined)."""
+    sol, subs = class_of("04_lstm_cell")
+    moved = released_nb("04_lstm_cell")
+    for src in HONEST_04["ana"].values():
+        moved = add_cell(moved, disguise(src, KEEP | {"lstm_step_forward",
+                                                      "lstm_step_backward"}))
+    report = sim.similarity_report("04_lstm_cell", {"ana": subs["ana"], "gil": moved,
+                                                    "ben": subs["ben"]},
+                                   solution=sol, released=released_nb("04_lstm_cell"))
+    assert _pairs(report) == {("student", "ana", "gil")}
 
 
 def test_a_lower_threshold_flags_more_and_bad_thresholds_are_named():

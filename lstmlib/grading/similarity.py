@@ -22,7 +22,8 @@ Two tools:
   answer has no reason to do it.
 
 * :func:`similarity_report`: for every submission of an assignment, the
-  answer code (all nbgrader solution cells) is normalised (comments and
+  answer code (the nbgrader solution cells and any cell nbgrader neither
+  locks nor grades, such as cells the student added) is normalised (comments and
   docstrings dropped, names bound in the answer renamed canonically in order
   of appearance, imports resolved to full module paths, formatting by
   ``ast.unparse``), cut into token k-grams and fingerprinted by winnowing
@@ -210,6 +211,16 @@ def load_notebook(notebook):
                              f"(JSON expected): {exc}") from None
     raise ValueError(f"notebook: expected a path or a notebook dict, "
                      f"received {type(notebook).__name__}")
+
+
+def _is_answer(cell):
+    """A code cell that may hold the student's code: a solution cell, or
+    any cell nbgrader does not lock or grade (cells the student added,
+    try-it cells; what every student received is removed as base code)."""
+    md = cell.get("metadata", {}).get("nbgrader", {})
+    if cell.get("cell_type") != "code":
+        return False
+    return bool(md.get("solution")) or not (md.get("grade") or md.get("locked"))
 
 
 def _is_solution(cell):
@@ -421,6 +432,8 @@ class _Analyzer:
         self.cells = []                # (index, tree, is_solution)
         self.unparsed = []             # solution cells that do not parse
         self.dynamic_exec = []         # (cell, line) of exec of computed code
+        self._scopes = {}              # function scopes, built once
+        self._mutations = None         # top-level statements that change a name
         for i, cell in enumerate(nb.get("cells", [])):
             if cell.get("cell_type") != "code":
                 continue
@@ -540,8 +553,9 @@ class _Analyzer:
         if isinstance(stmt, ast.Match):
             for case in stmt.cases:
                 self._bind_block(case.body, scope, cell, module_level)
-        # walrus targets anywhere in the statement
-        for node in ast.walk(stmt):
+        # walrus targets anywhere in the statement (inside functions they
+        # are bound by _bind_stmt_deep)
+        for node in (ast.walk(stmt) if module_level else ()):
             if isinstance(node, ast.NamedExpr):
                 scope.bind(node.target.id, _Binding("expr", node.value, cell, scope), False)
 
@@ -557,6 +571,12 @@ class _Analyzer:
             scope.bind(name, _Binding("qual", qual, cell), replace)
 
     def _function_scope(self, node, parent):
+        key = (id(node), id(parent))
+        if key not in self._scopes:
+            self._scopes[key] = self._build_function_scope(node, parent)
+        return self._scopes[key]
+
+    def _build_function_scope(self, node, parent):
         scope = _Scope(parent, self.module)
         args = node.args
         for arg in args.posonlyargs + args.args + args.kwonlyargs + \
@@ -938,13 +958,14 @@ class _Analyzer:
                                "which may redefine it)", line, cell))
         # top-level statements that change the function after its def
         # (rnn_forward.__code__ = ..., setattr(rnn_forward, ...), ...)
-        for cell, tree, _ in self.cells:
-            for stmt in tree.body:
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                     ast.ClassDef, ast.Import, ast.ImportFrom)):
-                    continue
-                if not _mutates(stmt, fname):
-                    continue
+        if self._mutations is None:
+            self._mutations = [
+                (cell, stmt, _mutated_names(stmt))
+                for cell, tree, _ in self.cells for stmt in tree.body
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                         ast.ClassDef, ast.Import, ast.ImportFrom))]
+        for cell, stmt, names in self._mutations:
+            if fname in names:
                 tmp = []
                 self._walk_expr_findings(stmt, self.module, fname, cell,
                                          "in a top-level statement that "
@@ -996,13 +1017,17 @@ class _Analyzer:
         return final
 
 
-def _mutates(stmt, fname):
-    """Whether a top-level statement changes the function ``fname`` in
-    place: ``fname.__code__ = ...``, ``setattr(fname, ...)``,
-    ``globals().update(fname=...)``, ``vars()["fname"] = ...``."""
-    def names_it(n):
-        return isinstance(n, ast.Name) and n.id == fname or \
-            isinstance(n, ast.Constant) and n.value == fname
+def _mutated_names(stmt):
+    """Names of functions a top-level statement changes in place:
+    ``f.__code__ = ...``, ``setattr(f, ...)``, ``globals().update(f=...)``,
+    ``vars()["f"] = ...``."""
+    out = set()
+
+    def add(n):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            out.add(n.value)
     for node in ast.walk(stmt):
         targets = []
         if isinstance(node, ast.Assign):
@@ -1011,19 +1036,19 @@ def _mutates(stmt, fname):
             targets = [node.target]
         for t in targets:
             for sub in ast.walk(t):
-                if isinstance(sub, (ast.Attribute, ast.Subscript)) and (
-                        names_it(sub.value) or isinstance(sub, ast.Subscript)
-                        and names_it(sub.slice)):
-                    return True
+                if isinstance(sub, (ast.Attribute, ast.Subscript)):
+                    add(sub.value)
+                    if isinstance(sub, ast.Subscript):
+                        add(sub.slice)
         if isinstance(node, ast.Call):
             f = node.func
             fn = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
             if fn in ("setattr", "update", "__setattr__", "__setitem__",
-                      "setdefault") and (
-                    any(names_it(a) for a in node.args) or
-                    any(k.arg == fname for k in node.keywords)):
-                return True
-    return False
+                      "setdefault"):
+                for a in node.args:
+                    add(a)
+                out.update(k.arg for k in node.keywords if k.arg)
+    return out
 
 
 MAX_CODE_CHARS = 1_000_000      # code in one notebook; far above any answer
@@ -1138,7 +1163,8 @@ class _Normaliser(ast.NodeTransformer):
         node.returns = None
         self._enter(node, "v")
         node.args = self.visit(node.args)
-        node.body = [self.visit(s) for s in node.body]
+        node.body = [b for b in (self.visit(s) for s in node.body)
+                     if b is not None] or [ast.Pass()]
         self.stack.pop()
         return node
 
@@ -1308,7 +1334,8 @@ def _split_units(trees, keep):
 
 
 def answer_code(notebook, label="", keep=(), k=8, window=4, base=frozenset()):
-    """The :class:`Code` of a notebook's solution cells. ``keep``: names
+    """The :class:`Code` of a notebook's answer cells (solution cells and
+    cells nbgrader neither locks nor grades). ``keep``: names
     not renamed (the graded functions); ``base``: fingerprints to ignore."""
     nb = load_notebook(notebook)
     trees, unparsed, all_trees = [], [], []
@@ -1318,7 +1345,7 @@ def answer_code(notebook, label="", keep=(), k=8, window=4, base=frozenset()):
         tree = _parse(_source(cell))
         if tree is not None:
             all_trees.append(tree)
-        if not _is_solution(cell):
+        if not _is_answer(cell):
             continue
         if tree is None:
             unparsed.append(i)
@@ -1504,7 +1531,12 @@ def similarity_report(assignment, submissions, solution=None, threshold=DEFAULT_
             found = {}
         if found:
             delegation[student] = found
-        code = answer_code(nbd, student, keep, k, window, base)
+        try:
+            code = answer_code(nbd, student, keep, k, window, base)
+        except Exception as exc:        # report it; the rest of the class goes on
+            problems.append((student, f"answer code could not be normalised: "
+                             f"{type(exc).__name__}: {exc}"))
+            continue
         if code.unparsed:
             problems.append((student, f"solution cell(s) {code.unparsed} do not "
                              f"parse as Python: not compared"))
