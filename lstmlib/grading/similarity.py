@@ -272,13 +272,7 @@ _STR_METHODS = {"join", "format", "replace", "lower", "upper", "strip",
                 "lstrip", "rstrip", "capitalize", "title", "swapcase",
                 "split", "removeprefix", "removesuffix", "casefold"}
 _SAFE_BUILTINS = {"str": str, "chr": chr, "reversed": lambda s: list(reversed(s)),
-                  "sorted": sorted, "list": list, "tuple": tuple, "ord": ord,
-                  "bytes": bytes}
-_DYNAMIC_CALLS = {"builtins.getattr", "builtins.__import__",
-                  "importlib.import_module", "builtins.eval", "builtins.exec",
-                  "builtins.compile", "builtins.vars", "builtins.globals",
-                  "builtins.locals", "operator.attrgetter",
-                  "importlib.__import__"}
+                  "sorted": sorted, "list": list, "tuple": tuple, "ord": ord}
 
 
 @dataclass
@@ -1212,10 +1206,7 @@ def _dotted(path, ctx):
     node = ast.Name(parts[0], ast.Load())
     for p in parts[1:]:
         node = ast.Attribute(node, p, ast.Load())
-    if isinstance(node, ast.Attribute):
-        node.ctx = ctx
-    else:
-        node.ctx = ctx
+    node.ctx = ctx
     return node
 
 
