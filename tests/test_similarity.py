@@ -371,6 +371,45 @@ def test_the_mistake_banks_delegations_are_found():
     assert list(found) == ["bidirectional_lstm"] and "reverse" in found["bidirectional_lstm"]
 
 
+REVERSE_07 = {
+    "keyword": "lstm_forward(x, *state_b, *weights_b, lengths=lengths, reverse=True)",
+    "keyword from a variable": "lstm_forward(x, *state_b, *weights_b, "
+                               "lengths=lengths, reverse=backwards)",
+    "position": "lstm_forward(x, h_b, c_b, w_ih, w_hh, b_ih, b_hh, lengths, True)",
+    "position after unpacking": "lstm_forward(x, *state_b, *weights_b, lengths, True)",
+    "functools.partial": "functools.partial(lstm_forward, reverse=True)("
+                         "x, *state_b, *weights_b, lengths=lengths)",
+    "**options": "lstm_forward(x, *state_b, *weights_b, **{'reverse': True})",
+}
+
+
+@pytest.mark.parametrize("form", sorted(REVERSE_07))
+def test_exercise_7_reverse_option_is_delegation(form):
+    """lstm_forward is a helper in exercise 7, but its reverse option does
+    the reversal the exercise asks for, in any spelling."""
+    src = f"""import functools
+
+def bidirectional_lstm(x, lengths, state_f, state_b, weights_f, weights_b):
+    backwards = True
+    h_b, c_b = state_b
+    w_ih, w_hh, b_ih, b_hh = weights_b
+    out_f, state_n_f, _ = lstm_forward(x, *state_f, *weights_f, lengths=lengths)
+    out_b, state_n_b, _ = {REVERSE_07[form]}
+    out = np.concatenate([out_f, out_b], axis=2)
+    return out, state_n_f, state_n_b
+"""
+    nb = with_cell(solution_nb("07_bidirectional"), "bidirectional_lstm", src)
+    found = sim.delegating_functions(nb, "07_bidirectional")
+    assert list(found) == ["bidirectional_lstm"], (form, found)
+    assert "reverse" in found["bidirectional_lstm"]
+    # the honest spellings of the same call are not flagged
+    for honest in ("lstm_forward(x, *state_b, *weights_b, lengths=lengths, reverse=False)",
+                   "lstm_forward(x, *state_b, *weights_b, lengths)",
+                   "lstm_forward(x, h_b, c_b, w_ih, w_hh, b_ih, b_hh, lengths)"):
+        ok = with_cell(nb, "bidirectional_lstm", src.replace(REVERSE_07[form], honest))
+        assert sim.delegating_functions(ok, "07_bidirectional") == {}, honest
+
+
 def test_honest_lookalikes_are_not_flagged():
     """Names that only look like the reference: a local variable called
     lstm_step_backward, the string "lstm_step_forward" in a message, a

@@ -99,7 +99,7 @@ class Assignment:
     graded: tuple
     forbidden: frozenset
     forbidden_modules: tuple = ("lstmlib.kernels",)
-    forbidden_keywords: tuple = ()          # ((function name, keyword), ...)
+    forbidden_keywords: tuple = ()   # ((function, keyword, its position), ...)
     references: tuple = ()                  # ((graded name, "mod:func"), ...)
 
 
@@ -152,7 +152,7 @@ ASSIGNMENTS = {a.name: a for a in [
        ["bidirectional_forward", "bidirectional_backward", "LSTM", "GRU",
         "RNN", *_LAYER_MACHINERY],
        forbidden_modules=("lstmlib.kernels", "lstmlib.bidirectional"),
-       forbidden_keywords=(("lstm_forward", "reverse"),),
+       forbidden_keywords=(("lstm_forward", "reverse", 8),),
        references=(("bidirectional_lstm",
                     "lstmlib.bidirectional:bidirectional_forward"),)),
     _a("08_training", "adding_problem.ipynb",
@@ -557,7 +557,7 @@ class _Analyzer:
         # `from lstmlib.lstm import *`: bind the names it may bring (read
         # from lstmlib's source), the forbidden ones in any case
         names = {n: f"{module}.{n}" for n in
-                 set(self.a.forbidden) | {n for n, _ in self.a.forbidden_keywords}}
+                 set(self.a.forbidden) | {n for n, _, _ in self.a.forbidden_keywords}}
         names.update(_public_names(module))
         if module.startswith("torch"):
             names.update({n: f"{module}.{n}" for n in TORCH_RNN_NAMES})
@@ -857,6 +857,11 @@ class _Analyzer:
             elif isinstance(node, ast.Call):
                 values = self.resolve(node, scope)
                 self._call_findings(node, scope, fname, cell, via, out)
+                if isinstance(node.func, ast.Attribute) and \
+                        node.func.attr in _STR_METHODS:
+                    s = self._strings(node, scope)
+                    if s is not None:
+                        self._string_findings(s, fname, cell, line, via, out)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 mod = getattr(node, "module", None)
                 for alias in node.names:
@@ -869,9 +874,7 @@ class _Analyzer:
                     values.add(("qual", q))
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 self._string_findings(node.value, fname, cell, line, via, out)
-            elif isinstance(node, (ast.BinOp, ast.JoinedStr)) or (
-                    isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in _STR_METHODS):
+            elif isinstance(node, (ast.BinOp, ast.JoinedStr)):
                 s = self._strings(node, scope)
                 if s is not None:
                     self._string_findings(s, fname, cell, line, via, out)
@@ -903,19 +906,34 @@ class _Analyzer:
                     todo = []
                     self._walk_expr_findings(tree, inner, fname, cell,
                                              via or "through exec/eval", todo, out)
-        for fn_name, kw in self.a.forbidden_keywords:
-            if any(q.split(".")[-1] == fn_name and q.startswith("lstmlib")
-                   for q in quals):
-                for k in node.keywords:
-                    if k.arg == kw and not (isinstance(k.value, ast.Constant)
-                                            and not k.value.value):
-                        out.append(Finding(fname, f"{fn_name}(..., {kw}=...), "
-                                           f"lstmlib's own {kw} option", line,
-                                           cell, via))
-                    elif k.arg is None:
-                        out.append(Finding(fname, f"{fn_name}(..., **options): "
-                                           f"the {kw} option cannot be checked",
-                                           line, cell, via))
+        args = list(node.args)
+        if "functools.partial" in quals and args:     # partial(f, reverse=True)
+            quals = quals | {v for k, v in self.resolve(args[0], scope) if k == "qual"}
+            args = args[1:]
+
+        def falsy(expr):
+            return isinstance(expr, ast.Constant) and not expr.value
+        for fn_name, kw, pos in self.a.forbidden_keywords:
+            if not any(q.split(".")[-1] == fn_name and q.startswith("lstmlib")
+                       for q in quals):
+                continue
+            for k in node.keywords:
+                if k.arg == kw and not falsy(k.value):
+                    out.append(Finding(fname, f"{fn_name}(..., {kw}=...), "
+                                       f"lstmlib's own {kw} option", line, cell, via))
+                elif k.arg is None:
+                    out.append(Finding(fname, f"{fn_name}(..., **options): "
+                                       f"the {kw} option cannot be checked",
+                                       line, cell, via))
+            starred = [i for i, a in enumerate(args) if isinstance(a, ast.Starred)]
+            if not starred and len(args) > pos and not falsy(args[pos]):
+                out.append(Finding(fname, f"{fn_name}(...) with {kw} given by "
+                                   f"position, lstmlib's own {kw} option", line,
+                                   cell, via))
+            elif starred and len(args) - starred[-1] - 1 >= 2 and not falsy(args[-1]):
+                out.append(Finding(fname, f"{fn_name}(*...) with trailing positional "
+                                   f"arguments: the {kw} option cannot be "
+                                   f"checked", line, cell, via))
 
     def _string_findings(self, s, fname, cell, line, via, out):
         s = s.strip()
