@@ -904,3 +904,39 @@ def test_cli_end_to_end(tmp_path):
                             str(tmp_path), "similarity", "01_rnn_forward"],
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert empty.returncode == 1 and "expected submissions in" in empty.stderr
+
+
+@pytest.mark.parametrize("assignment", sorted(sim.ASSIGNMENTS))
+def test_report_on_every_assignment(tmp_path, assignment, capsys):
+    """The command (in-process) on each real assignment: a student handing
+    in the published solution is listed, a blank notebook and an answer with
+    one typical mistake of the bank beside it are read without error; a
+    delegating answer of the bank is listed as delegation."""
+    a = sim.ASSIGNMENTS[assignment]
+    sol = solution_nb(assignment)
+    bank = load(assignment)
+    honest_mistake = next(m for m in bank.MISTAKES if "delegat" not in m.name)
+    subs = {"copier": sol, "blank": released_nb(assignment),
+            "mistaken": apply(sol, honest_mistake)}
+    delegating = [m for m in bank.MISTAKES if "delegat" in m.name]
+    if delegating:
+        subs["delegator"] = apply(sol, delegating[0])
+    for student, nb in subs.items():
+        d = tmp_path / "grading" / "autograded" / student / assignment
+        d.mkdir(parents=True)
+        (d / a.notebook).write_text(json.dumps(nb))
+    (tmp_path / "solutions" / assignment).mkdir(parents=True)
+    (tmp_path / "solutions" / assignment / a.notebook).write_text(json.dumps(sol))
+    rc = sim.main(["--course", str(tmp_path), assignment, "--from", "autograded"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    with open(tmp_path / "grading" / "reports" / f"{assignment}-similarity.csv",
+              newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kinds = {(r["kind"], r["student"]) for r in rows}
+    assert ("solution", "copier") in kinds
+    assert not any(r["student"] == "blank" or r["other"] == "blank" for r in rows)
+    assert not any(r["kind"] in ("delegation", "not compared") and
+                   r["student"] in ("copier", "mistaken", "blank") for r in rows)
+    if delegating:
+        assert ("delegation", "delegator") in kinds
