@@ -409,7 +409,7 @@ def delegation_reason(qual, assignment):
         return None
     for mod in a.forbidden_modules:
         if qual == mod or qual.startswith(mod + "."):
-            return f"{qual} (lstmlib's own implementation: {mod} is off limits here)"
+            return f"{qual} (lstmlib's own code: nothing from {mod} may be used here)"
     for i in range(1, len(parts)):
         if parts[i] in a.forbidden and not _module_exists(".".join(parts[:i + 1])):
             return f"{qual} (lstmlib's own implementation)"
