@@ -460,8 +460,10 @@ def test_hostile_notebooks_do_not_stall_the_check():
     assert sim.delegating_functions(deep, "01_rnn_forward") == {}
     report = sim.similarity_report("01_rnn_forward", {"zed": deep, "amy": nb},
                                    solution=nb)
-    assert any(s == "zed" for s, _ in report.problems) or \
-        all(m.student != "zed" or m.other != "amy" for m in report.matches)
+    # the cell is reported as not read; the rest of zed's answer is compared
+    assert report.problems == [("zed", f"answer cell(s) [{len(nb['cells'])}] "
+                                       f"do not parse as Python: not compared")]
+    assert ("student", "amy", "zed") in _pairs(report)
 
 
 def test_trusted_module_imports_nothing_from_the_kernel_side():

@@ -1547,7 +1547,7 @@ def similarity_report(assignment, submissions, solution=None, threshold=DEFAULT_
                              f"{type(exc).__name__}: {exc}"))
             continue
         if code.unparsed:
-            problems.append((student, f"solution cell(s) {code.unparsed} do not "
+            problems.append((student, f"answer cell(s) {code.unparsed} do not "
                              f"parse as Python: not compared"))
         codes[student] = code
 
