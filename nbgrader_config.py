@@ -17,10 +17,11 @@ import sys as _sys_fresh_clone
 _os_fresh_clone.makedirs(_os_fresh_clone.path.join(
     _os_fresh_clone.path.dirname(_os_fresh_clone.path.abspath(__file__)),
     "grading"), exist_ok=True)
-_bin = _os_fresh_clone.path.dirname(_sys_fresh_clone.executable)
-_path = _os_fresh_clone.environ.get("PATH", "")
-if _bin not in _path.split(_os_fresh_clone.pathsep):
-    _os_fresh_clone.environ["PATH"] = _bin + _os_fresh_clone.pathsep + _path
+_fresh_clone_bin = _os_fresh_clone.path.dirname(_sys_fresh_clone.executable)
+_fresh_clone_path = _os_fresh_clone.environ.get("PATH", "")
+if _fresh_clone_bin not in _fresh_clone_path.split(_os_fresh_clone.pathsep):
+    _os_fresh_clone.environ["PATH"] = (_fresh_clone_bin + _os_fresh_clone.pathsep
+                                       + _fresh_clone_path)
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
