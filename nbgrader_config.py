@@ -6,6 +6,23 @@ autograded copies, feedback, the sqlite gradebook) lives under grading/,
 which git ignores.
 """
 
+# A fresh clone has no grading/ folder, and nbgrader cannot create the
+# sqlite gradebook inside a missing folder: it would report a misleading
+# "error accessing the nbgrader database ... run nbgrader db upgrade".
+# nbgrader also runs the `alembic` command of its own environment, which is
+# not on PATH when .venv/bin/nbgrader is called without activating .venv.
+import os as _os_fresh_clone
+import sys as _sys_fresh_clone
+
+_os_fresh_clone.makedirs(_os_fresh_clone.path.join(
+    _os_fresh_clone.path.dirname(_os_fresh_clone.path.abspath(__file__)),
+    "grading"), exist_ok=True)
+_fresh_clone_bin = _os_fresh_clone.path.dirname(_sys_fresh_clone.executable)
+_fresh_clone_path = _os_fresh_clone.environ.get("PATH", "")
+if _fresh_clone_bin not in _fresh_clone_path.split(_os_fresh_clone.pathsep):
+    _os_fresh_clone.environ["PATH"] = (_fresh_clone_bin + _os_fresh_clone.pathsep
+                                       + _fresh_clone_path)
+
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
 c.CourseDirectory.course_id = "rnn-course"

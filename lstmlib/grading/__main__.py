@@ -14,6 +14,7 @@ Run it from the course folder (the one holding nbgrader_config.py) or pass
     release-feedback 01_rnn_forward
     export grades.csv                  # scores + a status column
     sandbox-check                      # can this machine build the sandbox?
+    similarity 01_rnn_forward          # delegation + similarity report
 """
 from __future__ import annotations
 
@@ -67,11 +68,21 @@ def _parser():
     s = sub.add_parser("export", help="export grades to CSV")
     s.add_argument("csv", nargs="?", default="grading/grades.csv")
     sub.add_parser("sandbox-check", help="say whether the sandbox works here")
+    from . import similarity
+    similarity.add_arguments(sub.add_parser(
+        "similarity", help="similarity and delegation report of an assignment"))
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "similarity":
+        from . import similarity
+        try:
+            return similarity.run_command(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "sandbox-check":
         ok, reason = sandbox.probe()
         print(("OK: " if ok else "UNAVAILABLE: ") + reason)
