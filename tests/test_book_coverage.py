@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -316,3 +317,199 @@ def test_glossary_page_renders_persian_right_to_left():
     spans = re.findall(r'<span dir="rtl" lang="fa">([^<]+)</span>', page)
     assert len(spans) >= 40
     assert all(ARABIC_SCRIPT.search(s) for s in spans)
+
+
+# ------------------------------------------------------------ diagrams
+
+FIGURES = BOOK / "figures"
+DIAGRAMS = BOOK / "scripts" / "diagrams.py"
+# a {figure} directive: its path and its options (":key: value" lines)
+FIGURE_DIRECTIVE = re.compile(
+    r"^(`{3,}|:{3,})\{(figure|glue:figure)\}\s+(\S+)\s*\n((?::[\w-]+:.*\n)*)",
+    re.M)
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```\s*$", re.M | re.S)
+
+
+def figure_directives(text):
+    """(kind, target, options) for every figure and glued figure."""
+    found = []
+    for m in FIGURE_DIRECTIVE.finditer(text):
+        options = dict(re.findall(r"^:([\w-]+):\s*(.*)$", m.group(4), re.M))
+        found.append((m.group(2), m.group(3), options))
+    return found
+
+
+def meaningful_alt(alt):
+    """Alt text that describes: words, not a file name or a hash."""
+    alt = (alt or "").strip()
+    return (len(alt) >= 25 and len(alt.split()) >= 5
+            and not re.search(r"\.(svg|png|jpe?g|gif)\b", alt, re.I)
+            and not re.fullmatch(r"[0-9a-f]{16,}", alt))
+
+
+def test_diagrams_are_up_to_date_with_their_source(tmp_path):
+    """Regenerating book/figures from book/scripts/diagrams.py changes
+    nothing, and every committed SVG comes from the script."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, str(DIAGRAMS), "--out", str(tmp_path)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
+    committed = {p.name: p.read_bytes() for p in FIGURES.glob("*.svg")}
+    assert fresh, "the diagram script wrote no SVG"
+    assert sorted(committed) == sorted(fresh), (
+        f"book/figures differs from the script's figures: only committed "
+        f"{sorted(set(committed) - set(fresh))}, only generated "
+        f"{sorted(set(fresh) - set(committed))}")
+    stale = sorted(n for n in fresh if fresh[n] != committed[n])
+    assert not stale, (f"out of date: {stale}; run "
+                       "`python book/scripts/diagrams.py` and commit")
+    big = sorted(n for n, b in committed.items() if len(b) > 200_000)
+    assert not big, f"SVGs over 200 kB: {big}"
+
+
+def test_every_figure_exists_and_has_alt_text():
+    """Each {figure} names a file that exists; each figure and glued figure
+    carries alt text that says what it shows, and a name."""
+    problems, used = [], set()
+    for path in book_sources():
+        for kind, target, opts in figure_directives(
+                path.read_text(encoding="utf-8")):
+            where = f"{path.name}: {kind} {target}"
+            if kind == "figure":
+                file = (path.parent / target).resolve()
+                if not file.is_file():
+                    problems.append(f"{where}: no such file")
+                used.add(file.name)
+            if not meaningful_alt(opts.get("alt")):
+                problems.append(f"{where}: no meaningful :alt: "
+                                f"({opts.get('alt')!r})")
+            if not opts.get("name"):
+                problems.append(f"{where}: no :name:")
+    assert not problems, "\n".join(problems)
+    assert used, "the book shows none of book/figures"
+
+
+def test_every_plot_shown_by_a_cell_has_alt_text_and_a_caption():
+    """A cell that shows a plot itself (plt.show()) sets myst-nb's image alt
+    text and figure caption in its metadata."""
+    problems = []
+    for path in book_sources():
+        for m in CODE_CELL.finditer(path.read_text(encoding="utf-8")):
+            body = m.group(1)
+            if "plt.show()" not in body and "display(fig" not in body:
+                continue
+            meta = {}
+            if body.startswith("---\n"):
+                meta = yaml.safe_load(body[4:].split("\n---\n", 1)[0]) or {}
+            nb = meta.get("mystnb", {})
+            alt = nb.get("image", {}).get("alt")
+            fig = nb.get("figure", {})
+            if not meaningful_alt(alt):
+                problems.append(f"{path.name}: a plot without mystnb image alt")
+            if not (fig.get("caption") and fig.get("name")):
+                problems.append(f"{path.name}: a plot without a figure "
+                                "caption and name")
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------- a textbook's apparatus
+
+OBJECTIVES = re.compile(
+    r"^:::\{admonition\} What you will be able to do\n:class: [^\n]*\bobjectives\b"
+    r"\n((?:- .*\n(?:  .*\n)*)+):::", re.M)
+DROPDOWN = re.compile(r"^ {3}:::\{dropdown\} Answer\n((?: {3}.*\n|\n)+?) {3}:::$",
+                      re.M)
+
+
+def chapters():
+    """The numbered chapters the table of contents publishes."""
+    return [p for p in book_sources() if re.match(r"\d\d_", p.name)]
+
+
+def section(text, title):
+    """The body of the `## title` section, up to the next `## ` heading."""
+    m = re.search(rf"(?m)^## {re.escape(title)}\s*$", text)
+    if not m:
+        return None
+    rest = text[m.end():]
+    nxt = re.search(r"(?m)^## ", rest)
+    return rest[:nxt.start()] if nxt else rest
+
+
+def review_items(text):
+    """The numbered questions of the review section, each with the indented
+    lines under it."""
+    body = section(text, "Review questions") or ""
+    return re.findall(r"(?ms)^\d+\. .*?(?=^\d+\. |\Z)", body)
+
+
+def test_every_chapter_opens_with_objectives():
+    assert len(chapters()) >= 8
+    problems = []
+    for path in chapters():
+        text = path.read_text(encoding="utf-8")
+        m = OBJECTIVES.search(text)
+        if not m:
+            problems.append(f"{path.name}: no 'What you will be able to do'")
+            continue
+        first_section = re.search(r"(?m)^## ", text)
+        if first_section and m.start() > first_section.start():
+            problems.append(f"{path.name}: the objectives come after a section")
+        if len(re.findall(r"(?m)^- ", m.group(1))) < 3:
+            problems.append(f"{path.name}: fewer than three objectives")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_chapter_ends_with_a_summary_then_review_questions():
+    problems = []
+    for path in chapters():
+        text = path.read_text(encoding="utf-8")
+        summary = section(text, "Summary")
+        if summary is None:
+            problems.append(f"{path.name}: no '## Summary'")
+            continue
+        if len(re.findall(r"(?m)^- ", summary)) < 3:
+            problems.append(f"{path.name}: a summary of fewer than 3 points")
+        order = [m.group(1) for m in re.finditer(r"(?m)^## (.+?)\s*$", text)]
+        if "Review questions" not in order:
+            problems.append(f"{path.name}: no '## Review questions'")
+        elif order.index("Summary") > order.index("Review questions"):
+            problems.append(f"{path.name}: the summary follows the questions")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_review_question_has_a_folded_answer():
+    """Each numbered review question is followed by its answer, folded in a
+    dropdown: a real answer, not a placeholder."""
+    problems, total = [], 0
+    for path in chapters():
+        items = review_items(path.read_text(encoding="utf-8"))
+        if len(items) < 3:
+            problems.append(f"{path.name}: {len(items)} review questions")
+        for k, item in enumerate(items, 1):
+            total += 1
+            answers = DROPDOWN.findall(item)
+            if len(answers) != 1:
+                problems.append(f"{path.name}: question {k} has "
+                                f"{len(answers)} answer dropdowns")
+                continue
+            words = re.sub(r"\$[^$]*\$", " x ", answers[0]).split()
+            if len(words) < 12 or re.search(r"\b(TODO|TBD|FIXME)\b",
+                                             answers[0]):
+                problems.append(f"{path.name}: question {k}: the answer is "
+                                f"a placeholder: {answers[0].strip()[:60]!r}")
+    assert total >= 40, f"only {total} review questions in the book"
+    assert not problems, "\n".join(problems)
+
+
+def test_review_answers_fold_on_the_built_pages():
+    """On the built site every answer is a closed <details> dropdown."""
+    site = built_site()
+    for path in chapters():
+        page = (site / "book" / f"{path.stem}.html").read_text(encoding="utf-8")
+        n_questions = len(review_items(path.read_text(encoding="utf-8")))
+        folded = re.findall(r'<details class="[^"]*sd-dropdown[^"]*"(?![^>]*\bopen\b)',
+                            page)
+        assert len(folded) >= n_questions, \
+            f"{path.name}: {len(folded)} folded answers, {n_questions} questions"
