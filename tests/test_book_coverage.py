@@ -13,6 +13,7 @@ may be published, every executed figure must be there.
 """
 
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -513,3 +514,69 @@ def test_review_answers_fold_on_the_built_pages():
                             page)
         assert len(folded) >= n_questions, \
             f"{path.name}: {len(folded)} folded answers, {n_questions} questions"
+
+
+# ------------------------------------------------------ launching a page
+
+def _install_script():
+    spec = importlib.util.spec_from_file_location(
+        "add_install_cell", ROOT / "scripts" / "add_install_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_launchable_notebook_installs_the_course_package():
+    """Source and student notebooks carry one current install cell, hidden
+    from the book's pages, that installs from the configured repository."""
+    script = _install_script()
+    source = script.install_source()
+    import yaml as _yaml
+    repo = _yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    assert f"git+{repo['url'].rstrip('/')}@{repo['branch']}" in source
+    problems = []
+    sources = sorted(ROOT.glob("solutions/*/*.ipynb"))
+    students = sorted(ROOT.glob("exercises/*/*.ipynb"))
+    assert len(sources) >= 9 and len(students) >= 9
+    for path in sources + students:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if not script.has_current_cell(nb, source):
+            problems.append(f"{path.relative_to(ROOT)}: no current install cell")
+            continue
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        if not code[0]["metadata"].get(script.MARK):
+            problems.append(f"{path.relative_to(ROOT)}: the install cell is not "
+                            "the first code cell")
+    assert not problems, ("\n".join(problems) + "\nrun `python scripts/"
+                          "add_install_cell.py`, then regenerate exercises/")
+
+
+def test_install_cell_script_is_idempotent_and_repairs_a_stale_cell():
+    script = _install_script()
+    source = script.install_source()
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# T"]},
+                    {"cell_type": "code", "metadata": {}, "source": ["import lstmlib"],
+                     "outputs": [], "execution_count": None}]}
+    assert script.add_cell(nb, source) is True
+    assert script.add_cell(nb, source) is False            # second run: no change
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown", "code", "code"]
+    nb["cells"][1]["source"] = ["old text"]                # a stale cell
+    assert not script.has_current_cell(nb, source)
+    assert script.add_cell(nb, source) is True
+    marked = [c for c in nb["cells"] if c["metadata"].get(script.MARK)]
+    assert len(marked) == 1 and "".join(marked[0]["source"]) == source
+
+
+def test_install_cell_runs_and_skips_pip_when_lstmlib_is_present():
+    """The cell itself, executed: with lstmlib importable it must not call
+    pip (a student's offline kernel, the grading sandbox)."""
+    import subprocess
+    import sys
+    source = _install_script().install_source()
+    guard = ("import subprocess\n"
+             "def _no_pip(*a, **k):\n"
+             "    raise SystemExit('pip was called')\n"
+             "subprocess.check_call = _no_pip\n")
+    proc = subprocess.run([sys.executable, "-c", guard + source],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
