@@ -580,3 +580,72 @@ def test_install_cell_runs_and_skips_pip_when_lstmlib_is_present():
     proc = subprocess.run([sys.executable, "-c", guard + source],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# ------------------------------------- claims about results stay computed
+
+# Sentences about computed results, and the build-time assertion (in a
+# remove-cell cell of the same chapter) that keeps each one true.
+GUARDED_CLAIMS = [
+    ("03_vanishing_gradients.md", "slightly above 1", r"assert 1 < s_max"),
+    ("03_vanishing_gradients.md", "only with $+3$",
+     r'assert decay\["LSTM, forget bias \+3"\] > '),
+    ("05_gru.md", "sooner in every seed", r"assert all\(g < l for g, l in"),
+    ("05_gru.md", "Both networks solve the task", r"assert all\(s is not None"),
+    ("06_bidirectional.md", "never rises above", r"assert uni\.max\(\) < "),
+    ("06_bidirectional.md", "perfect accuracy", r"assert bi\[-1\] == 1\.0"),
+    ("07_training.md", "never leaves the plateau", r'assert mse\[f"RNN_T\{long\}"\]'),
+    ("07_training.md", "two to three orders of magnitude", r"assert 100 <= drop < 10_000"),
+    ("07_training.md", "ending worse than a uniform", r"val\[-1\] > uniform"),
+]
+# Fixed figures that the book used to print as text; they are glued now.
+STALE = [
+    "a few hundred more steps", "within a couple of hundred steps",
+    "about an order of magnitude every ten steps", "carries it over the whole sequence",
+    "agree to about $10^{-8}$", "the best agreement is about $10^{-3}$",
+    "lowest after\na couple of hundred steps",
+]
+
+
+def hidden_cells(text):
+    """The source of every code cell tagged remove-cell."""
+    return [m.group(1) for m in CODE_CELL.finditer(text)
+            if re.search(r"(?m)^:tags: \[[^\]]*remove-cell", m.group(1))]
+
+
+def test_claims_about_results_are_asserted_at_build_time():
+    problems, present = [], 0
+    for name, claim, guard in GUARDED_CLAIMS:
+        text = (BOOK / name).read_text(encoding="utf-8")
+        prose = re.sub(r"\s+", " ", CODE_CELL.sub("", text))
+        if claim not in prose:
+            continue  # the claim is gone: nothing to guard
+        present += 1
+        if not any(re.search(guard, cell) for cell in hidden_cells(text)):
+            problems.append(f"{name}: {claim!r} has no build-time assertion")
+    for path in chapters():
+        text = path.read_text(encoding="utf-8")
+        for phrase in STALE:
+            if phrase in text:
+                problems.append(f"{path.name}: fixed figure {phrase!r}")
+    assert present >= 6, "the claims listed here were rewritten: update the list"
+    assert not problems, "\n".join(problems)
+
+
+def test_glued_values_are_glued_and_hidden_cells_assert():
+    """Every {glue:text} key is glued by its own chapter, and a hidden
+    check cell checks something (an assertion), it does not just print."""
+    problems = []
+    for path in chapters():
+        text = path.read_text(encoding="utf-8")
+        cells = "\n".join(m.group(1) for m in CODE_CELL.finditer(text))
+        for key in re.findall(r"\{glue:text\}`([^`]+)`", text):
+            key = key.split(":")[0]
+            if not re.search(rf"glue\(\s*f?[\"']{re.escape(key)}[\"']", cells) and \
+                    not re.search(r'glue\(\s*f"', cells):
+                problems.append(f"{path.name}: {key} is never glued")
+        for cell in hidden_cells(text):
+            if "checked at build time" in cell and not re.search(
+                    r"\bassert\b|np\.testing\.assert", cell):
+                problems.append(f"{path.name}: a check cell without an assertion")
+    assert not problems, "\n".join(problems)

@@ -787,3 +787,18 @@ def test_notebook_pages_have_launch_and_download_buttons(crawl, site):
                    and "/_sources/" in h for h in hrefs):
             problems.append(f"{p}: no .ipynb download link")
     assert not problems, "launch/download buttons:\n" + _fmt(problems)
+
+
+def test_install_cell_is_in_the_notebook_but_not_on_the_page(crawl, site):
+    """The guarded install cell travels with the downloadable/launchable
+    notebook, and stays out of the printed page (tag remove-cell)."""
+    pages = [p for p in crawl if p.startswith("exercises/")]
+    assert pages, "no exercise pages"
+    problems = []
+    for p in pages:
+        if "install the course package" in crawl[p].data["text"]:
+            problems.append(f"{p}: the install cell is shown on the page")
+        nb = (site / "_sources" / p).with_suffix(".ipynb")
+        if nb.is_file() and "lstmlib @ git+" not in nb.read_text():
+            problems.append(f"{nb.relative_to(site)}: no install cell")
+    assert not problems, "\n".join(problems)
