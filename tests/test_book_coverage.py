@@ -649,3 +649,59 @@ def test_glued_values_are_glued_and_hidden_cells_assert():
                     r"\bassert\b|np\.testing\.assert", cell):
                 problems.append(f"{path.name}: a check cell without an assertion")
     assert not problems, "\n".join(problems)
+
+
+def _chapter_notebooks_script():
+    spec = importlib.util.spec_from_file_location(
+        "chapter_notebooks", BOOK / "scripts" / "chapter_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colab_notebooks_of_the_chapters_are_up_to_date(tmp_path):
+    """book/NN_*.ipynb (what the Colab button opens) are regenerated from the
+    chapters' .md with nothing changed; each starts with the setup cell."""
+    script = _chapter_notebooks_script()
+    script.main(["--out", str(tmp_path)])
+    problems = []
+    for name in script.CHAPTERS:
+        committed = BOOK / f"{name}.ipynb"
+        if not committed.is_file():
+            problems.append(f"book/{name}.ipynb is missing")
+        elif committed.read_bytes() != (tmp_path / f"{name}.ipynb").read_bytes():
+            problems.append(f"book/{name}.ipynb is out of date with {name}.md")
+    extra = sorted({p.stem for p in BOOK.glob("*.ipynb")} - set(script.CHAPTERS))
+    assert not extra, f"notebooks in book/ that no chapter makes: {extra}"
+    assert not problems, ("\n".join(problems) + "\nrun `python book/scripts/"
+                          "chapter_notebooks.py` and commit")
+    nb = json.loads((BOOK / f"{script.CHAPTERS[0]}.ipynb").read_text())
+    first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    assert first_code["metadata"].get(script.MARK)
+    assert "remove-cell" in first_code["metadata"]["tags"]
+
+
+def test_chapter_setup_cell_works_without_myst_nb(tmp_path):
+    """In Colab (no myst_nb) the setup cell provides a glue that shows a
+    figure instead of failing at `from myst_nb import glue`."""
+    import subprocess
+    import sys
+    source = _chapter_notebooks_script().setup_source()
+    block = ("import sys\n"
+             "class _NoMystNb:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'myst_nb':\n"
+             "            raise ImportError('no myst_nb here')\n"
+             "sys.meta_path.insert(0, _NoMystNb())\n")
+    use = ("import matplotlib\nmatplotlib.use('Agg')\n"
+           "import matplotlib.pyplot as plt\n"
+           "from myst_nb import glue\n"
+           "fig, ax = plt.subplots()\n"
+           "glue('fig', fig, display=False)\n"
+           "glue('number', 3, display=False)\n")
+    proc = subprocess.run([sys.executable, "-c", block + source + use],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Figure" in proc.stdout          # the figure was shown
+    assert "3" not in proc.stdout           # a glued number stays quiet
