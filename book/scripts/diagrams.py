@@ -217,8 +217,8 @@ def lstm_cell_diagram(out, name):
         label(ax, x + 0.07, 1.75, f"${g}_t$", color=col(g), size=11, ha="left")
     # forget: f_t times c_{t-1}
     line(ax, [(1.3, 1.55), (1.3, 2.84)], color=col("f"))
-    op(ax, 1.3, 3.0, r"$\times$", color=col("f") if "f" in on or "c" in on
-       else FADE)
+    op(ax, 1.3, 3.0, r"$\times$",
+       color=GATE["f"] if "f" in on else INK if "c" in on else FADE)
     # input: i_t times g_t, added to the cell state
     line(ax, [(1.95, 1.55), (1.95, 2.2), (2.44, 2.2)], color=col("i"))
     line(ax, [(2.6, 1.55), (2.6, 2.04)], color=col("g"))
