@@ -185,7 +185,9 @@ def test_notebook_structure(assignment):
     """Setup cell first (before any student code), a link to the chapter,
     several graded parts each with a visible and a hidden test cell."""
     nb = load(solution(assignment))
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    # the guarded install cell (scripts/add_install_cell.py) may come first
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"
+            and not c.get("metadata", {}).get("course_install")]
     first = code[0]
     assert nbgrader_meta(first).get("locked") and \
         f'checks.prepare("{assignment}")' in source(first)

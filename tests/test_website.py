@@ -206,6 +206,8 @@ for (const el of document.querySelectorAll(
 const images = [...document.images].map(img => ({
   src: img.currentSrc || img.src, complete: img.complete,
   naturalWidth: img.naturalWidth, shown: visible(img),
+  alt: img.getAttribute('alt'),
+  decorative: !!img.closest('.navbar-brand, .logo, [aria-hidden=true]'),
 }));
 const figures = [...document.querySelectorAll('figure')].map(fig => {
   const media = [...fig.querySelectorAll('img, svg, canvas, object')];
@@ -463,6 +465,48 @@ def test_images_load(crawl):
                 for img in pg.data["images"]
                 if not (img["complete"] and img["naturalWidth"] > 0)]
     assert not problems, "images that did not load:\n" + _fmt(problems)
+
+
+def _meaningful_alt(alt):
+    """Alt text that describes the image in words: not empty, not a file
+    name, not the hash-named path Sphinx falls back to."""
+    alt = (alt or "").strip()
+    return (len(alt.split()) >= 5
+            and not re.search(r"\.(svg|png|jpe?g|gif|webp)\b", alt, re.I)
+            and not re.search(r"(^|/)_images/|[0-9a-f]{20,}", alt))
+
+
+def test_every_image_has_meaningful_alt_text(crawl):
+    """A screen reader reads out what each figure shows, never a file
+    name: every content image of every page has descriptive alt text."""
+    problems, checked = [], 0
+    for p, pg in crawl.items():
+        for img in pg.data["images"]:
+            if img["decorative"] or not img["shown"]:
+                continue
+            checked += 1
+            if not _meaningful_alt(img["alt"]):
+                problems.append(f"{p}: {img['src'].rsplit('/', 1)[-1][:60]} "
+                                f"alt={img['alt']!r}")
+    assert checked >= 20, f"only {checked} images found on the site"
+    assert not problems, "images without meaningful alt text:\n" + _fmt(problems)
+
+
+def test_diagrams_load_as_svg(crawl):
+    """Every diagram of book/figures is shown, as a vector image that loaded
+    (an SVG has a natural width once the browser has parsed it)."""
+    expected = {p.name for p in (ROOT / "book" / "figures").glob("*.svg")}
+    assert expected, "no diagrams in book/figures"
+    shown = {}
+    for p, pg in crawl.items():
+        for img in pg.data["images"]:
+            name = unquote(urlsplit(img["src"]).path).rsplit("/", 1)[-1]
+            if name.endswith(".svg") and name in expected:
+                shown[name] = img["complete"] and img["naturalWidth"] > 0
+    missing = sorted(expected - set(shown))
+    broken = sorted(n for n, ok in shown.items() if not ok)
+    assert not missing, f"diagrams on no page: {missing}"
+    assert not broken, f"diagrams that did not load: {broken}"
 
 
 def test_figures_render_with_captions(crawl):
@@ -743,3 +787,18 @@ def test_notebook_pages_have_launch_and_download_buttons(crawl, site):
                    and "/_sources/" in h for h in hrefs):
             problems.append(f"{p}: no .ipynb download link")
     assert not problems, "launch/download buttons:\n" + _fmt(problems)
+
+
+def test_install_cell_is_in_the_notebook_but_not_on_the_page(crawl, site):
+    """The guarded install cell travels with the downloadable/launchable
+    notebook, and stays out of the printed page (tag remove-cell)."""
+    pages = [p for p in crawl if p.startswith("exercises/")]
+    assert pages, "no exercise pages"
+    problems = []
+    for p in pages:
+        if "install the course package" in crawl[p].data["text"]:
+            problems.append(f"{p}: the install cell is shown on the page")
+        nb = (site / "_sources" / p).with_suffix(".ipynb")
+        if nb.is_file() and "lstmlib @ git+" not in nb.read_text():
+            problems.append(f"{nb.relative_to(site)}: no install cell")
+    assert not problems, "\n".join(problems)
