@@ -9,11 +9,13 @@ background). Regenerate from the repository root:
     python book/scripts/practice_tbptt_figure.py
 """
 
+import argparse
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "tbptt_chunks"    # the same file each run
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
@@ -48,7 +50,11 @@ def row(ax, y, k2, title):
             ax.plot([stop - 0.1] * 2, [y - 0.1, y + 0.9], ls="--", color=GREY, lw=1)
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT.parent,
+                    help="folder to write tbptt_chunks.svg into")
+    out = ap.parse_args(argv).out / OUT.name
     fig, ax = plt.subplots(figsize=(9, 5.2))
     row(ax, 4.2, K1, f"k1 = k2 = {K1}: one update per chunk, gradient cut at its border")
     row(ax, 0, 2 * K1, f"k1 = {K1}, k2 = {2 * K1}: the loss of {K1} new steps, "
@@ -62,9 +68,9 @@ def main():
     ax.set_xlim(-0.7, N + 0.2)
     ax.set_ylim(-3.1, 6.2)
     ax.axis("off")
-    fig.savefig(OUT, transparent=True, bbox_inches="tight",
+    fig.savefig(out, transparent=True, bbox_inches="tight",
                 metadata={"Date": None})
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
