@@ -14,7 +14,8 @@ names), ``interop`` (``from_torch``, ``to_torch``), and the training kit:
 from . import activations, analysis, data, gradcheck, losses, optim
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .interop import from_torch, to_torch
-from .layers import GRU, LSTM, RNN, RecurrentLayer, get_cell
+from .cells import BACKENDS, CELL_TYPES, get_cell
+from .layers import GRU, LSTM, RNN, PeepholeLSTM, RecurrentLayer
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .model import Linear, SequenceModel
 from .optim import SGD, Adam, clip_grad_norm
@@ -24,7 +25,8 @@ from .train import History, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "RecurrentLayer", "get_cell", "from_torch", "to_torch",
+    "RNN", "LSTM", "GRU", "PeepholeLSTM", "RecurrentLayer", "get_cell",
+    "BACKENDS", "CELL_TYPES", "from_torch", "to_torch",
     "Linear", "SequenceModel", "SGD", "Adam", "clip_grad_norm", "History", "train",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",

@@ -6,9 +6,6 @@ and what arrived: never a silent broadcast, never a bare ``AssertionError``.
 
 import numpy as np
 
-SHAPE_LEGEND = "T time steps, B batch, D input features, H hidden units, G gates"
-
-
 def _describe(arr):
     return f"shape {tuple(arr.shape)} and dtype {arr.dtype}"
 
