@@ -55,6 +55,14 @@ class RecurrentLayer:
         self.backend = backend
         self.cell = get_cell(self.kind, backend)
         self.params = self._init_params(rng)
+        # (layer, direction) -> names of the cell's weights tuple, biases
+        # included even without biases (their entries are then None)
+        self._weight_names = {
+            (layer, d): [name + self._suffix(layer, d) for name, _ in
+                         parameter_shapes(self.kind, self._layer_input_size(layer),
+                                          self.hidden_size, bias=True)]
+            for layer in range(self.num_layers)
+            for d in range(self.num_directions)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._cache = None
 
@@ -67,10 +75,14 @@ class RecurrentLayer:
         return self.input_size if layer == 0 else \
             self.hidden_size * self.num_directions
 
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
     def _shapes(self, layer, direction):
         """``[(name, shape), ...]`` of one cell, named as torch names them
         (weight_ih_l0, ..., weight_hh_l1_reverse)."""
-        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        sfx = self._suffix(layer, direction)
         return [(name + sfx, shape) for name, shape in parameter_shapes(
             self.kind, self._layer_input_size(layer), self.hidden_size,
             self.bias)]
@@ -91,10 +103,8 @@ class RecurrentLayer:
     def _weights(self, layer, direction):
         """The cell's ``weights`` tuple: every parameter in order, biases
         None when the layer has none."""
-        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        H = self.hidden_size
-        return tuple(self.params.get(name + sfx) for name, _ in parameter_shapes(
-            self.kind, self._layer_input_size(layer), H, bias=True))
+        return tuple(self.params.get(name)
+                     for name in self._weight_names[layer, direction])
 
     def num_parameters(self):
         return sum(p.size for p in self.params.values())
@@ -236,11 +246,8 @@ class RecurrentLayer:
                      for j, p in enumerate(parts))
 
     def _store(self, layer, direction, dws):
-        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        names = [name + sfx for name, _ in parameter_shapes(
-            self.kind, self._layer_input_size(layer), self.hidden_size,
-            bias=True)]
-        for name, g in zip(names, dws):
+        """Gradients in the cell's ``weights`` order -> ``self.grads``."""
+        for name, g in zip(self._weight_names[layer, direction], dws):
             if name in self.params:
                 self.grads[name] = g
 
