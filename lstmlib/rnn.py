@@ -26,14 +26,25 @@ RNNStepCache.__doc__ = """What one step's backward pass needs: x (B, D),
 h_prev (B, H), the new state h = phi(a) (B, H), the weights, the
 nonlinearity's name and whether there are biases."""
 RNNStepGrads = namedtuple("RNNStepGrads", "dx dh_prev dw_ih dw_hh db_ih db_hh")
-RNNCache = namedtuple(
-    "RNNCache", "x h0 hs mask w_ih w_hh nonlinearity has_bias reverse")
-RNNCache.__doc__ = """What rnn_backward needs, for every step t:
-x (T, B, D) the inputs, h0 (B, H) the initial state,
-hs (T, B, H) the state h_t step t left,
-mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
-the weights w_ih, w_hh, the nonlinearity, has_bias, and reverse (the
-direction walked)."""
+
+
+class RNNCache(namedtuple(
+        "RNNCache", "x h0 hs mask w_ih w_hh nonlinearity has_bias reverse")):
+    """What rnn_backward needs, for every step t:
+    x (T, B, D) the inputs, h0 (B, H) the initial state,
+    hs (T, B, H) the state h_t step t left,
+    mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
+    the weights w_ih, w_hh, the nonlinearity, has_bias, and reverse (the
+    direction walked)."""
+
+    __slots__ = ()
+
+    @property
+    def states(self):
+        """The field's former name, still read by older code: ``hs``."""
+        return self.hs
+
+
 RNNGrads = namedtuple("RNNGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
