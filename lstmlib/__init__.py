@@ -4,11 +4,14 @@ Shape legend used everywhere: T time steps, B batch, D input features,
 H hidden units, G gates (RNN 1; LSTM 4 in the order i, f, g, o; GRU 3 in
 the order r, z, n). Sequences are time-major, (T, B, D).
 
-Modules, one per idea: ``rnn``, ``lstm``, ``gru`` (step and sequence
-functions, forward and backward), ``bidirectional`` (wraps any cell),
-``layers`` (``RNN``, ``LSTM``, ``GRU`` with torch's arguments and parameter
-names), ``interop`` (``from_torch``, ``to_torch``), and the training kit:
-``losses``, ``optim``, ``train``, ``gradcheck``, ``analysis``, ``data``.
+Modules, one per idea: ``rnn``, ``lstm``, ``gru``, ``peephole`` (step and
+sequence functions, forward and backward: the reference every backend is
+checked against), ``cells`` (the registry of cell types and backends),
+``bidirectional`` (wraps any cell), ``layers`` (``RNN``, ``LSTM``, ``GRU``,
+``PeepholeLSTM`` with torch's arguments and parameter names), ``interop``
+(``from_torch``, ``to_torch``), ``kernels`` (the numpy-fast, Numba and CUDA
+backends), and the training kit: ``losses``, ``optim``, ``train``,
+``gradcheck``, ``analysis``, ``data``.
 """
 
 from . import activations, analysis, data, gradcheck, losses, optim
