@@ -16,7 +16,7 @@ def _bench(tmp_path, *args):
     return subprocess.run(
         [sys.executable, "-m", "lstmlib.bench", "--quick", "--shapes", "tiny",
          "--no-progress", "--repeats", "2", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_quick_run_writes_the_full_table(tmp_path):
