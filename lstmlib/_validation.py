@@ -44,7 +44,7 @@ def check_array(name, value, shape, dtype=None, finite=True):
             f"{name}: expected dtype {np.dtype(dtype)} (the dtype of the "
             f"weights), received {_describe(value)}; convert explicitly "
             f"with .astype()")
-    if finite and not np.isfinite(value).all():
+    if finite and not np.logical_and.reduce(np.isfinite(value), axis=None):
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
         raise ValueError(
             f"{name}: expected finite values, received {bad} NaN or inf "
