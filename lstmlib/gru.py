@@ -44,8 +44,20 @@ the weights w_ih, w_hh, has_bias, and reverse (the direction walked)."""
 GRUGrads = namedtuple("GRUGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
-def _step(x, h_prev, w_ih, w_hh, b_ih, b_hh):
-    """The step's equations on checked inputs -> h, GRUStepCache."""
+def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None, *,
+                     check=True):
+    """One step of the GRU.
+
+    Inputs: x (B, D), h_prev (B, H), w_ih (3H, D), w_hh (3H, H), b_ih and
+    b_hh (3H,) or both None.
+    Returns ``h, cache``: h (B, H), cache a GRUStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        seq.check_step_inputs(x, {"h_prev": h_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 3)
     H = h_prev.shape[1]
     gx = x @ w_ih.T                                # (B, 3H) input part
     gh = h_prev @ w_hh.T                           # (B, 3H) hidden part
@@ -53,7 +65,7 @@ def _step(x, h_prev, w_ih, w_hh, b_ih, b_hh):
         gx += b_ih
         gh += b_hh
     r = sigmoid(gx[:, :H] + gh[:, :H])             # reset gate
-    z = sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])   # update gate
+    z = sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])  # update gate
     hn = gh[:, 2 * H:]                             # W_hn h_prev + b_hn
     n = np.tanh(gx[:, 2 * H:] + r * hn)            # candidate
     h = (1.0 - z) * n + z * h_prev                 # new hidden state
@@ -62,8 +74,19 @@ def _step(x, h_prev, w_ih, w_hh, b_ih, b_hh):
     return h, cache
 
 
-def _step_backward(dh, cache):
-    """The step's backward equations -> GRUStepGrads."""
+def gru_step_backward(dh, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh (B, H), the gradient of the loss with respect to the step's h
+    (None: zeros); cache, the step's GRUStepCache.
+    Returns GRUStepGrads: dx (B, D), dh_prev (B, H), dw_ih (3H, D), dw_hh
+    (3H, H), db_ih and db_hh (3H,) (None without biases).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.h_prev.shape, cache.h_prev.dtype)
     x, h_prev, r, z, n, hn = (cache.x, cache.h_prev, cache.r, cache.z,
                               cache.n, cache.hn)
     dn = dh * (1.0 - z)                            # h = (1-z)*n + z*h_prev
@@ -85,29 +108,6 @@ def _step_backward(dh, cache):
                         db_ih=db_ih, db_hh=db_hh)
 
 
-def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One step of the GRU.
-
-    Inputs: x (B, D), h_prev (B, H), w_ih (3H, D), w_hh (3H, H), b_ih and
-    b_hh (3H,) or both None.
-    Returns ``h, cache``: h (B, H), cache a GRUStepCache.
-    """
-    seq.check_step_inputs(x, {"h_prev": h_prev}, (w_ih, w_hh, b_ih, b_hh), 3)
-    return _step(x, h_prev, w_ih, w_hh, b_ih, b_hh)
-
-
-def gru_step_backward(dh, cache):
-    """Backward pass of one step.
-
-    Inputs: dh (B, H), the gradient of the loss with respect to the step's h
-    (None: zeros); cache, the step's GRUStepCache.
-    Returns GRUStepGrads: dx (B, D), dh_prev (B, H), dw_ih (3H, D), dw_hh
-    (3H, H), db_ih and db_hh (3H,) (None without biases).
-    """
-    dh = seq.check_grad("dh", dh, cache.h_prev.shape, cache.h_prev.dtype)
-    return _step_backward(dh, cache)
-
-
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                 reverse=False):
     """Run the GRU over a sequence: the step, once per time step.
@@ -123,7 +123,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     hs = np.empty_like(hns)
     h = h0
     for t in seq.time_steps(T, reverse):
-        h_t, step = _step(x[t], h, w_ih, w_hh, b_ih, b_hh)
+        h_t, step = gru_step_forward(x[t], h, w_ih, w_hh, b_ih, b_hh,
+                                     check=False)
         if mask is not None:                       # padding keeps the state
             h_t = mask[t] * h_t + (1 - mask[t]) * h
         gates[t] = np.concatenate([step.r, step.z, step.n], axis=1)
@@ -165,7 +166,7 @@ def gru_backward(d_out, dh_n, cache):
     for t in reversed(seq.time_steps(T, cache.reverse)):
         m = 1 if cache.mask is None else cache.mask[t]
         dh_t = dh + d_out[t] * m                    # from above and from t+1
-        g = _step_backward(dh_t * m, step_cache(cache, t))
+        g = gru_step_backward(dh_t * m, step_cache(cache, t), check=False)
         dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
         dx[t] = g.dx
         sums.add(g)

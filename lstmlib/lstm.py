@@ -74,8 +74,20 @@ class LSTMCache(namedtuple(
 LSTMGrads = namedtuple("LSTMGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh")
 
 
-def _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh):
-    """The step's equations on checked inputs -> (h, c), LSTMStepCache."""
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None, *,
+                      check=True):
+    """One step of the LSTM.
+
+    Inputs: x (B, D), h_prev and c_prev (B, H), w_ih (4H, D), w_hh (4H, H),
+    b_ih and b_hh (4H,) or both None.
+    Returns ``(h, c), cache``: h and c (B, H), cache an LSTMStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 4)
     H = h_prev.shape[1]
     a = x @ w_ih.T                                 # (B, 4H) pre-activations:
     if b_ih is not None:                           # input part and biases,
@@ -94,8 +106,20 @@ def _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh):
     return (h, c), cache
 
 
-def _step_backward(dh, dc, cache):
-    """The step's backward equations -> LSTMStepGrads."""
+def lstm_step_backward(dh, dc, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh and dc (B, H), the gradients of the loss with respect to the
+    step's h and c (None: zeros); cache, the step's LSTMStepCache.
+    Returns LSTMStepGrads: dx (B, D), dh_prev and dc_prev (B, H), dw_ih
+    (4H, D), dw_hh (4H, H), db_ih and db_hh (4H,) (None without biases).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.c.shape, cache.c.dtype)
+        dc = seq.check_grad("dc", dc, cache.c.shape, cache.c.dtype)
     x, h_prev, c_prev = cache.x, cache.h_prev, cache.c_prev
     i, f, g, o, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.tanh_c
     do = dh * tanh_c                                # h = o * tanh(c)
@@ -118,31 +142,6 @@ def _step_backward(dh, dc, cache):
                          dw_hh=dw_hh, db_ih=db_ih, db_hh=db_hh)
 
 
-def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One step of the LSTM.
-
-    Inputs: x (B, D), h_prev and c_prev (B, H), w_ih (4H, D), w_hh (4H, H),
-    b_ih and b_hh (4H,) or both None.
-    Returns ``(h, c), cache``: h and c (B, H), cache an LSTMStepCache.
-    """
-    seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
-                          (w_ih, w_hh, b_ih, b_hh), 4)
-    return _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh)
-
-
-def lstm_step_backward(dh, dc, cache):
-    """Backward pass of one step.
-
-    Inputs: dh and dc (B, H), the gradients of the loss with respect to the
-    step's h and c (None: zeros); cache, the step's LSTMStepCache.
-    Returns LSTMStepGrads: dx (B, D), dh_prev and dc_prev (B, H), dw_ih
-    (4H, D), dw_hh (4H, H), db_ih and db_hh (4H,) (None without biases).
-    """
-    dh = seq.check_grad("dh", dh, cache.c.shape, cache.c.dtype)
-    dc = seq.check_grad("dc", dc, cache.c.shape, cache.c.dtype)
-    return _step_backward(dh, dc, cache)
-
-
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                  reverse=False):
     """Run the LSTM over a sequence: the step, once per time step.
@@ -161,7 +160,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
     tanh_cs = np.empty_like(hs)
     h, c = h0, c0
     for t in seq.time_steps(T, reverse):
-        (h_t, c_t), step = _step(x[t], h, c, w_ih, w_hh, b_ih, b_hh)
+        (h_t, c_t), step = lstm_step_forward(x[t], h, c, w_ih, w_hh, b_ih,
+                                             b_hh, check=False)
         if mask is not None:                       # padding keeps the state
             h_t = mask[t] * h_t + (1 - mask[t]) * h
             c_t = mask[t] * c_t + (1 - mask[t]) * c
@@ -207,7 +207,8 @@ def lstm_backward(d_out, dh_n, dc_n, cache):
     for t in reversed(seq.time_steps(T, cache.reverse)):
         m = 1 if cache.mask is None else cache.mask[t]
         dh_t = dh + d_out[t] * m                    # from above and from t+1
-        g = _step_backward(dh_t * m, dc * m, step_cache(cache, t))
+        g = lstm_step_backward(dh_t * m, dc * m, step_cache(cache, t),
+                               check=False)
         dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
         dc = g.dc_prev + (1 - m) * dc
         dx[t] = g.dx

@@ -55,8 +55,21 @@ def _check_peepholes(w_ch, w_hh):
     return check_array("w_ch", w_ch, (3, H), w_hh.dtype)
 
 
-def _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch):
-    """The step's equations on checked inputs -> (h, c), PeepholeStepCache."""
+def peephole_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch, *,
+                          check=True):
+    """One step.
+
+    Inputs: x (B, D), h_prev and c_prev (B, H), w_ih (4H, D), w_hh (4H, H),
+    b_ih and b_hh (4H,) or both None, w_ch (3, H).
+    Returns ``(h, c), cache``: h and c (B, H), cache a PeepholeStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 4)
+        _check_peepholes(w_ch, w_hh)
     H = h_prev.shape[1]
     w_ci, w_cf, w_co = w_ch                        # (H,) each
     a = x @ w_ih.T + h_prev @ w_hh.T               # (B, 4H) pre-activations
@@ -75,8 +88,18 @@ def _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch):
     return (h, c), cache
 
 
-def _step_backward(dh, dc, cache):
-    """The step's backward equations -> PeepholeStepGrads."""
+def peephole_step_backward(dh, dc, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh and dc (B, H) (None: zeros), the step's PeepholeStepCache.
+    Returns PeepholeStepGrads: as LSTMStepGrads plus dw_ch (3, H).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.c.shape, cache.c.dtype)
+        dc = seq.check_grad("dc", dc, cache.c.shape, cache.c.dtype)
     x, h_prev, c_prev, c = cache.x, cache.h_prev, cache.c_prev, cache.c
     i, f, g, o, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.tanh_c
     w_ci, w_cf, w_co = cache.w_ch
@@ -102,30 +125,6 @@ def _step_backward(dh, dc, cache):
                              db_hh=db_hh, dw_ch=dw_ch)
 
 
-def peephole_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch):
-    """One step.
-
-    Inputs: x (B, D), h_prev and c_prev (B, H), w_ih (4H, D), w_hh (4H, H),
-    b_ih and b_hh (4H,) or both None, w_ch (3, H).
-    Returns ``(h, c), cache``: h and c (B, H), cache a PeepholeStepCache.
-    """
-    seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
-                          (w_ih, w_hh, b_ih, b_hh), 4)
-    _check_peepholes(w_ch, w_hh)
-    return _step(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch)
-
-
-def peephole_step_backward(dh, dc, cache):
-    """Backward pass of one step.
-
-    Inputs: dh and dc (B, H) (None: zeros), the step's PeepholeStepCache.
-    Returns PeepholeStepGrads: as LSTMStepGrads plus dw_ch (3, H).
-    """
-    dh = seq.check_grad("dh", dh, cache.c.shape, cache.c.dtype)
-    dc = seq.check_grad("dc", dc, cache.c.shape, cache.c.dtype)
-    return _step_backward(dh, dc, cache)
-
-
 def peephole_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, lengths=None,
                      reverse=False):
     """Run the peephole LSTM over a sequence: the step, once per time step.
@@ -145,7 +144,8 @@ def peephole_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, lengths=None,
     tanh_cs = np.empty_like(hs)
     h, c = h0, c0
     for t in seq.time_steps(T, reverse):
-        (h_t, c_t), step = _step(x[t], h, c, w_ih, w_hh, b_ih, b_hh, w_ch)
+        (h_t, c_t), step = peephole_step_forward(
+            x[t], h, c, w_ih, w_hh, b_ih, b_hh, w_ch, check=False)
         if mask is not None:                       # padding keeps the state
             h_t = mask[t] * h_t + (1 - mask[t]) * h
             c_t = mask[t] * c_t + (1 - mask[t]) * c
@@ -192,7 +192,8 @@ def peephole_backward(d_out, dh_n, dc_n, cache):
     for t in reversed(seq.time_steps(T, cache.reverse)):
         m = 1 if cache.mask is None else cache.mask[t]
         dh_t = dh + d_out[t] * m                    # from above and from t+1
-        g = _step_backward(dh_t * m, dc * m, step_cache(cache, t))
+        g = peephole_step_backward(dh_t * m, dc * m, step_cache(cache, t),
+                                   check=False)
         dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
         dc = g.dc_prev + (1 - m) * dc
         dx[t] = g.dx

@@ -57,8 +57,21 @@ def check_nonlinearity(nonlinearity):
     return nonlinearity
 
 
-def _step(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):
-    """The step's equation on checked inputs -> h, RNNStepCache."""
+def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
+                     nonlinearity="tanh", *, check=True):
+    """One step: ``h = phi(x W_ih^T + b_ih + h_prev W_hh^T + b_hh)``.
+
+    Inputs: x (B, D), h_prev (B, H), w_ih (H, D), w_hh (H, H), b_ih and b_hh
+    (H,) or both None, nonlinearity "tanh" or "relu".
+    Returns ``h, cache``: h (B, H), cache an RNNStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        check_nonlinearity(nonlinearity)
+        seq.check_step_inputs(x, {"h_prev": h_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 1)
     a = x @ w_ih.T + h_prev @ w_hh.T               # (B, H) pre-activation
     if b_ih is not None:
         a += b_ih + b_hh
@@ -68,8 +81,19 @@ def _step(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):
     return h, cache
 
 
-def _step_backward(dh, cache):
-    """The step's backward equations -> RNNStepGrads."""
+def rnn_step_backward(dh, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh (B, H), the gradient of the loss with respect to the step's h
+    (None: zeros); cache, the step's RNNStepCache.
+    Returns RNNStepGrads: dx (B, D), dh_prev (B, H), dw_ih (H, D), dw_hh
+    (H, H), db_ih and db_hh (H,) (None without biases).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.h.shape, cache.h.dtype)
     h = cache.h
     if cache.nonlinearity == "tanh":
         da = dh * (1.0 - h * h)                     # tanh'(a) = 1 - tanh(a)^2
@@ -83,31 +107,6 @@ def _step_backward(dh, cache):
     db_hh = None if db_ih is None else db_ih.copy()   # both biases get da
     return RNNStepGrads(dx=dx, dh_prev=dh_prev, dw_ih=dw_ih, dw_hh=dw_hh,
                         db_ih=db_ih, db_hh=db_hh)
-
-
-def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
-                     nonlinearity="tanh"):
-    """One step: ``h = phi(x W_ih^T + b_ih + h_prev W_hh^T + b_hh)``.
-
-    Inputs: x (B, D), h_prev (B, H), w_ih (H, D), w_hh (H, H), b_ih and b_hh
-    (H,) or both None, nonlinearity "tanh" or "relu".
-    Returns ``h, cache``: h (B, H), cache an RNNStepCache.
-    """
-    check_nonlinearity(nonlinearity)
-    seq.check_step_inputs(x, {"h_prev": h_prev}, (w_ih, w_hh, b_ih, b_hh), 1)
-    return _step(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity)
-
-
-def rnn_step_backward(dh, cache):
-    """Backward pass of one step.
-
-    Inputs: dh (B, H), the gradient of the loss with respect to the step's h
-    (None: zeros); cache, the step's RNNStepCache.
-    Returns RNNStepGrads: dx (B, D), dh_prev (B, H), dw_ih (H, D), dw_hh
-    (H, H), db_ih and db_hh (H,) (None without biases).
-    """
-    dh = seq.check_grad("dh", dh, cache.h.shape, cache.h.dtype)
-    return _step_backward(dh, cache)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
@@ -128,7 +127,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
     hs = np.empty((T, B, H), x.dtype)
     h = h0
     for t in seq.time_steps(T, reverse):
-        h_t, _ = _step(x[t], h, w_ih, w_hh, b_ih, b_hh, nonlinearity)
+        h_t, _ = rnn_step_forward(x[t], h, w_ih, w_hh, b_ih, b_hh,
+                                  nonlinearity, check=False)
         if mask is not None:                       # padding keeps the state
             h_t = mask[t] * h_t + (1 - mask[t]) * h
         hs[t] = h_t
@@ -167,7 +167,7 @@ def rnn_backward(d_out, dh_n, cache):
     for t in reversed(seq.time_steps(T, cache.reverse)):
         m = 1 if cache.mask is None else cache.mask[t]
         dh_t = dh + d_out[t] * m                    # from above and from t+1
-        g = _step_backward(dh_t * m, step_cache(cache, t))
+        g = rnn_step_backward(dh_t * m, step_cache(cache, t), check=False)
         dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
         dx[t] = g.dx
         sums.add(g)
