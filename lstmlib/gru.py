@@ -32,15 +32,26 @@ GRUStepCache.__doc__ = """What one step's backward pass needs: x (B, D),
 h_prev (B, H), the gate activations r, z, n (B, H each), hn = W_hn h_prev +
 b_hn (B, H), the weights, and whether there are biases."""
 GRUStepGrads = namedtuple("GRUStepGrads", "dx dh_prev dw_ih dw_hh db_ih db_hh")
-GRUCache = namedtuple(
-    "GRUCache", "x h0 gates hns hs mask w_ih w_hh has_bias reverse")
-GRUCache.__doc__ = """What gru_backward needs, for every step t:
-x (T, B, D) the inputs, h0 (B, H) the initial state,
-gates (T, B, 3H) the activations [r, z, n] of step t,
-hns (T, B, H) W_hn h_{t-1} + b_hn of step t (what the reset gate scales),
-hs (T, B, H) the state h_t step t left,
-mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
-the weights w_ih, w_hh, has_bias, and reverse (the direction walked)."""
+
+
+class GRUCache(namedtuple(
+        "GRUCache", "x h0 gates hns hs mask w_ih w_hh has_bias reverse")):
+    """What gru_backward needs, for every step t:
+    x (T, B, D) the inputs, h0 (B, H) the initial state,
+    gates (T, B, 3H) the activations [r, z, n] of step t,
+    hns (T, B, H) W_hn h_{t-1} + b_hn of step t (what the reset gate scales),
+    hs (T, B, H) the state h_t step t left,
+    mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
+    the weights w_ih, w_hh, has_bias, and reverse (the direction walked)."""
+
+    __slots__ = ()
+
+    @property
+    def gx(self):
+        """The field's former name, still read by older code: ``gates``."""
+        return self.gates
+
+
 GRUGrads = namedtuple("GRUGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
