@@ -14,7 +14,11 @@ OMP_NUM_THREADS ?= 1
 MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS OMP_NUM_THREADS MKL_NUM_THREADS
 
-.PHONY: book test setup system-deps serve clean
+.PHONY: book test test-fast setup system-deps serve clean
+
+# pytest on both cores; --dist loadfile keeps each test module (and its
+# module-scoped browser, server or database) in one worker
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +36,12 @@ book: $(STAMP)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) system-deps book
-	$(PY) -m pytest
+	$(PYTEST)
+
+# Day-to-day: everything but the slow end-to-end tests (book build, nbgrader
+# pipeline, browser); no book build first.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,10 +1,10 @@
 """Pieces every recurrent sequence function shares: checking its inputs,
-walking time in either direction, and turning the per-step gate gradients
-into weight gradients with a few large matrix products after the loop."""
+walking time in either direction, and summing the weight gradients of the
+steps."""
 
 import numpy as np
 
-from ._checks import check_array, check_lengths, check_weights, step_mask
+from ._validation import check_array, check_lengths, check_weights, step_mask
 
 
 def check_step_inputs(x, states, weights, num_gates):
@@ -40,40 +40,17 @@ def time_steps(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def input_projection(x, w_ih, b_ih, b_hh=None):
-    """x_t W_ih^T + b_ih (+ b_hh) for every step at once: one (T*B, D) x
-    (D, G*H) matrix product instead of T small ones."""
-    T, B, D = x.shape
-    a = x.reshape(T * B, D) @ w_ih.T
-    if b_ih is not None:
-        a += b_ih if b_hh is None else b_ih + b_hh   # one pass over a
-    return a.reshape(T, B, -1)
-
-
-def sigmoid_rows_halved(num_gates, H, sigmoid_gates, dtype):
-    """(num_gates * H,) factors: 1/2 on the rows of the gates listed in
-    ``sigmoid_gates``, 1 elsewhere. Halving those rows of copies of the
-    weights is exact (a power of two), and turns sigmoid(a) into
-    tanh(a')/2 + 1/2 with a' = a/2 already computed."""
-    half = np.ones(num_gates * H, dtype)
-    for q in sigmoid_gates:
-        half[q * H:(q + 1) * H] = 0.5
-    return half
-
-
-def scaled_transpose(w, scale):
-    """A C-contiguous copy of w^T with column j times scale[j]. BLAS runs
-    faster on it than on the transposed view, and the caller's array is
-    never the one scaled (np.ascontiguousarray would return the transpose of
-    a Fortran-ordered w uncopied)."""
-    w_t = np.array(w.T, order="C")
-    w_t *= scale
-    return w_t
+def previous_state(states, s0, t, reverse):
+    """The state step t started from: s0 for the first step computed, else
+    the state the step before it (in the direction walked) left."""
+    first = len(states) - 1 if reverse else 0
+    if t == first:
+        return s0
+    return states[t + 1] if reverse else states[t - 1]
 
 
 def previous_states(states, s0, reverse):
-    """The state each step started from: s0 for the first step computed,
-    then the state the previous step left."""
+    """:func:`previous_state` for every step at once, (T, B, H)."""
     prev = np.empty_like(states)
     if reverse:
         prev[-1] = s0
@@ -84,29 +61,26 @@ def previous_states(states, s0, reverse):
     return prev
 
 
-def weight_gradients(d_gx, d_gh, x, h_prev, w_ih, has_bias):
-    """Gradients of the weights and of x from the per-step gate gradients.
+class GradientSums:
+    """The weight gradients of a sequence: the sums over its steps of each
+    step's dw_ih, dw_hh, db_ih and db_hh (the weights are shared by all
+    steps)."""
 
-    d_gx, d_gh: (T, B, G*H) gradients of the input and hidden projections
-    (the same array for RNN and LSTM; the GRU's differ in its n block).
-    """
-    T, B, D = x.shape
-    gx = d_gx.reshape(T * B, -1)
-    gh = d_gh.reshape(T * B, -1)
-    dx = (gx @ w_ih).reshape(T, B, D)
-    # (x^T g)^T rather than g^T x: the same numbers, and OpenBLAS is up to a
-    # fifth faster on this layout (the results are transposed views)
-    dw_ih = (x.reshape(T * B, D).T @ gx).T
-    dw_hh = (h_prev.reshape(T * B, -1).T @ gh).T
-    if not has_bias:
-        return dx, dw_ih, dw_hh, None, None
-    db_ih = gx.sum(axis=0)
-    db_hh = db_ih.copy() if d_gh is d_gx else gh.sum(axis=0)
-    return dx, dw_ih, dw_hh, db_ih, db_hh
+    def __init__(self, w_ih, w_hh, has_bias):
+        self.dw_ih = np.zeros_like(w_ih)
+        self.dw_hh = np.zeros_like(w_hh)
+        self.db_ih = np.zeros(w_ih.shape[0], w_ih.dtype) if has_bias else None
+        self.db_hh = np.zeros(w_hh.shape[0], w_hh.dtype) if has_bias else None
 
+    def add(self, step_grads):
+        self.dw_ih += step_grads.dw_ih
+        self.dw_hh += step_grads.dw_hh
+        if self.db_ih is not None:
+            self.db_ih += step_grads.db_ih
+            self.db_hh += step_grads.db_hh
 
-def zeros_if_none(value, shape, dtype):
-    return np.zeros(shape, dtype) if value is None else value
+    def totals(self):
+        return self.dw_ih, self.dw_hh, self.db_ih, self.db_hh
 
 
 def check_grad(name, value, shape, dtype):

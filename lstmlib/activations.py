@@ -57,11 +57,3 @@ def d_prelu(x, a):
     """Derivative with respect to ``x`` (the one with respect to ``a`` is min(x, 0))."""
     return np.where(x > 0, 1.0, a).astype(np.result_type(x, np.float32))
 
-
-def sigmoid_(a):
-    """In-place sigmoid of a float array (used in the recurrent hot loops)."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a

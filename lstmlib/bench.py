@@ -1,4 +1,5 @@
-"""Benchmark: lstmlib's LSTM and GRU (numpy reference, Numba) against torch.
+"""Benchmark: lstmlib's LSTM and GRU (numpy reference, numpy-fast, Numba)
+against torch.
 
 Run ``python -m lstmlib.bench`` (``--help`` for the options). One process,
 single-threaded by default (numpy's BLAS, Numba and torch all set to one
@@ -10,6 +11,13 @@ the median.
 Before any timing, every backend's output, final state and gradients are
 compared with the numpy reference; a backend that disagrees is reported as
 wrong, left out of the timings, and the exit status is 2.
+
+Backends: ``numpy`` (the plain reference: its ratio is reported, it has no
+goal), ``numpy-fast``, ``numba`` (kernel level: the cell functions called
+directly on prepared arrays), ``numba-layer`` (the API users call:
+``from_torch(module, backend="numba")``, then ``layer.forward`` and
+``layer.backward``, validation and array preparation included), ``torch``
+and ``torch-nomkldnn``.
 
 Reported per (cell, dtype, shape, backend): forward, backward and total
 median times, the paired total ratio against torch (default oneDNN path and
@@ -42,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import CELL_TYPES
+
 SHAPES = {                      # name: (T, B, D, H)
     "tiny": (5, 2, 3, 4),
     "small": (50, 1, 16, 32),
@@ -51,9 +61,10 @@ SHAPES = {                      # name: (T, B, D, H)
 }
 DEFAULT_SHAPES = ("small", "medium", "large", "large-B4")
 CELLS = ("lstm", "gru")
+GATES = {cell: len(CELL_TYPES[cell].gates) for cell in CELLS}
 DTYPES = ("float32", "float64")
-BACKENDS = ("numpy", "numba", "torch", "torch-nomkldnn")
-GATES = {"lstm": 4, "gru": 3}
+BACKENDS = ("numpy", "numpy-fast", "numba", "numba-layer", "torch",
+            "torch-nomkldnn")
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}   # max |a-b| / max |a|
 RESULTS_DIR = Path(__file__).with_name("bench_results")
 
@@ -168,6 +179,21 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+def shape_dims(shape):
+    """(T, B, D, H) of a shape: a name from SHAPES, a "TxBxDxH" string or a
+    tuple. ValueError naming ``--shapes`` otherwise."""
+    if isinstance(shape, tuple):
+        return shape
+    if shape in SHAPES:
+        return SHAPES[shape]
+    try:
+        T, B, D, H = (int(v) for v in shape.split("x"))
+    except ValueError:
+        raise ValueError(f"--shapes: expected names from {list(SHAPES)} or "
+                         f"TxBxDxH, received {shape!r}") from None
+    return T, B, D, H
+
+
 def matmul_flops(cell, T, B, D, H):
     """FLOPs of the matrix products: forward 2*T*B*(D+H)*G*H, backward twice
     that (dx and dh_prev, dW_ih and dW_hh). Element-wise work is not counted."""
@@ -183,7 +209,7 @@ class Problem:
 
     def __init__(self, cell, dtype, shape, seed=0):
         import torch
-        T, B, D, H = SHAPES[shape] if isinstance(shape, str) else shape
+        T, B, D, H = shape_dims(shape)
         self.cell, self.dtype, self.shape = cell, np.dtype(dtype), shape
         self.T, self.B, self.D, self.H = T, B, D, H
         rng = np.random.default_rng(seed)
@@ -231,6 +257,32 @@ class LstmlibPath:
         dx, dstate0, dw = self.cell.backward(
             self.p.d_out, (None,) * self.cell.num_states, self._cache)
         return dx, dw
+
+
+class LayerPath:
+    """A backend of lstmlib through the layer API users call: the layer
+    ``from_torch`` builds from the problem's torch module, then
+    ``layer.forward(x, state)`` and ``layer.backward(d_output)``."""
+
+    def __init__(self, name, backend, problem, perturb=0.0):
+        from .interop import from_torch
+        self.name, self.p, self.perturb = name, problem, perturb
+        self.layer = from_torch(problem.module, backend=backend)
+        self.state = tuple(s[None] for s in problem.state)
+        if len(self.state) == 1:
+            self.state = self.state[0]
+
+    def forward(self):
+        out, state_n = self.layer.forward(self.p.x, self.state)
+        if self.perturb:
+            out = out + self.perturb
+        return out, (state_n[0] if isinstance(state_n, tuple) else state_n)[0:1]
+
+    def backward(self):
+        dx, _ = self.layer.backward(self.p.d_out)
+        g = self.layer.grads
+        return dx, tuple(g[k] for k in ("weight_ih_l0", "weight_hh_l0",
+                                          "bias_ih_l0", "bias_hh_l0"))
 
 
 class TorchPath:
@@ -289,13 +341,15 @@ def check_path(path, reference):
 
 
 def make_paths(problem, backends, inject_wrong=None):
-    from . import kernels
+    from .cells import get_cell
     paths = {}
     for name in backends:
         wrong = 1e-3 if name == inject_wrong else 0.0
-        if name in ("numpy", "numba"):
-            paths[name] = LstmlibPath(name, kernels.get_cell(problem.cell, name),
+        if name in ("numpy", "numpy-fast", "numba"):
+            paths[name] = LstmlibPath(name, get_cell(problem.cell, name),
                                       problem, wrong)
+        elif name == "numba-layer":
+            paths[name] = LayerPath(name, "numba", problem, wrong)
         elif name == "torch":
             paths[name] = TorchPath(name, problem, mkldnn=True)
         elif name == "torch-nomkldnn":
@@ -312,7 +366,7 @@ def make_paths(problem, backends, inject_wrong=None):
 def run_problem(problem, backends, repeats, inject_wrong=None, progress=None):
     """Check, then time every backend interleaved; one row per backend."""
     paths = make_paths(problem, backends, inject_wrong)
-    from .kernels import get_cell
+    from .cells import get_cell
     reference = _results(LstmlibPath("numpy", get_cell(problem.cell, "numpy"),
                                      problem))
     first_call, errors = {}, {}
@@ -366,18 +420,20 @@ def add_peak_fraction(rows, peak):
 
 
 # The CPU goals the performance chapter reports against: (what, backend,
-# dtype, shapes, largest allowed ratio ours/torch). "fastest of ours" takes
-# the better of the numpy and Numba paths.
+# dtype, shapes, largest allowed ratio ours/torch). The plain reference
+# ("numpy") has none: it is the readable oracle.
 GOALS = (
     ("Numba 3x faster than torch, small, float32", "numba", "float32",
      ("small",), 1 / 3),
+    ("Numba 3x faster than torch via layer API, small, float32",
+     "numba-layer", "float32", ("small",), 1 / 3),
     ("Numba 20x faster than torch, small, float64", "numba", "float64",
      ("small",), 1 / 20),
-    ("numpy within 1.3x of torch, medium, float32", "numpy", "float32",
-     ("medium",), 1.3),
-    ("numpy within 1.15x of torch, large, float32", "numpy", "float32",
-     ("large",), 1.15),
-    ("numpy faster than torch in float64", "numpy", "float64",
+    ("numpy-fast within 1.3x of torch, medium, float32", "numpy-fast",
+     "float32", ("medium",), 1.3),
+    ("numpy-fast within 1.15x of torch, large, float32", "numpy-fast",
+     "float32", ("large",), 1.15),
+    ("numpy-fast faster than torch in float64", "numpy-fast", "float64",
      ("small", "medium", "large", "large-B4"), 1.0),
 )
 
@@ -416,7 +472,7 @@ def goal_report(rows, goals=GOALS, key="ratio_vs_torch"):
 def format_goals(report, against="torch"):
     lines = []
     for g in report:
-        lines.append(f"{'met   ' if g['met'] else 'MISSED'} {g['goal']:48} "
+        lines.append(f"{'met   ' if g['met'] else 'MISSED'} {g['goal']:56} "
                      f"{g['cell']:4} {g['shape']:8} ours/{against} "
                      f"{g['ratio']:6.3f} (limit {g['limit']:.3f})")
     return "\n".join(lines)
@@ -466,7 +522,8 @@ def plot(results, ax=None, dtype=None):
         g = (r["cell"], r["dtype"], r["shape"])
         if g not in groups:
             groups.append(g)
-    backends = [b for b in ("numpy", "numba", "torch-nomkldnn")
+    backends = [b for b in ("numpy", "numpy-fast", "numba", "numba-layer",
+                            "torch-nomkldnn")
                 if any(r["backend"] == b for r in rows)]
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4))
@@ -713,7 +770,10 @@ def _exit_status(rows):
     return 2
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line, checked: (args, shape names, dtypes, cells,
+    backends). Bad values end the program with a message naming the
+    option."""
     ap = argparse.ArgumentParser(prog="python -m lstmlib.bench",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -740,69 +800,60 @@ def main(argv=None):
                          "so that the first-call column is the compile time")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-
-    if a.cold_jit:
-        if "numba" in sys.modules:
-            ap.error("--cold-jit: numba was imported before the benchmark "
-                     "started; run it as python -m lstmlib.bench")
-        import tempfile
-        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="lstmlib-jit-")
-    threads = set_threads(a.threads)
     shapes = a.shapes.split(",") if a.shapes else \
         (["small"] if a.quick else list(DEFAULT_SHAPES))
-    shape_list = []
     for s in shapes:
-        if s in SHAPES:
-            shape_list.append(s)
-        else:
-            try:
-                T, B, D, H = (int(v) for v in s.split("x"))
-            except ValueError:
-                ap.error(f"--shapes: expected names from {list(SHAPES)} or "
-                         f"TxBxDxH, received {s!r}")
-            SHAPES[s] = (T, B, D, H)
-            shape_list.append(s)
-    dtypes = a.dtypes.split(",")
-    cells = a.cells.split(",")
-    backends = a.backends.split(",")
+        try:
+            shape_dims(s)
+        except ValueError as e:
+            ap.error(str(e))
+    dtypes, cells, backends = (a.dtypes.split(","), a.cells.split(","),
+                               a.backends.split(","))
     for name, got, allowed in (("--dtypes", dtypes, DTYPES), ("--cells", cells, CELLS),
                                ("--backends", backends, BACKENDS)):
         bad = [g for g in got if g not in allowed]
         if bad:
             ap.error(f"{name}: expected values from {list(allowed)}, received {bad}")
-    repeats = a.repeats or (3 if a.quick else 7)
-    meta = machine_info()
-    meta["threads"] = threads
-    meta["jit_cache"] = "cold (compiled in this run)" if a.cold_jit else \
-        "warm when a previous run compiled the kernels (cache=True)"
-    print(f"# {meta['cpu']} | numpy {meta['numpy']} ({meta['blas']}), numba "
-          f"{meta['numba']}, torch {meta['torch']} | threads {threads}")
-    if a.gpu:
-        rows = run_gpu(shape_list, dtypes, repeats)
-        from .kernels import _cuda
-        meta.update(_cuda.device_info())
-        peak = gpu_peak()
-        for row in rows:
-            if "tflops" in row and peak.get("sgemm_tflops"):
-                row["pct_peak"] = 100.0 * row["tflops"] / peak["sgemm_tflops"]
-        result = {"meta": meta, "peak": peak, "rows": rows}
-        RESULTS_DIR.mkdir(exist_ok=True)
-        path = record_path("gpu")
-        path.write_text(json.dumps(result, indent=1))
-        print(json.dumps(rows, indent=1))
-        print(f"# GPU float32 matrix-product peak: {peak}")
-        goals = goal_report(rows, GPU_GOALS, "ratio_vs_cudnn")
-        if goals:
-            print("\n# goals (paired ratio ours/cuDNN, lower is faster)")
-            print(format_goals(goals, "cuDNN"))
-        print(f"recorded {path}")
-        return _exit_status(rows)
-    peak = measure_peak(quick=a.quick)
+    if a.cold_jit and "numba" in sys.modules:
+        ap.error("--cold-jit: numba was imported before the benchmark "
+                 "started; run it as python -m lstmlib.bench")
+    return a, shapes, dtypes, cells, backends
+
+
+def gpu_main(meta, shapes, dtypes, repeats):
+    """``--gpu``: time the CUDA kernels, record and print them; exit status."""
+    rows = run_gpu(shapes, dtypes, repeats)
+    from .kernels import _cuda
+    meta.update(_cuda.device_info())
+    peak = gpu_peak()
+    for row in rows:
+        if "tflops" in row and peak.get("sgemm_tflops"):
+            row["pct_peak"] = 100.0 * row["tflops"] / peak["sgemm_tflops"]
+    result = {"meta": meta, "peak": peak, "rows": rows}
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = record_path("gpu")
+    path.write_text(json.dumps(result, indent=1))
+    print(json.dumps(rows, indent=1))
+    print(f"# GPU float32 matrix-product peak: {peak}")
+    goals = goal_report(rows, GPU_GOALS, "ratio_vs_cudnn")
+    if goals:
+        print("\n# goals (paired ratio ours/cuDNN, lower is faster)")
+        print(format_goals(goals, "cuDNN"))
+    print(f"recorded {path}")
+    return _exit_status(rows)
+
+
+def run_cpu(shapes, dtypes, cells, backends, repeats, quick=False,
+            inject_wrong=None, progress=True):
+    """Every (shape, cell, dtype) on the CPU: (rows, peak, peak_start,
+    peak_end), the peak being the better of a measurement before and one
+    after, so that a busy moment of a shared machine does not deflate it."""
+    peak_start = measure_peak(quick=quick)
     print("# peak: sgemm {sgemm_gflops:.1f} GFLOP/s, dgemm {dgemm_gflops:.1f} "
-          "GFLOP/s, copy {copy_gbs:.1f} GB/s".format(**peak))
-    problems = [(c, d, s) for s in shape_list for c in cells for d in dtypes]
+          "GFLOP/s, copy {copy_gbs:.1f} GB/s".format(**peak_start))
+    problems = [(c, d, s) for s in shapes for c in cells for d in dtypes]
     bar = None
-    if not a.no_progress:
+    if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(problems) * repeats, desc="bench", unit="rep",
                    file=sys.stderr)
@@ -810,27 +861,24 @@ def main(argv=None):
     for c, d, s in problems:
         if bar is not None:
             bar.set_postfix_str(f"{c} {d} {s}")
-        rows += run_problem(Problem(c, d, s), backends, repeats,
-                            a.inject_wrong, bar)
+        rows += run_problem(Problem(c, d, s), backends, repeats, inject_wrong,
+                            bar)
     if bar is not None:
         bar.close()
-    # the peak is the best of two measurements, at the start and at the end,
-    # so that a busy moment of a shared machine does not deflate it
-    peak_end = measure_peak(quick=a.quick)
-    peak_start = dict(peak)
-    peak = {k: max(peak_start[k], peak_end[k]) for k in peak_start}
+    peak_end = measure_peak(quick=quick)
     print("# peak at the end: sgemm {sgemm_gflops:.1f} GFLOP/s, dgemm "
           "{dgemm_gflops:.1f} GFLOP/s, copy {copy_gbs:.1f} GB/s".format(**peak_end))
+    peak = {k: max(peak_start[k], peak_end[k]) for k in peak_start}
     add_peak_fraction(rows, peak)
-    meta["peak_start"], meta["peak_end"] = peak_start, peak_end
-    result = {"meta": meta, "peak": peak, "repeats": repeats, "rows": rows}
-    print(format_table(rows))
-    goals = goal_report(rows)
-    if goals:
-        print("\n# goals (paired ratio ours/torch, lower is faster)")
-        print(format_goals(goals))
-    if a.out:
-        out = Path(a.out)
+    return rows, peak, peak_start, peak_end
+
+
+def write_outputs(result, out=None, record=False):
+    """results.json, .csv and .png in ``out``; a new recording with
+    ``record``. Never overwrites a recording."""
+    rows = result["rows"]
+    if out:
+        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(result, indent=1))
         keys = sorted({k for r in rows for k in r})
@@ -846,11 +894,38 @@ def main(argv=None):
         plt.tight_layout()
         plt.savefig(out / "results.png", dpi=120)
         print(f"wrote {out / 'results.json'}, results.csv, results.png")
-    if a.record:
+    if record:
         RESULTS_DIR.mkdir(exist_ok=True)
         path = record_path("cpu")
         path.write_text(json.dumps(result, indent=1))
         print(f"recorded {path}")
+
+
+def main(argv=None):
+    a, shapes, dtypes, cells, backends = parse_args(argv)
+    if a.cold_jit:
+        import tempfile
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="lstmlib-jit-")
+    threads = set_threads(a.threads)
+    repeats = a.repeats or (3 if a.quick else 7)
+    meta = machine_info()
+    meta["threads"] = threads
+    meta["jit_cache"] = "cold (compiled in this run)" if a.cold_jit else \
+        "warm when a previous run compiled the kernels (cache=True)"
+    print(f"# {meta['cpu']} | numpy {meta['numpy']} ({meta['blas']}), numba "
+          f"{meta['numba']}, torch {meta['torch']} | threads {threads}")
+    if a.gpu:
+        return gpu_main(meta, shapes, dtypes, repeats)
+    rows, peak, meta["peak_start"], meta["peak_end"] = run_cpu(
+        shapes, dtypes, cells, backends, repeats, a.quick, a.inject_wrong,
+        not a.no_progress)
+    result = {"meta": meta, "peak": peak, "repeats": repeats, "rows": rows}
+    print(format_table(rows))
+    goals = goal_report(rows)
+    if goals:
+        print("\n# goals (paired ratio ours/torch, lower is faster)")
+        print(format_goals(goals))
+    write_outputs(result, a.out, a.record)
     return _exit_status(rows)
 
 

@@ -6,18 +6,27 @@ The parameter names and layouts are PyTorch's, so conversion is a copy of
 
 import numpy as np
 
-from .layers import GRU, LSTM, RNN
+from .cells import CELL_TYPES
+from .layers import RecurrentLayer
 
-_KINDS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+# lstmlib layer class <-> torch.nn class name, for every registered cell
+# type that has a torch counterpart
+_LAYERS = {cls.kind: cls for cls in RecurrentLayer.__subclasses__()}
+_TORCH_NAMES = {spec.torch_class: kind for kind, spec in CELL_TYPES.items()
+                if spec.torch_class is not None}
+
+
+def _torch_names():
+    return " or ".join(f"torch.nn.{n}" for n in _TORCH_NAMES)
 
 
 def _kind_of_torch(module):
     import torch
-    for name, cls in _KINDS.items():
+    for name, kind in _TORCH_NAMES.items():
         if type(module) is getattr(torch.nn, name):
-            return name, cls
-    raise ValueError("module: expected a torch.nn.RNN, torch.nn.LSTM or "
-                     f"torch.nn.GRU, received {type(module).__name__}")
+            return name, _LAYERS[kind]
+    raise ValueError(f"module: expected a {_torch_names()}, received "
+                     f"{type(module).__name__}")
 
 
 def from_torch(module, backend="numpy"):
@@ -34,8 +43,8 @@ def from_torch(module, backend="numpy"):
                   batch_first=module.batch_first,
                   bidirectional=module.bidirectional,
                   rng=np.random.default_rng(0), dtype=dtype, backend=backend)
-    if name == "RNN":
-        kwargs["nonlinearity"] = module.nonlinearity
+    for option in CELL_TYPES[cls.kind].options:       # e.g. nonlinearity
+        kwargs[option] = getattr(module, option)
     layer = cls(module.input_size, module.hidden_size, **kwargs)
     layer.load_state_dict(params)
     return layer
@@ -44,14 +53,17 @@ def from_torch(module, backend="numpy"):
 def to_torch(layer):
     """The ``torch.nn`` module equal to ``layer`` (weights copied)."""
     import torch
-    name = {RNN: "RNN", LSTM: "LSTM", GRU: "GRU"}.get(type(layer))
-    if name is None:
-        raise ValueError("layer: expected an lstmlib RNN, LSTM or GRU, "
-                         f"received {type(layer).__name__}")
+    spec = CELL_TYPES.get(getattr(layer, "kind", None))
+    if not isinstance(layer, RecurrentLayer) or spec.torch_class is None:
+        raise ValueError(
+            f"layer: expected an lstmlib layer with a torch counterpart "
+            f"({', '.join(_LAYERS[k].__name__ for k in _TORCH_NAMES.values())}),"
+            f" received {type(layer).__name__}")
+    name = spec.torch_class
     kwargs = dict(num_layers=layer.num_layers, bias=layer.bias,
                   batch_first=layer.batch_first, bidirectional=layer.bidirectional)
-    if name == "RNN":
-        kwargs["nonlinearity"] = layer.nonlinearity
+    for option in spec.options:
+        kwargs[option] = layer.options[option]
     dtype = getattr(torch, layer.dtype.name)
     module = getattr(torch.nn, name)(layer.input_size, layer.hidden_size, **kwargs)
     module = module.to(dtype)

@@ -11,24 +11,13 @@ wraps each in a bidirectional pair when asked. Shapes (time-major unless
 
 import numpy as np
 
-from ._checks import check_array, check_lengths
+from ._validation import check_array, check_lengths
 from .bidirectional import bidirectional_backward, bidirectional_forward
-from .gru import GRU_CELL
-from .lstm import LSTM_CELL
-from .rnn import NONLINEARITIES, RNN_CELL
+from .cells import BACKENDS, get_cell, parameter_shapes
+from .rnn import check_nonlinearity
 
-BACKENDS = ("numpy", "numba", "cuda")
-_NUMPY_CELLS = {"rnn": RNN_CELL, "lstm": LSTM_CELL, "gru": GRU_CELL}
-
-
-def get_cell(kind, backend="numpy"):
-    """The :class:`~lstmlib.cells.CellType` of ``kind`` on ``backend``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, received {backend!r}")
-    if backend == "numpy":
-        return _NUMPY_CELLS[kind]
-    from . import kernels          # imported on demand: numba is optional
-    return kernels.get_cell(kind, backend)
+__all__ = ["RecurrentLayer", "RNN", "LSTM", "GRU", "PeepholeLSTM",
+           "BACKENDS", "get_cell"]
 
 
 def _positive_int(name, value):
@@ -66,6 +55,14 @@ class RecurrentLayer:
         self.backend = backend
         self.cell = get_cell(self.kind, backend)
         self.params = self._init_params(rng)
+        # (layer, direction) -> names of the cell's weights tuple, biases
+        # included even without biases (their entries are then None)
+        self._weight_names = {
+            (layer, d): [name + self._suffix(layer, d) for name, _ in
+                         parameter_shapes(self.kind, self._layer_input_size(layer),
+                                          self.hidden_size, bias=True)]
+            for layer in range(self.num_layers)
+            for d in range(self.num_directions)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._cache = None
 
@@ -74,29 +71,40 @@ class RecurrentLayer:
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    def _layer_input_size(self, layer):
+        return self.input_size if layer == 0 else \
+            self.hidden_size * self.num_directions
+
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def _shapes(self, layer, direction):
+        """``[(name, shape), ...]`` of one cell, named as torch names them
+        (weight_ih_l0, ..., weight_hh_l1_reverse)."""
+        sfx = self._suffix(layer, direction)
+        return [(name + sfx, shape) for name, shape in parameter_shapes(
+            self.kind, self._layer_input_size(layer), self.hidden_size,
+            self.bias)]
+
     def _names(self, layer, direction):
-        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
-        if self.bias:
-            names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
-        return names
+        return [name for name, _ in self._shapes(layer, direction)]
 
     def _init_params(self, rng):
         """PyTorch's initialisation: every entry from U(-1/sqrt(H), 1/sqrt(H))."""
-        H, G = self.hidden_size, self.cell.num_gates
-        k = 1.0 / np.sqrt(H)
+        k = 1.0 / np.sqrt(self.hidden_size)
         params = {}
         for layer in range(self.num_layers):
-            D = self.input_size if layer == 0 else H * self.num_directions
             for d in range(self.num_directions):
-                shapes = [(G * H, D), (G * H, H), (G * H,), (G * H,)]
-                for name, shape in zip(self._names(layer, d), shapes):
+                for name, shape in self._shapes(layer, d):
                     params[name] = rng.uniform(-k, k, shape).astype(self.dtype)
         return params
 
     def _weights(self, layer, direction):
-        w = [self.params[n] for n in self._names(layer, direction)]
-        return tuple(w) if self.bias else (w[0], w[1], None, None)
+        """The cell's ``weights`` tuple: every parameter in order, biases
+        None when the layer has none."""
+        return tuple(self.params.get(name)
+                     for name in self._weight_names[layer, direction])
 
     def num_parameters(self):
         return sum(p.size for p in self.params.values())
@@ -238,8 +246,10 @@ class RecurrentLayer:
                      for j, p in enumerate(parts))
 
     def _store(self, layer, direction, dws):
-        for name, g in zip(self._names(layer, direction), dws):
-            self.grads[name] = g
+        """Gradients in the cell's ``weights`` order -> ``self.grads``."""
+        for name, g in zip(self._weight_names[layer, direction], dws):
+            if name in self.params:
+                self.grads[name] = g
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
@@ -257,9 +267,7 @@ class RNN(RecurrentLayer):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
                  *, rng=None, dtype=np.float64, backend="numpy"):
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
-                             f"received {nonlinearity!r}")
+        check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, rng=rng, dtype=dtype, backend=backend,
                          nonlinearity=nonlinearity)
@@ -279,3 +287,10 @@ class GRU(RecurrentLayer):
     """GRU layer (``torch.nn.GRU``), reset gate applied after the matmul."""
 
     kind = "gru"
+
+
+class PeepholeLSTM(RecurrentLayer):
+    """LSTM with peephole connections (:mod:`lstmlib.peephole`); state is
+    (h, c). PyTorch has no such layer, so there is no ``from_torch`` for it."""
+
+    kind = "peephole_lstm"

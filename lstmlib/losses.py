@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._checks import check_array
+from ._validation import check_array
 
 
 def softmax_cross_entropy(logits, targets, mask=None, ignore_index=-1):

@@ -13,7 +13,12 @@ r"""Long short-term memory (Hochreiter & Schmidhuber 1997), ``nn.LSTM``.
 
 :math:`\sigma` is the logistic sigmoid. The four gates are stacked in the
 order i, f, g, o: W_ih (4H, D) = [W_ii; W_if; W_ig; W_io], W_hh (4H, H),
-b_ih and b_hh (4H,). Shapes: x_t (B, D), h_t and c_t (B, H).
+b_ih and b_hh (4H,). Shapes: x_t (B, D), h_t and c_t (B, H); a sequence x
+is (T, B, D).
+
+The sequence functions are the step functions in a loop over time, nothing
+more: they are the oracle every faster backend (``lstmlib.kernels``) is
+checked against.
 """
 
 from collections import namedtuple
@@ -26,38 +31,97 @@ from .cells import CellType
 
 LSTMStepCache = namedtuple(
     "LSTMStepCache", "x h_prev c_prev i f g o c tanh_c w_ih w_hh has_bias")
+LSTMStepCache.__doc__ = """What one step's backward pass needs: its inputs
+x (B, D), h_prev and c_prev (B, H); the gate activations i, f, g, o, the new
+cell state c and tanh(c) (B, H each); the weights; whether there are
+biases."""
 LSTMStepGrads = namedtuple(
     "LSTMStepGrads", "dx dh_prev dc_prev dw_ih dw_hh db_ih db_hh")
-LSTMCache = namedtuple(
-    "LSTMCache", "x h0 c0 gates hs cs tanh_cs mask w_ih w_hh has_bias reverse")
+
+
+class LSTMCache(namedtuple(
+        "LSTMCache",
+        "x h0 c0 gates hs cs tanh_cs mask w_ih w_hh has_bias reverse")):
+    """What lstm_backward needs, for every step t:
+    x (T, B, D) the inputs, h0 and c0 (B, H) the initial states,
+    gates (T, B, 4H) the activations [i, f, g, o] of step t,
+    hs and cs (T, B, H) the states h_t and c_t step t left,
+    tanh_cs (T, B, H) tanh of step t's new cell state,
+    mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
+    the weights w_ih, w_hh, has_bias, and reverse (the direction walked).
+
+    Build it by keyword, or from the steps' caches with :meth:`from_steps`.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_steps(cls, x, h0, c0, steps):
+        """The cache of a forward walk t = 0, ..., T-1 without padding, from
+        its T step caches (``steps[t]``, an LSTMStepCache, for step t)."""
+        first = steps[0]
+        return cls(
+            x=x, h0=h0, c0=c0,
+            gates=np.stack([np.concatenate([s.i, s.f, s.g, s.o], axis=1)
+                            for s in steps]),
+            hs=np.stack([s.o * s.tanh_c for s in steps]),      # h = o tanh(c)
+            cs=np.stack([s.c for s in steps]),
+            tanh_cs=np.stack([s.tanh_c for s in steps]),
+            mask=None, w_ih=first.w_ih, w_hh=first.w_hh,
+            has_bias=first.has_bias, reverse=False)
+
+
 LSTMGrads = namedtuple("LSTMGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh")
 
 
-def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One step. x (B, D), h_prev and c_prev (B, H) -> (h, c), cache."""
-    seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
-                          (w_ih, w_hh, b_ih, b_hh), 4)
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih=None, b_hh=None, *,
+                      check=True):
+    """One step of the LSTM.
+
+    Inputs: x (B, D), h_prev and c_prev (B, H), w_ih (4H, D), w_hh (4H, H),
+    b_ih and b_hh (4H,) or both None.
+    Returns ``(h, c), cache``: h and c (B, H), cache an LSTMStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        seq.check_step_inputs(x, {"h_prev": h_prev, "c_prev": c_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 4)
     H = h_prev.shape[1]
-    a = x @ w_ih.T + h_prev @ w_hh.T               # (B, 4H) pre-activations
-    if b_ih is not None:
+    a = x @ w_ih.T                                 # (B, 4H) pre-activations:
+    if b_ih is not None:                           # input part and biases,
         a += b_ih + b_hh
+    a += h_prev @ w_hh.T                           # then the recurrent part
     i = sigmoid(a[:, 0 * H:1 * H])                 # input gate
     f = sigmoid(a[:, 1 * H:2 * H])                 # forget gate
     g = np.tanh(a[:, 2 * H:3 * H])                 # candidate
     o = sigmoid(a[:, 3 * H:4 * H])                 # output gate
-    c = f * c_prev + i * g
+    c = f * c_prev + i * g                         # new cell state
     tanh_c = np.tanh(c)
-    h = o * tanh_c
-    cache = LSTMStepCache(x, h_prev, c_prev, i, f, g, o, c, tanh_c, w_ih, w_hh,
-                          b_ih is not None)
+    h = o * tanh_c                                 # new hidden state
+    cache = LSTMStepCache(x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, g=g,
+                          o=o, c=c, tanh_c=tanh_c, w_ih=w_ih, w_hh=w_hh,
+                          has_bias=b_ih is not None)
     return (h, c), cache
 
 
-def lstm_step_backward(dh, dc, cache):
-    """Gradients of one step given dL/dh and dL/dc (B, H) -> LSTMStepGrads."""
-    x, h_prev, c_prev, i, f, g, o, c, tanh_c, w_ih, w_hh, has_bias = cache
-    dh = seq.check_grad("dh", dh, c.shape, c.dtype)
-    dc = seq.check_grad("dc", dc, c.shape, c.dtype)
+def lstm_step_backward(dh, dc, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh and dc (B, H), the gradients of the loss with respect to the
+    step's h and c (None: zeros); cache, the step's LSTMStepCache.
+    Returns LSTMStepGrads: dx (B, D), dh_prev and dc_prev (B, H), dw_ih
+    (4H, D), dw_hh (4H, H), db_ih and db_hh (4H,) (None without biases).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.c.shape, cache.c.dtype)
+        dc = seq.check_grad("dc", dc, cache.c.shape, cache.c.dtype)
+    x, h_prev, c_prev = cache.x, cache.h_prev, cache.c_prev
+    i, f, g, o, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.tanh_c
     do = dh * tanh_c                                # h = o * tanh(c)
     dc = dc + dh * o * (1.0 - tanh_c ** 2)          # through tanh(c)
     di = dc * g                                     # c = f*c_prev + i*g
@@ -68,150 +132,88 @@ def lstm_step_backward(dh, dc, cache):
                          df * f * (1.0 - f),
                          dg * (1.0 - g ** 2),       # through tanh
                          do * o * (1.0 - o)], axis=1)
-    dx = da @ w_ih
-    dh_prev = da @ w_hh
+    dx = da @ cache.w_ih                            # a = x W_ih^T + ...
+    dh_prev = da @ cache.w_hh                       # ... + h_prev W_hh^T
     dw_ih = da.T @ x
     dw_hh = da.T @ h_prev
-    db = da.sum(axis=0) if has_bias else None
-    return LSTMStepGrads(dx, dh_prev, dc_prev, dw_ih, dw_hh, db,
-                         None if db is None else db.copy())
+    db_ih = da.sum(axis=0) if cache.has_bias else None
+    db_hh = None if db_ih is None else db_ih.copy()   # both biases get da
+    return LSTMStepGrads(dx=dx, dh_prev=dh_prev, dc_prev=dc_prev, dw_ih=dw_ih,
+                         dw_hh=dw_hh, db_ih=db_ih, db_hh=db_hh)
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None,
                  reverse=False):
-    """Run the LSTM over a sequence.
+    """Run the LSTM over a sequence: the step, once per time step.
 
-    x (T, B, D), h0 and c0 (B, H) -> out (T, B, H), (h_n, c_n), cache.
-    ``lengths`` (B,) marks steps t >= lengths[b] as padding (output 0, state
-    unchanged); ``reverse`` walks t = T-1, ..., 0.
-
-    The input projections of all steps are one matrix product; inside the
-    loop only h_{t-1} W_hh^T remains, and every activation is written in
-    place into arrays allocated once (they are the cache).
+    Inputs: x (T, B, D), h0 and c0 (B, H), weights as in
+    :func:`lstm_step_forward`; ``lengths`` (B,) marks steps t >= lengths[b]
+    as padding (output 0, state unchanged); ``reverse`` walks t = T-1, ..., 0.
+    Returns ``out, (h_n, c_n), cache``: out (T, B, H), h_n and c_n (B, H),
+    cache an LSTMCache.
     """
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, (w_ih, w_hh, b_ih, b_hh), 4, lengths)
-    # sigmoid(a) = tanh(a/2)/2 + 1/2: with the rows of i, f and o halved in
-    # copies of the weights (exact: a power of two), one tanh runs over all
-    # four gates' contiguous block, instead of three calls on strided slices
-    half = seq.sigmoid_rows_halved(4, H, (0, 1, 3), x.dtype)   # i, f, o
-    gates = seq.input_projection(                   # (T, B, 4H), in place
-        x, w_ih * half[:, None], None if b_ih is None else b_ih * half,
-        None if b_hh is None else b_hh * half)
+    gates = np.empty((T, B, 4 * H), x.dtype)
     hs = np.empty((T, B, H), x.dtype)
     cs = np.empty_like(hs)
     tanh_cs = np.empty_like(hs)
-    w_hh_t = seq.scaled_transpose(w_hh, half)
-    rec = np.empty((B, 4 * H), x.dtype)
-    ig = np.empty((B, H), x.dtype)
-    p5 = x.dtype.type(0.5)
     h, c = h0, c0
     for t in seq.time_steps(T, reverse):
-        a = gates[t]
-        np.matmul(h, w_hh_t, out=rec)
-        a += rec
-        np.tanh(a, out=a)
-        np.copyto(ig, a[:, 2 * H:3 * H])           # g = tanh(a_g): keep it
-        a *= p5                                    # i, f, o = tanh/2 + 1/2
-        a += p5
-        a[:, 2 * H:3 * H] = ig
-        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        c_t, tc, h_t = cs[t], tanh_cs[t], hs[t]
-        np.multiply(f, c, out=c_t)                 # c = f * c_prev + i * g
-        np.multiply(i, g, out=ig)
-        c_t += ig
-        np.tanh(c_t, out=tc)
-        np.multiply(o, tc, out=h_t)                # h = o * tanh(c)
+        (h_t, c_t), step = lstm_step_forward(x[t], h, c, w_ih, w_hh, b_ih,
+                                             b_hh, check=False)
         if mask is not None:                       # padding keeps the state
-            m = mask[t]
-            c_t *= m
-            c_t += (1 - m) * c
-            h_t *= m
-            h_t += (1 - m) * h
+            h_t = mask[t] * h_t + (1 - mask[t]) * h
+            c_t = mask[t] * c_t + (1 - mask[t]) * c
+        gates[t] = np.concatenate([step.i, step.f, step.g, step.o], axis=1)
+        hs[t], cs[t], tanh_cs[t] = h_t, c_t, step.tanh_c
         h, c = h_t, c_t
     out = hs if mask is None else hs * mask
-    cache = LSTMCache(x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh,
-                      b_ih is not None, reverse)
+    cache = LSTMCache(x=x, h0=h0, c0=c0, gates=gates, hs=hs, cs=cs,
+                      tanh_cs=tanh_cs, mask=mask, w_ih=w_ih, w_hh=w_hh,
+                      has_bias=b_ih is not None, reverse=reverse)
     return out, (h.copy(), c.copy()), cache
 
 
-BLOCK_ELEMENTS = 1 << 19   # gate values per block of steps in lstm_backward
-
-
-def _local_derivatives(a, tc, c_prev, k, dc_dh):
-    """For steps (.., B, 4H) of activations a = i, f, g, o: k = d(pre-
-    activation)/dc for i, f, g and d(pre-activation)/dh for o; dc_dh =
-    dc/dh through h = o tanh(c)."""
-    H = tc.shape[-1]
-    i, g, o = a[..., :H], a[..., 2 * H:3 * H], a[..., 3 * H:]
-    np.subtract(1.0, a, out=k)                      # sigmoid' = s (1 - s)
-    k *= a
-    k[..., :H] *= g                                 # c = f c_prev + i g
-    k[..., H:2 * H] *= c_prev
-    k_g = k[..., 2 * H:3 * H]
-    np.multiply(g, g, out=k_g)                      # tanh' = 1 - g^2
-    np.subtract(1.0, k_g, out=k_g)
-    k_g *= i
-    k[..., 3 * H:] *= tc                            # h = o tanh(c)
-    np.multiply(tc, tc, out=dc_dh)
-    np.subtract(1.0, dc_dh, out=dc_dh)
-    dc_dh *= o
+def step_cache(cache, t):
+    """The LSTMStepCache of step t, rebuilt from a sequence's LSTMCache."""
+    H = cache.hs.shape[2]
+    h_prev = seq.previous_state(cache.hs, cache.h0, t, cache.reverse)
+    c_prev = seq.previous_state(cache.cs, cache.c0, t, cache.reverse)
+    a = cache.gates[t]
+    return LSTMStepCache(
+        x=cache.x[t], h_prev=h_prev, c_prev=c_prev, i=a[:, :H],
+        f=a[:, H:2 * H], g=a[:, 2 * H:3 * H], o=a[:, 3 * H:],
+        c=cache.cs[t], tanh_c=cache.tanh_cs[t], w_ih=cache.w_ih,
+        w_hh=cache.w_hh, has_bias=cache.has_bias)
 
 
 def lstm_backward(d_out, dh_n, dc_n, cache):
-    """Backpropagation through time.
+    """Backpropagation through time: the step's backward pass, from the last
+    step computed to the first, carrying dh and dc.
 
-    d_out (T, B, H), dh_n and dc_n (B, H) (any may be None) -> LSTMGrads.
+    Inputs: d_out (T, B, H), dh_n and dc_n (B, H) (any may be None: zeros),
+    cache, the LSTMCache of :func:`lstm_forward`.
+    Returns LSTMGrads: dx (T, B, D), dh0 and dc0 (B, H), dw_ih (4H, D),
+    dw_hh (4H, H), db_ih and db_hh (4H,) (None without biases).
     """
-    (x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh, has_bias,
-     reverse) = cache
-    T, B, H = hs.shape
-    dt = hs.dtype
-    d_out = seq.check_grad("d_out", d_out, hs.shape, dt)
-    dh = seq.check_grad("dh_n", dh_n, (B, H), dt).copy()
-    dc = seq.check_grad("dc_n", dc_n, (B, H), dt).copy()
-    # What does not depend on the incoming gradients is computed for a block
-    # of steps at a time, in a few passes over whole arrays (small enough to
-    # stay in cache): da_all starts as the factors d(pre-activation)/dc for
-    # i, f, g and d(pre-activation)/dh for o, and each step only multiplies
-    # them by its dc and dh, in place.
-    c_prev_all = seq.previous_states(cs, c0, reverse)
-    da_all = np.empty_like(gates)
-    dc_dh = np.empty_like(hs)                       # dc/dh = o (1 - tanh(c)^2)
-    f = gates[..., H:2 * H]
-    tmp = np.empty((B, H), dt)
-    order = list(reversed(seq.time_steps(T, reverse)))
-    per_block = max(1, BLOCK_ELEMENTS // gates[0].size)
-    for n in range(0, T, per_block):
-        block = order[n:n + per_block]
-        span = slice(min(block), max(block) + 1)
-        _local_derivatives(gates[span], tanh_cs[span], c_prev_all[span],
-                           da_all[span], dc_dh[span])
-        for t in block:
-            da = da_all[t]
-            if mask is None:
-                dh += d_out[t]                          # dh_next + this step's
-                dh_t = dh
-            else:
-                dh_t = dh + d_out[t] * mask[t]
-                dc_keep = dc.copy()
-            np.multiply(dh_t, dc_dh[t], out=tmp)
-            dc += tmp
-            da.reshape(B, 4, H)[:, :3] *= dc[:, None]   # di, df, dg
-            da[:, 3 * H:] *= dh_t                       # do
-            dc *= f[t]                                  # dc_prev
-            if mask is None:
-                np.matmul(da, w_hh, out=dh)             # dh_next for step t-1
-            else:                                       # padding: passes by
-                m = mask[t]
-                da *= m
-                dh = da @ w_hh + (1 - m) * dh_t
-                dc *= m
-                dc += (1 - m) * dc_keep
-    h_prev = seq.previous_states(hs, h0, reverse)
-    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
-        da_all, da_all, x, h_prev, w_ih, has_bias)
-    return LSTMGrads(dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
+    T, B, H = cache.hs.shape
+    dt = cache.hs.dtype
+    d_out = seq.check_grad("d_out", d_out, (T, B, H), dt)
+    dh = seq.check_grad("dh_n", dh_n, (B, H), dt)
+    dc = seq.check_grad("dc_n", dc_n, (B, H), dt)
+    dx = np.empty_like(cache.x)
+    sums = seq.GradientSums(cache.w_ih, cache.w_hh, cache.has_bias)
+    for t in reversed(seq.time_steps(T, cache.reverse)):
+        m = 1 if cache.mask is None else cache.mask[t]
+        dh_t = dh + d_out[t] * m                    # from above and from t+1
+        g = lstm_step_backward(dh_t * m, dc * m, step_cache(cache, t),
+                               check=False)
+        dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
+        dc = g.dc_prev + (1 - m) * dc
+        dx[t] = g.dx
+        sums.add(g)
+    return LSTMGrads(dx, dh, dc, *sums.totals())
 
 
 def _cell_forward(x, state, weights, lengths=None, reverse=False):
@@ -225,4 +227,5 @@ def _cell_backward(d_out, d_state_n, cache):
     return g.dx, (g.dh0, g.dc0), (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
 
 
-LSTM_CELL = CellType("lstm", 4, 2, _cell_forward, _cell_backward)
+CELL = CellType("lstm", 4, 2, _cell_forward, _cell_backward)
+LSTM_CELL = CELL    # the name tests and notebooks import

@@ -7,7 +7,7 @@ step (B, C); ``readout="all"`` gives one per step (T, B, C).
 
 import numpy as np
 
-from ._checks import check_array, check_lengths
+from ._validation import check_array, check_lengths
 
 
 class Linear:

@@ -6,6 +6,9 @@ r"""The Elman recurrent network (Elman 1990), PyTorch's ``nn.RNN``.
 
 with :math:`\phi` = tanh (default) or ReLU. Shapes: x_t (B, D), h_t (B, H),
 W_ih (H, D), W_hh (H, H), b_ih and b_hh (H,). A sequence x is (T, B, D).
+
+The sequence functions are the step functions in a loop over time: the
+oracle of the faster backends (``lstmlib.kernels``).
 """
 
 from collections import namedtuple
@@ -19,111 +22,156 @@ NONLINEARITIES = ("tanh", "relu")
 
 RNNStepCache = namedtuple(
     "RNNStepCache", "x h_prev h w_ih w_hh nonlinearity has_bias")
+RNNStepCache.__doc__ = """What one step's backward pass needs: x (B, D),
+h_prev (B, H), the new state h = phi(a) (B, H), the weights, the
+nonlinearity's name and whether there are biases."""
 RNNStepGrads = namedtuple("RNNStepGrads", "dx dh_prev dw_ih dw_hh db_ih db_hh")
-RNNCache = namedtuple(
-    "RNNCache", "x h0 states mask w_ih w_hh nonlinearity has_bias reverse")
+
+
+class RNNCache(namedtuple(
+        "RNNCache", "x h0 hs mask w_ih w_hh nonlinearity has_bias reverse")):
+    """What rnn_backward needs, for every step t:
+    x (T, B, D) the inputs, h0 (B, H) the initial state,
+    hs (T, B, H) the state h_t step t left,
+    mask (T, B, 1) 1 on real steps and 0 on padding (None without lengths),
+    the weights w_ih, w_hh, the nonlinearity, has_bias, and reverse (the
+    direction walked)."""
+
+    __slots__ = ()
+
+    @property
+    def states(self):
+        """The field's former name, still read by older code: ``hs``."""
+        return self.hs
+
+
 RNNGrads = namedtuple("RNNGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 
 
-def _check_nonlinearity(nonlinearity):
+def check_nonlinearity(nonlinearity):
+    """Refuse anything but the names in NONLINEARITIES (the one place that
+    checks it: layers, kernels and the step functions call this)."""
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
                          f"received {nonlinearity!r}")
-
-
-def _activation_grad(dh, h, nonlinearity):
-    """Backprop through phi, written in terms of its output h."""
-    if nonlinearity == "tanh":
-        return dh * (1.0 - h * h)          # tanh'(a) = 1 - tanh(a)^2
-    return dh * (h > 0)                    # relu'(a) = 1 where a > 0
+    return nonlinearity
 
 
 def rnn_step_forward(x, h_prev, w_ih, w_hh, b_ih=None, b_hh=None,
-                     nonlinearity="tanh"):
+                     nonlinearity="tanh", *, check=True):
     """One step: ``h = phi(x W_ih^T + b_ih + h_prev W_hh^T + b_hh)``.
 
-    x (B, D), h_prev (B, H) -> h (B, H), cache.
+    Inputs: x (B, D), h_prev (B, H), w_ih (H, D), w_hh (H, H), b_ih and b_hh
+    (H,) or both None, nonlinearity "tanh" or "relu".
+    Returns ``h, cache``: h (B, H), cache an RNNStepCache.
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
     """
-    _check_nonlinearity(nonlinearity)
-    seq.check_step_inputs(x, {"h_prev": h_prev}, (w_ih, w_hh, b_ih, b_hh), 1)
-    a = x @ w_ih.T + h_prev @ w_hh.T
+    if check:
+        check_nonlinearity(nonlinearity)
+        seq.check_step_inputs(x, {"h_prev": h_prev},
+                              (w_ih, w_hh, b_ih, b_hh), 1)
+    a = x @ w_ih.T + h_prev @ w_hh.T               # (B, H) pre-activation
     if b_ih is not None:
         a += b_ih + b_hh
     h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
-    cache = RNNStepCache(x, h_prev, h, w_ih, w_hh, nonlinearity,
-                         b_ih is not None)
+    cache = RNNStepCache(x=x, h_prev=h_prev, h=h, w_ih=w_ih, w_hh=w_hh,
+                         nonlinearity=nonlinearity, has_bias=b_ih is not None)
     return h, cache
 
 
-def rnn_step_backward(dh, cache):
-    """Gradients of one step given dL/dh (B, H)."""
-    x, h_prev, h, w_ih, w_hh, nonlinearity, has_bias = cache
-    seq.check_grad("dh", dh, h.shape, h.dtype)
-    da = _activation_grad(dh, h, nonlinearity)      # backprop through phi
-    dx = da @ w_ih                                  # a = x W_ih^T + ...
-    dh_prev = da @ w_hh                             # ... + h_prev W_hh^T
-    dw_ih = da.T @ x
-    dw_hh = da.T @ h_prev
-    db = da.sum(axis=0) if has_bias else None
-    db_hh = None if db is None else db.copy()     # both biases get da
-    return RNNStepGrads(dx, dh_prev, dw_ih, dw_hh, db, db_hh)
+def rnn_step_backward(dh, cache, *, check=True):
+    """Backward pass of one step.
+
+    Inputs: dh (B, H), the gradient of the loss with respect to the step's h
+    (None: zeros); cache, the step's RNNStepCache.
+    Returns RNNStepGrads: dx (B, D), dh_prev (B, H), dw_ih (H, D), dw_hh
+    (H, H), db_ih and db_hh (H,) (None without biases).
+
+    ``check=False`` skips validating the inputs (the sequence functions
+    check theirs once).
+    """
+    if check:
+        dh = seq.check_grad("dh", dh, cache.h.shape, cache.h.dtype)
+    h = cache.h
+    if cache.nonlinearity == "tanh":
+        da = dh * (1.0 - h * h)                     # tanh'(a) = 1 - tanh(a)^2
+    else:
+        da = dh * (h > 0)                           # relu'(a) = 1 where a > 0
+    dx = da @ cache.w_ih                            # a = x W_ih^T + ...
+    dh_prev = da @ cache.w_hh                       # ... + h_prev W_hh^T
+    dw_ih = da.T @ cache.x
+    dw_hh = da.T @ cache.h_prev
+    db_ih = da.sum(axis=0) if cache.has_bias else None
+    db_hh = None if db_ih is None else db_ih.copy()   # both biases get da
+    return RNNStepGrads(dx=dx, dh_prev=dh_prev, dw_ih=dw_ih, dw_hh=dw_hh,
+                        db_ih=db_ih, db_hh=db_hh)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
                 lengths=None, reverse=False):
-    """Run the RNN over a sequence.
+    """Run the RNN over a sequence: the step, once per time step.
 
-    x (T, B, D), h0 (B, H) -> out (T, B, H), h_n (B, H), cache.
-    ``lengths`` (B,) marks steps t >= lengths[b] as padding: their output is
-    0 and the state passes through unchanged, so h_n is the state at each
-    sequence's last real step. ``reverse`` walks t = T-1, ..., 0.
+    Inputs: x (T, B, D), h0 (B, H), weights and nonlinearity as in
+    :func:`rnn_step_forward`. ``lengths`` (B,) marks steps t >= lengths[b]
+    as padding: their output is 0 and the state passes through unchanged, so
+    h_n is the state at each sequence's last real step. ``reverse`` walks
+    t = T-1, ..., 0.
+    Returns ``out, h_n, cache``: out (T, B, H), h_n (B, H), cache an
+    RNNCache.
     """
-    _check_nonlinearity(nonlinearity)
+    check_nonlinearity(nonlinearity)
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0}, (w_ih, w_hh, b_ih, b_hh), 1, lengths)
-    states = seq.input_projection(x, w_ih, b_ih, b_hh)   # becomes h_t in place
-    w_hh_t = np.ascontiguousarray(w_hh.T)        # BLAS runs faster on a copy
+    hs = np.empty((T, B, H), x.dtype)
     h = h0
     for t in seq.time_steps(T, reverse):
-        a = states[t]
-        a += h @ w_hh_t
-        if nonlinearity == "tanh":
-            np.tanh(a, out=a)
-        else:
-            np.maximum(a, 0, out=a)
+        h_t, _ = rnn_step_forward(x[t], h, w_ih, w_hh, b_ih, b_hh,
+                                  nonlinearity, check=False)
         if mask is not None:                       # padding keeps the state
-            a *= mask[t]
-            a += (1 - mask[t]) * h
-        h = a
-    out = states if mask is None else states * mask
-    cache = RNNCache(x, h0, states, mask, w_ih, w_hh, nonlinearity,
-                     b_ih is not None, reverse)
+            h_t = mask[t] * h_t + (1 - mask[t]) * h
+        hs[t] = h_t
+        h = h_t
+    out = hs if mask is None else hs * mask
+    cache = RNNCache(x=x, h0=h0, hs=hs, mask=mask, w_ih=w_ih, w_hh=w_hh,
+                     nonlinearity=nonlinearity, has_bias=b_ih is not None,
+                     reverse=reverse)
     return out, h.copy(), cache
 
 
-def rnn_backward(d_out, dh_n, cache):
-    """Backpropagation through time.
+def step_cache(cache, t):
+    """The RNNStepCache of step t, rebuilt from a sequence's RNNCache."""
+    return RNNStepCache(
+        x=cache.x[t], h_prev=seq.previous_state(cache.hs, cache.h0, t,
+                                                cache.reverse),
+        h=cache.hs[t], w_ih=cache.w_ih, w_hh=cache.w_hh,
+        nonlinearity=cache.nonlinearity, has_bias=cache.has_bias)
 
-    d_out (T, B, H) and dh_n (B, H) (either may be None) -> RNNGrads.
+
+def rnn_backward(d_out, dh_n, cache):
+    """Backpropagation through time: the step's backward pass, from the last
+    step computed to the first, carrying dh.
+
+    Inputs: d_out (T, B, H) and dh_n (B, H) (either may be None: zeros),
+    cache, the RNNCache of :func:`rnn_forward`.
+    Returns RNNGrads: dx (T, B, D), dh0 (B, H), dw_ih (H, D), dw_hh (H, H),
+    db_ih and db_hh (H,) (None without biases).
     """
-    x, h0, states, mask, w_ih, w_hh, nonlinearity, has_bias, reverse = cache
-    T, B, H = states.shape
-    d_out = seq.check_grad("d_out", d_out, states.shape, states.dtype)
-    dh = seq.check_grad("dh_n", dh_n, (B, H), states.dtype).copy()
-    da_all = np.empty_like(states)
-    for t in reversed(seq.time_steps(T, reverse)):
-        dh_t = dh + d_out[t] if mask is None else dh + d_out[t] * mask[t]
-        da = _activation_grad(dh_t, states[t], nonlinearity)
-        if mask is not None:                       # padding: passes by
-            da *= mask[t]
-            dh = da @ w_hh + (1 - mask[t]) * dh_t
-        else:
-            dh = da @ w_hh                          # dh_next for step t-1
-        da_all[t] = da
-    h_prev = seq.previous_states(states, h0, reverse)
-    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
-        da_all, da_all, x, h_prev, w_ih, has_bias)
-    return RNNGrads(dx, dh, dw_ih, dw_hh, db_ih, db_hh)
+    T, B, H = cache.hs.shape
+    dt = cache.hs.dtype
+    d_out = seq.check_grad("d_out", d_out, (T, B, H), dt)
+    dh = seq.check_grad("dh_n", dh_n, (B, H), dt)
+    dx = np.empty_like(cache.x)
+    sums = seq.GradientSums(cache.w_ih, cache.w_hh, cache.has_bias)
+    for t in reversed(seq.time_steps(T, cache.reverse)):
+        m = 1 if cache.mask is None else cache.mask[t]
+        dh_t = dh + d_out[t] * m                    # from above and from t+1
+        g = rnn_step_backward(dh_t * m, step_cache(cache, t), check=False)
+        dh = g.dh_prev + (1 - m) * dh_t             # padding: passes by
+        dx[t] = g.dx
+        sums.add(g)
+    return RNNGrads(dx, dh, *sums.totals())
 
 
 def _cell_forward(x, state, weights, lengths=None, reverse=False,
@@ -139,4 +187,5 @@ def _cell_backward(d_out, d_state_n, cache):
     return g.dx, (g.dh0,), (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
 
 
-RNN_CELL = CellType("rnn", 1, 1, _cell_forward, _cell_backward)
+CELL = CellType("rnn", 1, 1, _cell_forward, _cell_backward)
+RNN_CELL = CELL    # the name tests and notebooks import

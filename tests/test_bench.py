@@ -16,7 +16,7 @@ def _bench(tmp_path, *args):
     return subprocess.run(
         [sys.executable, "-m", "lstmlib.bench", "--quick", "--shapes", "tiny",
          "--no-progress", "--repeats", "2", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_quick_run_writes_the_full_table(tmp_path):
@@ -26,7 +26,8 @@ def test_quick_run_writes_the_full_table(tmp_path):
     rows = result["rows"]
     got = {(row["cell"], row["dtype"], row["backend"]) for row in rows}
     want = {(c, d, b) for c in ("lstm", "gru") for d in ("float32", "float64")
-            for b in ("numpy", "numba", "torch", "torch-nomkldnn")}
+            for b in ("numpy", "numpy-fast", "numba", "numba-layer", "torch",
+                      "torch-nomkldnn")}
     assert got == want and len(rows) == len(want)
     for row in rows:
         assert row["correct"], row
@@ -71,18 +72,21 @@ def test_goal_report_marks_met_and_missed():
 
     rows = [row("lstm", "float64", "small", "numba", 0.04),    # 25x: met
             row("gru", "float64", "small", "numba", 0.06),     # 16.7x: missed
-            row("lstm", "float32", "medium", "numpy", 1.31),   # missed
-            row("gru", "float32", "medium", "numpy", 0.7),     # met
-            row("lstm", "float64", "large", "numpy", 1.01),    # missed
+            row("lstm", "float32", "medium", "numpy-fast", 1.31),   # missed
+            row("gru", "float32", "medium", "numpy-fast", 0.7),     # met
+            row("lstm", "float64", "large", "numpy-fast", 1.01),    # missed
+            row("lstm", "float32", "medium", "numpy", 9.0),    # no goal
+            row("gru", "float32", "small", "numba-layer", 0.4),     # missed
             row("lstm", "float32", "small", "numba", 0.1, correct=False)]
     got = {(g["cell"], g["shape"], g["goal"].split(",")[0]): g["met"]
            for g in goal_report(rows)}
     assert got == {
         ("lstm", "small", "Numba 20x faster than torch"): True,
         ("gru", "small", "Numba 20x faster than torch"): False,
-        ("lstm", "medium", "numpy within 1.3x of torch"): False,
-        ("gru", "medium", "numpy within 1.3x of torch"): True,
-        ("lstm", "large", "numpy faster than torch in float64"): False,
+        ("lstm", "medium", "numpy-fast within 1.3x of torch"): False,
+        ("gru", "medium", "numpy-fast within 1.3x of torch"): True,
+        ("lstm", "large", "numpy-fast faster than torch in float64"): False,
+        ("gru", "small", "Numba 3x faster than torch via layer API"): False,
     }
     gpu = [dict(cell="lstm", dtype="float32", shape=shape,
                 backend="cuda-persistent", correct=True, ratio_vs_cudnn=r)
@@ -112,3 +116,28 @@ def test_the_newest_recording_is_loaded(tmp_path, monkeypatch):
                        ("cpu-2026-11-22T150000-2.json", "2026-11-22T15:00:01")):
         (tmp_path / name).write_text(json.dumps({"meta": {"date": date}}))
     assert bench.load_results()["meta"]["date"] == "2026-11-22T15:00:01"
+
+
+def test_custom_shapes_leave_the_shape_table_alone(tmp_path):
+    """A TxBxDxH shape is parsed where it is used; SHAPES is not rewritten."""
+    from lstmlib import bench
+    before = dict(bench.SHAPES)
+    a, shapes, *_ = bench.parse_args(["--shapes", "3x2x4x5,tiny",
+                                      "--backends", "numpy,numpy-fast"])
+    assert shapes == ["3x2x4x5", "tiny"] and bench.SHAPES == before
+    assert bench.shape_dims("3x2x4x5") == (3, 2, 4, 5)
+    p = bench.Problem("gru", "float64", "3x2x4x5")
+    assert p.x.shape == (3, 2, 4) and p.weights[0].shape == (15, 4)
+    import pytest
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--shapes", "3x2x4"])
+
+
+def test_layer_api_path_agrees_with_the_kernel_path():
+    """numba-layer (from_torch, layer.forward/backward) computes what the
+    cell called directly computes."""
+    from lstmlib import bench
+    from lstmlib.cells import get_cell
+    p = bench.Problem("lstm", "float64", "tiny")
+    ref = bench._results(bench.LstmlibPath("numpy", get_cell("lstm"), p))
+    assert bench.check_path(bench.LayerPath("numba-layer", "numba", p), ref) < 1e-12

@@ -1,13 +1,15 @@
-"""Faster backends for the recurrent cells: Numba on the CPU, CUDA on a GPU.
+"""Faster backends for the recurrent cells: tuned numpy, Numba on the CPU,
+CUDA on a GPU.
 
 Every backend keeps the numpy reference's cell interface
 (:mod:`lstmlib.cells`) and is checked against it, so switching is one
-argument: ``lstmlib.LSTM(..., backend="numba")``.
+argument: ``lstmlib.LSTM(..., backend="numba")``. The backends are listed
+once, in :data:`lstmlib.cells.BACKENDS`:
 
-``get_cell(kind, backend)``
-    kind in {"rnn", "lstm", "gru"}, backend in {"numpy", "numba", "cuda"}.
-
-* ``"numpy"``: the reference cells themselves.
+* ``"numpy"``: the reference cells themselves (:mod:`lstmlib.rnn`,
+  :mod:`lstmlib.lstm`, :mod:`lstmlib.gru`, ...).
+* ``"numpy-fast"``: :mod:`lstmlib.kernels.numpy_fast`, the same equations
+  rearranged for speed in plain numpy (RNN, LSTM, GRU).
 * ``"numba"``: :mod:`lstmlib.kernels.numba_cells` (LSTM and GRU). The Elman
   RNN has no Numba kernel: ``get_cell("rnn", "numba")`` returns the numpy
   cell (one tanh per unit leaves little to fuse).
@@ -17,43 +19,23 @@ argument: ``lstmlib.LSTM(..., backend="numba")``.
   reference's, on the CPU). Needs a CUDA GPU or ``NUMBA_ENABLE_CUDASIM=1``
   (the simulator: tiny sizes only).
 
-The Numba modules are imported on first use, so ``import lstmlib`` never
-pays for compiling anything.
+A kind a backend has no functions for runs on the reference (the returned
+cell's ``backend`` field says so). The Numba modules are imported on first
+use, so ``import lstmlib`` never pays for compiling anything. Set
+``NUMBA_DISABLE_JIT=1`` to step through the Numba kernels as plain Python.
 """
 
-BACKENDS = ("numpy", "numba", "cuda")
-KINDS = ("rnn", "lstm", "gru")
-_SIZES = {"rnn": (1, 1), "lstm": (4, 2), "gru": (3, 1)}   # gates, states
+from ..cells import BACKENDS, CELL_TYPES, get_cell
+
+KINDS = tuple(CELL_TYPES)
+
+__all__ = ["BACKENDS", "KINDS", "get_cell"]
 
 
-def _reference_cell(kind):
-    if kind == "rnn":
-        from ..rnn import RNN_CELL
-        return RNN_CELL
-    if kind == "lstm":
-        from ..lstm import LSTM_CELL
-        return LSTM_CELL
-    from ..gru import GRU_CELL
-    return GRU_CELL
-
-
-def get_cell(kind, backend):
-    """The :class:`lstmlib.cells.CellType` computing ``kind`` on ``backend``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, received {kind!r}")
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend: expected one of {BACKENDS}, received {backend!r}")
-    if backend == "numpy":
-        return _reference_cell(kind)
-    from ..cells import CellType
-    if backend == "numba":
-        if kind == "rnn":
-            return _reference_cell(kind)     # documented fallback
-        from . import numba_cells as module
-    else:
-        from . import cuda_cells as module
-    num_gates, num_states = _SIZES[kind]
-    return CellType(kind, num_gates, num_states,
-                    getattr(module, f"{kind}_forward"),
-                    getattr(module, f"{kind}_backward"))
+def __getattr__(name):
+    # ``from lstmlib.kernels import checks``: the name the performance
+    # exercise's test cells import the module performance_checks by
+    if name == "checks":
+        import importlib
+        return importlib.import_module(".performance_checks", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _sequence as seq
-from ..rnn import NONLINEARITIES, RNN_CELL, RNNCache
+from ..rnn import RNN_CELL, RNNCache, check_nonlinearity
 from . import cuda as K
 from . import numba_cells
 from ._cuda import cuda
@@ -116,17 +116,16 @@ def rnn_forward(x, state, weights, lengths=None, reverse=False,
     """Elman RNN sequence forward on the GPU; see :mod:`lstmlib.cells`."""
     (h0,) = state
     w_ih, w_hh, b_ih, b_hh = weights
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
-                         f"received {nonlinearity!r}")
+    check_nonlinearity(nonlinearity)
     T, B, D, H, lengths, mask = seq.check_sequence_inputs(
         x, {"h0": h0}, weights, 1, lengths)
     out, h_n, hs = K.rnn_forward(
         x, h0, *weights, nonlinearity=nonlinearity,
         lengths=numba_cells._lengths_valid(lengths, T, B)[0], reverse=reverse,
         method=method)
-    cache = RNNCache(x, h0, hs, mask, w_ih, w_hh, nonlinearity,
-                     b_ih is not None, reverse)
+    cache = RNNCache(x=x, h0=h0, hs=hs, mask=mask, w_ih=w_ih, w_hh=w_hh,
+                     nonlinearity=nonlinearity, has_bias=b_ih is not None,
+                     reverse=reverse)
     return out, (h_n,), cache
 
 

@@ -30,10 +30,11 @@ import numpy as np
 
 from .. import _sequence as seq
 from . import numba_cpu as K
+from .numpy_fast import input_projection, weight_gradients
 
-# One step's recurrent multiply-adds up to which the fused kernels win
-# (measured by lstmlib.bench on a 2-core AMD EPYC: the hand-written products
-# stay in cache up to H ~ 64; beyond, BLAS wins).
+# One step's recurrent multiply-adds up to which the fused kernels win: the
+# hand-written products keep W_hh in cache up to about H = 64, beyond which
+# BLAS wins (the performance chapter measures the crossover).
 FUSED_MAX_WORK = 64 * 4 * 64 * 64
 
 NumbaLSTMCache = namedtuple(
@@ -101,7 +102,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
             x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
             b1 + b2, h0, c0, L, reverse)
     else:
-        gates = seq.input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
+        gates = input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
         hs = np.empty((T, B, H), x.dtype)
         cs = np.empty_like(hs)
         tanh_cs = np.empty_like(hs)
@@ -152,7 +153,7 @@ def lstm_backward(d_out, d_state_n, cache):
                               cache.cs_prev[t], valid[t], dh_t, dc, da_all[t])
         np.matmul(da_all[t], w_hh, out=rec)          # dL/dh_{t-1} via W_hh
         np.add(dh_t, rec, out=dh)
-    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
+    dx, dw_ih, dw_hh, db_ih, db_hh = weight_gradients(
         da_all, da_all, x, cache.hs_prev, w_ih, cache.has_bias)
     return dx, (dh, dc), (dw_ih, dw_hh, db_ih, db_hh)
 
@@ -180,7 +181,7 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
             x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
             b1, b2, h0, L, reverse)
     else:
-        gates = seq.input_projection(x, w_ih, b_ih)    # (T, B, 3H)
+        gates = input_projection(x, w_ih, b_ih)    # (T, B, 3H)
         hs = np.empty((T, B, H), x.dtype)
         hns = np.empty_like(hs)
         gh = np.empty((B, 3 * H), x.dtype)
@@ -228,6 +229,6 @@ def gru_backward(d_out, d_state_n, cache):
                              valid[t], dh_t, dgx_all[t], dgh_all[t])
         np.matmul(dgh_all[t], w_hh, out=rec)
         np.add(dh_t, rec, out=dh)
-    dx, dw_ih, dw_hh, db_ih, db_hh = seq.weight_gradients(
+    dx, dw_ih, dw_hh, db_ih, db_hh = weight_gradients(
         dgx_all, dgh_all, x, cache.hs_prev, w_ih, cache.has_bias)
     return dx, (dh,), (dw_ih, dw_hh, db_ih, db_hh)

@@ -59,7 +59,7 @@ __all__ = [
 @njit(cache=True, error_model="numpy")
 def _sigmoid_(v):
     """v = sigmoid(v) = tanh(v / 2) / 2 + 1/2 in place, in v's precision and
-    in the order of lstmlib.activations.sigmoid_. Called on a slice
+    in the order of operations of lstmlib.activations.sigmoid. Called on a slice
     (``a[:2 * H]``): a loop over a whole 1-D array is the form LLVM
     vectorises (a ``range(lo, hi)`` loop here is not)."""
     half = v.dtype.type(0.5)

@@ -1,4 +1,5 @@
-"""Graded checks of the performance exercise (09_performance/kernels).
+"""Graded checks of the performance exercise (09_performance/kernels),
+imported by its test cells as ``from lstmlib.kernels import checks``.
 
 The first cell of the notebook calls :func:`prepare`, which computes every
 input and expected value with the numpy reference (:mod:`lstmlib.lstm`)

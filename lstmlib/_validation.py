@@ -6,8 +6,6 @@ and what arrived: never a silent broadcast, never a bare ``AssertionError``.
 
 import numpy as np
 
-SHAPE_LEGEND = "T time steps, B batch, D input features, H hidden units, G gates"
-
 
 def _describe(arr):
     return f"shape {tuple(arr.shape)} and dtype {arr.dtype}"
@@ -20,20 +18,25 @@ def check_array(name, value, shape, dtype=None, finite=True):
     the expected rank. ``dtype`` is the dtype every operand of the call must
     share (``None``: any floating dtype). Integers, objects and mixed
     precision are refused rather than converted.
+
+    Called on every input of every call, so the accepted case costs a few
+    attribute reads and one pass for the finiteness check; the messages are
+    built only when something is wrong.
     """
     if not isinstance(value, np.ndarray):
         raise ValueError(
             f"{name}: expected a numpy array, received {type(value).__name__}")
-    if len(shape) != value.ndim:
+    got = value.shape
+    if len(shape) != len(got):
         raise ValueError(
             f"{name}: expected a {len(shape)}-D array of shape "
             f"{_shape_text(shape)}, received {_describe(value)}")
-    for want, got in zip(shape, value.shape):
-        if want is not None and want != got:
+    for want, size in zip(shape, got):
+        if want is not None and want != size:
             raise ValueError(
                 f"{name}: expected shape {_shape_text(shape)}, "
                 f"received {_describe(value)}")
-    if not np.issubdtype(value.dtype, np.floating):
+    if value.dtype.kind != "f":
         raise ValueError(
             f"{name}: expected a floating-point array, received {_describe(value)}")
     if dtype is not None and value.dtype != dtype:
@@ -41,7 +44,7 @@ def check_array(name, value, shape, dtype=None, finite=True):
             f"{name}: expected dtype {np.dtype(dtype)} (the dtype of the "
             f"weights), received {_describe(value)}; convert explicitly "
             f"with .astype()")
-    if finite and not np.isfinite(value).all():
+    if finite and not np.logical_and.reduce(np.isfinite(value), axis=None):
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
         raise ValueError(
             f"{name}: expected finite values, received {bad} NaN or inf "
@@ -57,7 +60,7 @@ def _shape_text(shape):
 def check_weights(w_ih, w_hh, b_ih, b_hh, num_gates):
     """Check one cell's weights; return ``(D, H, dtype)``."""
     if not isinstance(w_hh, np.ndarray) or w_hh.ndim != 2:
-        check_array("w_hh", w_hh, (None, None))
+        check_array("w_hh", w_hh, (None, None))      # raises, naming w_hh
     H = w_hh.shape[1]
     GH = num_gates * H
     check_array("w_hh", w_hh, (GH, H))
