@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._checks import check_array
+from ._validation import check_array
 
 AttentionCache = namedtuple(
     "AttentionCache", "query keys u alpha mask w_q w_k v")

@@ -22,7 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._checks import check_array
+from ._validation import check_array
 from .activations import sigmoid
 
 MinGRUCache = namedtuple("MinGRUCache", "x h0 z h_tilde hs w_z w_h parallel")

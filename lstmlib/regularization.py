@@ -25,7 +25,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._checks import check_array
+from ._validation import check_array
 from .lstm import LSTMGrads, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 
 
