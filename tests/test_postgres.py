@@ -77,7 +77,7 @@ def postgres():
         "-o", f"-h 127.0.0.1 -p {port} -k {home} -F", "start")
     try:
         run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", port, "-U", "grader", "gradebook")
-        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+        yield f"postgresql+psycopg://grader@127.0.0.1:{port}/gradebook"
     finally:
         run(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop", check=False)
         shutil.rmtree(home, ignore_errors=True)
