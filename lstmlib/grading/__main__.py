@@ -60,9 +60,10 @@ def _parser():
                    help="grade without the sandbox (trusted notebooks only)")
     s.add_argument("--keep-scratch", action="store_true",
                    help="keep the per-submission scratch folders (debugging)")
-    s.add_argument("--cluster", metavar="local[:N]",
+    s.add_argument("--cluster", metavar="local[:N]", nargs="?", const="local",
                    help="grade on a Dask LocalCluster of N worker processes on 127.0.0.1 "
-                        "('local': all cores); resumable, skips submissions already graded")
+                        "('local' or no value: all cores); resumable, skips submissions "
+                        "already graded")
     s.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="grade on an existing Dask cluster (see the instructor guide)")
     s.add_argument("--retries", type=int, default=2,
