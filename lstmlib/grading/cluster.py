@@ -280,8 +280,8 @@ class Driver:
                     yield client
             else:
                 with LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  worker_dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  worker_dashboard_address="127.0.0.1:0") as cluster, \
                         Client(cluster) as client:
                     self.client = client
                     yield client
