@@ -46,21 +46,16 @@ from pathlib import Path
 
 from . import ledger as _ledger
 from . import sandbox
-from .pipeline import Course, Result, _regular_files, grade_submission
+from .pipeline import Course, _regular_files, grade_submission
 
-#: Exceptions of Dask that mean the infrastructure failed, not the submission.
 def _infrastructure_errors() -> tuple:
+    """Exceptions of Dask that mean the infrastructure failed, not the submission."""
     import asyncio
     import concurrent.futures
     from distributed import KilledWorker
     from distributed.comm.core import CommClosedError
-    errors = [KilledWorker, CommClosedError, asyncio.CancelledError,
-              concurrent.futures.CancelledError, ConnectionError, TimeoutError]
-    try:
-        from distributed.scheduler import KilledWorker as _KW  # noqa: F401
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (KilledWorker, CommClosedError, asyncio.CancelledError,
+            concurrent.futures.CancelledError, ConnectionError, TimeoutError)
 
 
 def parse_cluster(spec: str) -> int:
