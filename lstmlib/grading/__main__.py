@@ -10,6 +10,8 @@ Run it from the course folder (the one holding nbgrader_config.py) or pass
     submit 01_rnn_forward --student ID --student-dir DIR   (student side)
     collect 01_rnn_forward             # exchange -> grading/submitted/
     autograde 01_rnn_forward           # sandboxed; report of every submission
+    autograde 01_rnn_forward --cluster local[:N]    # on Dask, N processes (all cores)
+    autograde 01_rnn_forward --scheduler tcp://host:8786   # on an existing Dask cluster
     feedback 01_rnn_forward            # HTML without hidden tests
     release-feedback 01_rnn_forward
     export grades.csv                  # scores + a status column
@@ -59,6 +61,15 @@ def _parser():
                    help="grade without the sandbox (trusted notebooks only)")
     s.add_argument("--keep-scratch", action="store_true",
                    help="keep the per-submission scratch folders (debugging)")
+    s.add_argument("--cluster", metavar="local[:N]", nargs="?", const="local",
+                   help="grade on a Dask LocalCluster of N worker processes on 127.0.0.1 "
+                        "('local' or no value: all cores); resumable, skips submissions "
+                        "already graded")
+    s.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="grade on an existing Dask cluster (see the instructor guide)")
+    s.add_argument("--retries", type=int, default=2,
+                   help="with --cluster/--scheduler: retries of a submission whose worker "
+                        "was lost (default 2)")
     s = sub.add_parser("feedback", help="generate feedback HTML (no hidden tests)")
     s.add_argument("assignment")
     s.add_argument("--student", action="append")
@@ -102,6 +113,20 @@ def main(argv=None) -> int:
             course.submit(args.assignment, args.student, args.student_dir, args.exchange)
         elif cmd == "collect":
             course.collect(args.assignment, args.exchange)
+        elif cmd == "autograde" and (args.cluster or args.scheduler):
+            from . import cluster
+            if args.cluster and args.scheduler:
+                raise ValueError("--cluster and --scheduler: expected one of them, received both")
+            if args.workers or args.keep_scratch:
+                raise ValueError("--workers/--keep-scratch: not used with --cluster/--scheduler")
+            summary = cluster.autograde(
+                args.course, args.assignment, args.student, cluster=args.cluster or "local",
+                scheduler=args.scheduler, retries=args.retries,
+                unsafe_no_sandbox=args.unsafe_no_sandbox)
+            for r in summary.results:
+                print(r.line())
+            print("\n" + "\n".join(summary.lines()))
+            return 3 if summary.ungradable or summary.failed else 0
         elif cmd == "autograde":
             results = course.autograde(args.assignment, args.student, workers=args.workers,
                                        unsafe_no_sandbox=args.unsafe_no_sandbox,

@@ -116,10 +116,11 @@ class CourseConfig:
     max_submission_file_bytes: int
     workers: int
     hide: list
+    gradebook_url: str = ""     # a PostgreSQL db_url (else the sqlite db_path)
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self.gradebook_url or f"sqlite:///{self.db_path}"
 
     @property
     def grading_dir(self) -> Path:
@@ -152,8 +153,13 @@ def load_config(root) -> CourseConfig:
         return (root / value).resolve() if not os.path.isabs(value) else Path(value).resolve()
 
     db_url = cd.get("db_url", "sqlite:///gradebook.db")
-    if not isinstance(db_url, str) or not db_url.startswith("sqlite:///"):
-        raise ValueError(f"CourseDirectory.db_url: expected a sqlite:/// URL, received {db_url!r}")
+    if not isinstance(db_url, str) or not db_url.startswith(("sqlite:///", "postgresql")):
+        raise ValueError(f"CourseDirectory.db_url: expected a sqlite:/// or postgresql:// URL, "
+                         f"received {db_url!r}")
+    gradebook_url = "" if db_url.startswith("sqlite:///") else db_url
+    if gradebook_url:   # reports and backups go next to the submissions
+        db_url = "sqlite:///" + os.path.join(
+            os.path.dirname(cd.get("submitted_directory") or "submitted") or ".", "gradebook.db")
     limits = sandbox.Limits(**{f.name: int(sb[f.name]) for f in dataclasses.fields(sandbox.Limits)
                                if f.name in sb})
     execute = cfg.get("Execute", {})
@@ -176,6 +182,7 @@ def load_config(root) -> CourseConfig:
         max_submission_file_bytes=int(sb.get("max_submission_file_bytes", 50 << 20)),
         workers=int(sb.get("workers", max(1, min(4, os.cpu_count() or 1)))),
         hide=list(sb.get("hide", [])),
+        gradebook_url=gradebook_url,
     )
 
 
@@ -193,6 +200,7 @@ class Result:
     flags: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     scratch: str = ""
+    payload: dict = dataclasses.field(default_factory=dict)   # see grade_submission
 
     def line(self) -> str:
         head = f"{self.student:<20} {self.status:<11} {self.score:6.2f}/{self.max_score:<6.2f}"
@@ -420,6 +428,10 @@ class Course:
             shutil.rmtree(dest)
         _copy_regular(job.course / "autograded" / job.student / job.assignment, dest)
 
+    def merge_result(self, result) -> "Result":
+        """Write one :func:`grade_submission` Result into the real gradebook."""
+        return _merge_result(self, result)
+
     def _write_report(self, assignment, results, backup, mode):
         self.config.reports.mkdir(parents=True, exist_ok=True)
         latest = self.config.reports / f"{assignment}.json"
@@ -428,6 +440,7 @@ class Course:
         for r in results:
             entry = dataclasses.asdict(r)
             entry.pop("scratch", None)
+            entry.pop("payload", None)
             by_student[r.student] = entry
         report = {"assignment": assignment, "time": _now_tag(), "sandbox": mode,
                   "backup": str(backup), "results": [by_student[k] for k in sorted(by_student)]}
@@ -810,3 +823,139 @@ def _grader_context():
         ctx.set_forkserver_preload(["lstmlib.grading._child_preload"])
         _CONTEXT = ctx
     return _CONTEXT
+
+
+# ---------------------------------------------------------------------- seam
+# One submission graded apart from the course (grade_submission, run by a
+# worker anywhere) and its result written into the gradebook by the one
+# trusted driver (Course.merge_result). lstmlib.grading.cluster drives these.
+
+def grade_submission(course_root, assignment, student, *, files=None, gradebook_template=None,
+                     unsafe_no_sandbox=False, uid=61000, work_dir=None, log_bytes=65536) -> Result:
+    """Grade one submission in its own scratch course and sandbox.
+
+    Writes nothing into the course: the course folder is only read (its
+    config, source data files and released notebooks). ``files`` (relative
+    path -> bytes) is the submission; without it the files are read from the
+    course's submitted folder. ``gradebook_template`` (bytes of a sqlite
+    gradebook holding the assignment) replaces the course gradebook, so a
+    worker never opens it. Returns a picklable :class:`Result` whose
+    ``payload`` holds what :meth:`Course.merge_result` needs: the submission
+    timestamp, per notebook the late penalty, every cell's auto score and
+    comment, the graded notebook files (bytes) and the tail of nbgrader's log.
+    """
+    course = Course(course_root, log=lambda msg: None)
+    Course._check_assignment_name(assignment)
+    Course._check_student_name(student)
+    mode = sandbox.require(unsafe_no_sandbox)
+    work = Path(tempfile.mkdtemp(prefix="lsg-", dir=work_dir))
+    os.chmod(work, 0o711)
+    try:
+        cfg = course.config
+        changes = {}
+        if files is not None:
+            staging = work / "submitted"
+            for rel, data in files.items():
+                target = (staging / student / assignment / rel).resolve()
+                if not str(target).startswith(str(staging.resolve()) + os.sep):
+                    raise ValueError(f"files: expected relative paths inside the submission, "
+                                     f"received {rel!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            (staging / student / assignment).mkdir(parents=True, exist_ok=True)
+            changes["submitted"] = staging
+        if gradebook_template is not None:
+            (work / "template").mkdir()
+            (work / "template" / "gradebook.db").write_bytes(gradebook_template)
+            changes.update(db_path=work / "template" / "gradebook.db", gradebook_url="",
+                           hide=[*cfg.hide, str(cfg.grading_dir)])
+        course.config = dataclasses.replace(cfg, **changes)
+        notebooks = course.notebooks_of(assignment)
+        job = _Job(course, assignment, student, notebooks, work / "job", uid=uid,
+                   sandboxed=not mode.startswith("UNSANDBOXED"))
+        result = job.run()
+        payload = {"timestamp": None, "notebooks": [], "files": {}, "log": ""}
+        log_path = work / "job" / "autograde.log"
+        if log_path.is_file():
+            payload["log"] = log_path.read_bytes()[-log_bytes:].decode(errors="replace")
+        if result.status == "graded":
+            from nbgrader.api import Gradebook
+            with Gradebook(f"sqlite:///{job.course / 'gradebook.db'}") as sgb:
+                ssub = sgb.find_submission(assignment, student)
+                payload["timestamp"] = ssub.timestamp.isoformat() if ssub.timestamp else None
+                for snb in ssub.notebooks:
+                    payload["notebooks"].append({
+                        "name": snb.name, "late_submission_penalty": snb.late_submission_penalty,
+                        "grades": [(g.name, g.auto_score) for g in snb.grades],
+                        "comments": [(c.name, c.auto_comment) for c in snb.comments]})
+                result.score, result.max_score = float(ssub.score), float(ssub.max_score)
+            graded = job.course / "autograded" / student / assignment
+            payload["files"] = {p.relative_to(graded).as_posix(): p.read_bytes()
+                                for p in _regular_files(graded)} if graded.is_dir() else {}
+        result.payload = payload
+        result.scratch = ""
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _merge_result(course: Course, result: Result) -> Result:
+    """Set (never add) one result's scores in the gradebook and put its graded
+    notebooks in autograded/ (replacing the previous ones). Running it twice
+    with the same result leaves the same gradebook and files."""
+    from nbgrader.api import Gradebook, MissingEntry
+    cache_alembic_head()
+    student, assignment = result.student, result.assignment
+    Course._check_assignment_name(assignment)
+    Course._check_student_name(student)
+    dest = course.config.autograded / student / assignment
+    files = result.payload.get("files", {}) if result.status == "graded" else {}
+    if result.status == "graded":   # new files first, then swap them in
+        staging = Path(tempfile.mkdtemp(prefix=f".{student}-", dir=_mkdirs(dest.parent)))
+        for rel, data in files.items():
+            target = (staging / rel).resolve()
+            if not str(target).startswith(str(staging.resolve()) + os.sep):
+                raise ValueError(f"result: graded file outside the submission: {rel!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    with Gradebook(course.config.db_url) as gb:
+        gb.update_or_create_student(student)
+        if result.status != "graded":
+            try:
+                gb.remove_submission(assignment, student)
+            except MissingEntry:
+                pass
+            if dest.exists():
+                shutil.rmtree(dest)
+            result.score = 0.0
+            result.max_score = float(gb.find_assignment(assignment).max_score)
+            return result
+        stamp = result.payload.get("timestamp")
+        gb.update_or_create_submission(
+            assignment, student,
+            timestamp=_dt.datetime.fromisoformat(stamp) if stamp else None)
+        for snb in result.payload["notebooks"]:
+            rnb = gb.find_submission_notebook(snb["name"], assignment, student)
+            rnb.late_submission_penalty = snb["late_submission_penalty"]
+            for name, auto_score in snb["grades"]:
+                grade = gb.find_grade(name, snb["name"], assignment, student)
+                grade.auto_score = auto_score
+                grade.needs_manual_grade = (grade.manual_score is not None
+                                            or auto_score is None)
+            for name, auto_comment in snb["comments"]:
+                gb.find_comment(name, snb["name"], assignment, student).auto_comment = \
+                    auto_comment
+        gb.db.commit()
+        sub = gb.find_submission(assignment, student)
+        result.score, result.max_score = float(sub.score), float(sub.max_score)
+    old = dest.with_name(f".{student}-old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return result
+
+
+def _mkdirs(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

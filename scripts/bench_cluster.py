@@ -1,0 +1,48 @@
+"""Benchmark: one synthetic class graded sequentially and on a Dask LocalCluster.
+
+    .venv/bin/python scripts/bench_cluster.py [--students 40] [--workers N]
+        [--assignment 01_rnn_forward] [--json out.json]
+
+Builds the class in a temporary course (scripts/synthetic_class.py), then
+runs :func:`lstmlib.grading.cluster.bench`: the same submissions graded one
+after the other in one process, then on N worker processes; prints
+submissions per core-minute for each, their ratio and the engine's overhead.
+A benchmark, not a test: run it on a quiet machine and quote the CPU model it
+prints. Exit status 1 if the two runs' scores differ.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthetic_class  # noqa: E402
+
+from lstmlib.grading import cluster, sandbox  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--students", type=int, default=40)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--assignment", default="01_rnn_forward")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--unsafe-no-sandbox", action="store_true")
+    args = p.parse_args(argv)
+    if not args.unsafe_no_sandbox:
+        sandbox.require()
+    with tempfile.TemporaryDirectory(prefix="lstmlib-bench-") as tmp:
+        synthetic_class.make_class(Path(tmp) / "course", args.assignment, args.students)
+        out = cluster.bench(Path(tmp) / "course", args.assignment, workers=args.workers,
+                            unsafe_no_sandbox=args.unsafe_no_sandbox)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0 if out["identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
