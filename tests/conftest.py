@@ -35,3 +35,16 @@ def pytest_collection_modifyitems(config, items):
         for a in ASSIGNMENTS:
             if a in text:
                 item.add_marker(getattr(pytest.mark, assignment_marker(a)))
+
+
+def pytest_configure(config):
+    """Every assignment's marker must be registered (pyproject.toml), so a
+    new assignment cannot slip in with an unknown marker."""
+    registered = {line.split(":")[0].strip()
+                  for line in config.getini("markers")}
+    missing = [assignment_marker(a) for a in ASSIGNMENTS
+               if assignment_marker(a) not in registered]
+    if missing:
+        raise ValueError(f"pyproject.toml [tool.pytest.ini_options] markers: "
+                         f"expected a marker for every assignment, missing "
+                         f"{missing}")
