@@ -138,7 +138,10 @@ def test_student_version_hides_solution_and_fails():
 
 def test_structure():
     nb = json.loads(SOLUTION.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    # the install cell (scripts/add_install_cell.py) comes first; the setup
+    # cell right after it
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"
+            and not c["metadata"].get("course_install")]
     assert _meta(code[0]).get("locked") and 'checks.prepare("10_attention")' in _src(code[0])
     assert "](../../book/10_seq2seq_attention.md)" in _src(nb["cells"][0])
     graded = {_meta(c)["grade_id"]: _meta(c)["points"] for c in code if _meta(c).get("grade")}

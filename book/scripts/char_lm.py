@@ -35,7 +35,7 @@ import lstmlib  # noqa: E402
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 HIDDEN = 128
-SEQ_LEN = 64              # truncated BPTT window
+SEQ_LEN = 64              # window length: each starts from a zero state
 BATCH = 32
 STEPS = 2000
 LR = 5e-3                 # Adam

@@ -21,12 +21,21 @@ def _check_positive(**values):
 
 
 def adding_problem(n, T, rng, dtype=np.float64):
-    """The adding problem (Hochreiter & Schmidhuber 1997, experiment 4).
+    """The adding problem, in the simpler form later work adopted.
 
     Each step carries a value drawn from U(0, 1) and a marker; exactly two
     steps are marked, one in the first half and one in the second. The
     target is the sum of the two marked values, so the network must keep
     the first value for up to T steps. Returns x (T, n, 2), y (n, 1).
+
+    This is a variant of Hochreiter & Schmidhuber's (1997) experiment 4,
+    not that experiment itself: there the values are drawn from U(-1, 1),
+    the markers are also -1 at the first and last steps, both marked steps
+    lie in the first half (the first among the first ten), the lengths vary
+    between T and T + T/10, and the target is the rescaled sum
+    0.5 + (X1 + X2) / 4. Here the length is fixed, the second marked step
+    lies anywhere in the second half and the target is the raw sum, so the
+    mean squared error of always predicting its mean, 1, is 1/6.
     """
     _check_positive(n=n, T=T)
     _check_rng(rng)
