@@ -156,7 +156,7 @@ def _solution_lines(nb):
                 inside = False
                 continue
             if inside and len(s) > 12 and not s.startswith("#") and \
-                    s not in ("from lstmlib.grading import checks",):
+                    s not in ("from lstmlib.selfcheck import checks",):
                 lines.append(s)
     return lines
 
@@ -189,7 +189,7 @@ def test_notebook_structure(assignment):
     first = code[0]
     assert nbgrader_meta(first).get("locked") and \
         f'checks.prepare("{assignment}")' in source(first)
-    assert "lstmlib.grading" in source(first)
+    assert "lstmlib.selfcheck" in source(first)
     intro = source(nb["cells"][0])
     assert re.search(r"\]\(\.\./\.\./book/\d\d_\w+\.md\)", intro), "no chapter link"
     for md in re.findall(r"\]\(\.\./\.\./(book/\w+\.md)\)", intro):
@@ -224,9 +224,10 @@ def test_mistake_bank(assignment):
 
 
 # ---------------------------------------------------------------------------
-# the checks themselves, in-process
+# the self-checks, in-process (the same checks the grader runs, with the
+# student's function called here instead of in a graded kernel)
 
-from lstmlib.grading import checks  # noqa: E402  (imported after the path set-up)
+from lstmlib.selfcheck import checks  # noqa: E402  (imported after the path set-up)
 
 checks.prepare("04_lstm_cell")
 checks.prepare("02_bptt")

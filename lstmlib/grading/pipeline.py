@@ -116,6 +116,7 @@ class CourseConfig:
     max_submission_file_bytes: int
     workers: int
     hide: list
+    call_seconds: int = 60
 
     @property
     def db_url(self) -> str:
@@ -176,6 +177,7 @@ def load_config(root) -> CourseConfig:
         max_submission_file_bytes=int(sb.get("max_submission_file_bytes", 50 << 20)),
         workers=int(sb.get("workers", max(1, min(4, os.cpu_count() or 1)))),
         hide=list(sb.get("hide", [])),
+        call_seconds=int(sb.get("call_seconds", 60)),
     )
 
 
@@ -547,7 +549,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = {db_url!r}
 c.Autograde.create_student = True
 c.Autograde.autograde_preprocessors = [
-    "lstmlib.grading._nbext.GuardedExecute",
+    "lstmlib.grading.trusted.TrustedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -563,6 +565,9 @@ c.KernelManager.ip = {ipc_prefix!r}
 c.GuardedExecute.status_file = {status_file!r}
 c.GuardedExecute.max_cell_output_bytes = {max_cell!r}
 c.GuardedExecute.max_notebook_output_bytes = {max_nb!r}
+c.TrustedExecute.call_timeout = {call_timeout!r}
+c.TrustedExecute.exit_file = {exit_file!r}
+c.TrustedExecute.inputs_file = {inputs_file!r}
 '''
 
 _LOG_NOTES = [
@@ -663,7 +668,9 @@ class _Job:
             cell_timeout=self.cfg.cell_timeout, kernel_name=sandbox.KERNEL_NAME,
             ipc_prefix=str(self.scratch / "rt" / "k"),
             status_file=str(self.scratch / "status.jsonl"),
-            max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes))
+            max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes,
+            call_timeout=self.cfg.call_seconds, exit_file=str(self.scratch / "exit.json"),
+            inputs_file=str(self.scratch / "inputs.jsonl")))
         return ""
 
     def _restore_metadata(self, nb, name, result) -> bool:
