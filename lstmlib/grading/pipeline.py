@@ -195,6 +195,9 @@ class Result:
     flags: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     scratch: str = ""
+    #: {notebook: {grade_id: digest of the inputs the grader sent}}: the
+    #: cases are drawn afresh at each grading, so two gradings differ here
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     def line(self) -> str:
         head = f"{self.student:<20} {self.status:<11} {self.score:6.2f}/{self.max_score:<6.2f}"
@@ -760,6 +763,12 @@ class _Job:
         status_file = self.scratch / "status.jsonl"
         if status_file.is_file():
             statuses = [json.loads(line) for line in status_file.read_text().splitlines() if line]
+        inputs_file = self.scratch / "inputs.jsonl"
+        if inputs_file.is_file():
+            for line in inputs_file.read_text().splitlines():
+                if line:
+                    entry = json.loads(line)
+                    result.inputs[entry["notebook"]] = entry["cells"]
         for st in statuses:
             truncated = [c["grade_id"] or f"#{c['index']}" for c in st["cells"]
                          if c["output_truncated"]]

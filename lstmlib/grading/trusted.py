@@ -43,7 +43,6 @@ from ._core import GradingError
 from ._nbext import GuardedExecute
 
 MIME = "text/x-lstmlib-answer"
-_CALL_BASE = 1 << 30          # cell indices of the grader's calls (budget apart)
 
 _SNIPPET = ("from lstmlib.selfcheck._harness import serve as _lstmlib_grader_serve\n"
             "_lstmlib_grader_serve(globals(), {request!r})\n"
@@ -91,6 +90,7 @@ class TrustedExecute(GuardedExecute):
         self._calls = 0
         self._digests = {}
         self._broken = ""
+        self._call_indices = set()
         if assignment in assignments.ASSIGNMENTS:
             a = assignments.ASSIGNMENTS[assignment]
             if info.get("notebook", a.notebook) == a.notebook:
@@ -166,13 +166,12 @@ class TrustedExecute(GuardedExecute):
         request = dict(request, token=secrets.token_hex(8))
         payload_text = json.dumps(request, separators=(",", ":"))
         self._cell_inputs.update(payload_text.encode())
-        index = _CALL_BASE + self._calls
         tmp = NotebookNode(cell_type="code", source=_SNIPPET.format(request=payload_text),
-                           metadata={}, outputs=[], execution_count=None, id=f"call{index}")
+                           metadata={}, outputs=[], execution_count=None, id=f"call{self._calls}")
         saved = self.timeout
         self.timeout = self.call_timeout
         try:
-            await _plain_execute(self, tmp, index)
+            index = await _plain_execute(self, tmp)
         except (DeadKernelError, CellTimeoutError) as exc:
             why = self._why(exc)
             await self._restart()
@@ -234,7 +233,7 @@ class TrustedExecute(GuardedExecute):
             tmp = NotebookNode(cell_type="code", source=source, metadata={}, outputs=[],
                                execution_count=None, id=f"replay{k}")
             try:
-                await _plain_execute(self, tmp, _CALL_BASE + self._calls)
+                await _plain_execute(self, tmp)
             except (DeadKernelError, CellTimeoutError):
                 self._broken = "the kernel died again while the notebook's cells ran again"
                 return
@@ -243,7 +242,7 @@ class TrustedExecute(GuardedExecute):
 
     # ------------------------------------------------------------------ budget
     def _over_budget(self, cell_index, content):
-        if cell_index is not None and cell_index >= _CALL_BASE:
+        if cell_index in self._call_indices:
             size = len(json.dumps(content, default=str)) if not isinstance(content, str) \
                 else len(content)
             used = self._cell_bytes.get(cell_index, 0)
@@ -255,22 +254,36 @@ class TrustedExecute(GuardedExecute):
         return super()._over_budget(cell_index, content)
 
     def output(self, outs, msg, display_id, cell_index):
-        if cell_index is not None and cell_index >= _CALL_BASE:
+        if cell_index in self._call_indices:
             if self._over_budget(cell_index, msg.get("content", {})):
                 return None
             return super(GuardedExecute, self).output(outs, msg, display_id, cell_index)
         return super().output(outs, msg, display_id, cell_index)
 
     def on_cell_executed(self, **kwargs):
-        if kwargs.get("cell_index", 0) >= _CALL_BASE:
+        if kwargs.get("cell_index") in self._call_indices:
             return
         super().on_cell_executed(**kwargs)
 
 
-async def _plain_execute(self, cell, index):
-    """nbclient's own cell execution (no canary, no grade logic)."""
+async def _plain_execute(self, cell, _index=None):
+    """nbclient's own cell execution (no canary, no grade logic) of a cell
+    that is not in the notebook: it is appended for the time of the call
+    (nbclient writes the executed cell back at its index), its outputs
+    counted against the answer budget, then removed."""
     from nbclient.client import NotebookClient
-    return await NotebookClient.async_execute_cell(self, cell, index, store_history=False)
+    cells = self.nb["cells"]
+    index = len(cells)
+    cells.append(cell)
+    self._call_indices.add(index)
+    self._cell_bytes.pop(index, None)
+    self._over.discard(index)
+    try:
+        await NotebookClient.async_execute_cell(self, cell, index, store_history=False)
+    finally:
+        del cells[index:]
+        self._call_indices.discard(index)
+    return index
 
 
 class _Channel:
