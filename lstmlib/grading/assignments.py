@@ -40,6 +40,7 @@ class Assignment:
     title: str
     chapter: tuple              # (title, book page)
     parts: tuple
+    implement: str = ""         # for the book's table (default: the parts' titles)
 
     @property
     def points(self) -> float:
@@ -115,7 +116,8 @@ ASSIGNMENTS = {a.name: a for a in [
                    _part("C", "bidirectional_lstm (final states)", "bidirectional_states",
                          functions=("bidirectional_lstm",), hid=1,
                          vis_cases="T=5, B=3, padded",
-                         hid_cases="T=1; B=1; no padding, no biases; float32"))),
+                         hid_cases="T=1; B=1; no padding, no biases; float32")),
+               "`reverse_padded`, `bidirectional_lstm` (output, final states)"),
     Assignment("08_training", "adding_problem", "Training on the adding problem",
                ("Training", "07_training.md"), (
                    _part("A", "mse", "mse", hid=1, vis_cases="pred (4, 1)",
@@ -138,7 +140,8 @@ ASSIGNMENTS = {a.name: a for a in [
                    _part("B", "lstm_gates_kernel (CUDA)", "gates_kernel",
                          functions=("lstm_gates_kernel",), check="kernel_parts.gates_kernel",
                          cell="lstm_gates_kernel", vis_cases="B=4, H=8",
-                         hid_cases="B and H not multiples of the block; float32"))),
+                         hid_cases="B and H not multiples of the block; float32")),
+               "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)"),
 ]}
 
 
@@ -162,8 +165,8 @@ def markdown_table() -> str:
     rows = ["| Exercise | Chapter | You implement | Parts | Points |",
             "|---|---|---|---|---|"]
     for n, a in enumerate(ASSIGNMENTS.values(), start=1):
-        implement = ", ".join(f"`{p.title}`" if " " not in p.title else p.title
-                              for p in a.parts)
+        implement = a.implement or ", ".join(
+            f"`{p.title}`" if " " not in p.title else p.title for p in a.parts)
         rows.append(f"| [{n}. {a.title}](../exercises/{a.name}/{a.notebook}.ipynb) | "
                     f"[{a.chapter[0]}]({a.chapter[1]}) | {implement} | {len(a.parts)} | "
                     f"{a.points:g} |")
