@@ -87,6 +87,15 @@ def _gate_cause(H):
     return cause
 
 
+def _kernel_raised(where, msg):
+    hint = ""
+    if "index" in msg.lower() and "bounds" in msg.lower():
+        hint = (" Likely cause: threads outside the (B, H) array: "
+                "the grid is rounded up to whole blocks, so return "
+                "early when b >= B or k >= H.")
+    return f"{where}: the kernel raised {msg}{hint}"
+
+
 def _pair(where, out, what="(h, c)"):
     if not isinstance(out, tuple) or len(out) != 2:
         fail(f"{where}: expected the tuple {what}, received {type(out).__name__}")
@@ -133,7 +142,8 @@ def gates_kernel(kernel, which="visible"):
         (a, c_prev), (h_exp, c_exp) = _kernel_case(4100 + 10 * k + (which == "hidden"),
                                                    B, H, dt)
         reply = checks._ask(w, part, "cuda_gates", [kernel],
-                            {"a": a, "c_prev": c_prev, "block": list(BLOCK)})
+                            {"a": a, "c_prev": c_prev, "block": list(BLOCK)},
+                            raised=lambda msg, w=w: _kernel_raised(w, msg))
         if not isinstance(reply, dict) or not isinstance(reply.get("info"), dict):
             fail(f"{w}: the kernel's report is not readable")
         if not reply["info"].get("kernel"):
