@@ -481,3 +481,54 @@ def test_the_grader_never_imports_the_kernel_side():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _namespace(assignment, which="solutions"):
+    """The notebook's code cells (not the test cells) run in a namespace."""
+    import contextlib
+    import io
+    a = manifest.ASSIGNMENTS[assignment]
+    root = ROOT / which / assignment / f"{a.notebook}.ipynb"
+    ns = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in load(root)["cells"]:
+            if cell["cell_type"] == "code" and not nbgrader_meta(cell).get("grade"):
+                try:
+                    exec(source(cell), ns)
+                except Exception:           # a blank answer, or what depends on one
+                    if which == "solutions":
+                        raise
+    return ns
+
+
+@pytest.mark.parametrize("assignment", sorted(set(manifest.ASSIGNMENTS) - {"09_performance"}))
+def test_fresh_cases_pass_the_solution_and_differ(assignment):
+    """The grader's checks with a fresh seed (the student's function called
+    in this process): the solution passes every part, the blank notebook
+    none, and two seeds draw different inputs."""
+    from lstmlib.grading import checks as trusted
+    from lstmlib.selfcheck.checks import LocalFunction
+    a = manifest.ASSIGNMENTS[assignment]
+    ns, blank = _namespace(assignment), _namespace(assignment, "exercises")
+    seen = []
+
+    class Recording(LocalFunction):
+        def ask(self, request):
+            seen.append(request["payload"])
+            return super().ask(request)
+
+    try:
+        for salt in (1, 2):
+            trusted.prepare(assignment, salt=salt)
+            for part in a.parts:
+                check = manifest.check_function(part)
+                for which in ("visible", "hidden"):
+                    check(*[Recording(ns[f], f) for f in part.functions], which)
+                    if part.functions != ("ratios",):
+                        with pytest.raises(AssertionError):
+                            check(*[LocalFunction(blank[f], f) for f in part.functions],
+                                  which)
+    finally:
+        trusted.prepare(assignment)
+    half = len(seen) // 2
+    assert half and seen[:half] != seen[half:]
