@@ -1,0 +1,71 @@
+"""Grading time per submission, two versions of the course side by side.
+
+    python tests/mistakes/grading_time_compare.py BEFORE_PYTHON BEFORE_TREE [ASSIGNMENT ...]
+
+BEFORE_PYTHON is an interpreter whose ``lstmlib`` is the version to compare
+with (a copy of the virtual environment whose editable install points at
+BEFORE_TREE, a checkout of that version); this interpreter and this tree
+are the other. For each assignment both versions generate it and grade the
+full solution with ``python -m lstmlib.grading autograde`` (sandboxed),
+alternately, so that both see the same load; prints the seconds the
+pipeline reports for the one submission and their ratio.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def course_for(python, tree, assignment, tmp):
+    course = Path(tmp) / "course"
+    course.mkdir()
+    shutil.copy(Path(tree) / "nbgrader_config.py", course)
+    shutil.copytree(Path(tree) / "solutions" / assignment, course / "solutions" / assignment)
+    run(python, course, "generate", assignment)
+    folder = course / "grading" / "submitted" / "full" / assignment
+    folder.mkdir(parents=True)
+    for nb in (course / "solutions" / assignment).glob("*.ipynb"):
+        shutil.copy(nb, folder / nb.name)
+    return course
+
+
+def run(python, course, *args):
+    r = subprocess.run([python, "-m", "lstmlib.grading", "--course", str(course), *args],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{args} failed:\n{r.stdout}\n{r.stderr}")
+
+
+def seconds(python, course, assignment):
+    run(python, course, "autograde", assignment)
+    r = json.loads((course / "grading" / "reports" / f"{assignment}.json").read_text())
+    r = r["results"][0]
+    if r["status"] != "graded" or r["score"] != r["max_score"]:
+        raise RuntimeError(f"{assignment}: {r}")
+    return r["seconds"]
+
+
+def main(argv):
+    before_py, before_tree, *names = argv
+    names = names or sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+    totals = [0.0, 0.0]
+    print(f"{'assignment':<20} {'before':>8} {'after':>8} {'after/before':>12}", flush=True)
+    for a in names:
+        with tempfile.TemporaryDirectory() as t1, tempfile.TemporaryDirectory() as t2:
+            c_before = course_for(before_py, before_tree, a, t1)
+            c_after = course_for(sys.executable, ROOT, a, t2)
+            b = seconds(before_py, c_before, a)
+            f = seconds(sys.executable, c_after, a)
+        totals[0] += b
+        totals[1] += f
+        print(f"{a:<20} {b:8.2f} {f:8.2f} {f / b:12.2f}", flush=True)
+    print(f"{'total':<20} {totals[0]:8.2f} {totals[1]:8.2f} {totals[1] / totals[0]:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
