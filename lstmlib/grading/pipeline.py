@@ -14,7 +14,10 @@ wall-clock limit, its kernel boxed by :mod:`lstmlib.grading.sandbox`, and
 then, from this (trusted) process, copies the scores into the real
 gradebook and the executed notebook into ``autograded/``. nbgrader
 restores the test cells (hidden tests included) from the gradebook copy in
-the scratch course, so the kernel sees only the cells it runs. Submissions
+the scratch course; the graded test cells of the manifest are then decided
+in that nbgrader process, not in the kernel (:mod:`lstmlib.grading.trusted`):
+the kernel only calls the student's functions on inputs drawn afresh for
+the grading and sends back what they return. Submissions
 that cannot be graded are reported by name with the reason; the rest of
 the class is graded. The gradebook is backed up before each run, the
 submissions are only ever read, and a rerun gives the same gradebook.
