@@ -34,8 +34,9 @@ def course_for(python, tree, assignment, tmp):
 
 
 def run(python, course, *args):
+    # run in the course folder: the current folder comes first on sys.path
     r = subprocess.run([python, "-m", "lstmlib.grading", "--course", str(course), *args],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=course)
     if r.returncode != 0:
         raise RuntimeError(f"{args} failed:\n{r.stdout}\n{r.stderr}")
 
