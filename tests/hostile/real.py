@@ -125,12 +125,12 @@ FRAMES = '''\
 '''
 
 PRECOMPUTE = '''\
-    import numpy as _np
+    import numpy as np
     from lstmlib.grading import checks as _c
     _c.prepare("ASSIGNMENT")
     def _same(a, b):
-        if isinstance(a, _np.ndarray) and isinstance(b, _np.ndarray):
-            return a.shape == b.shape and _np.array_equal(a, b)
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return a.shape == b.shape and np.array_equal(a, b)
         return True
     best = None
     for part in list(_c._PARTS.values()):
@@ -148,18 +148,18 @@ PRECOMPUTE = '''\
 '''
 
 POISON = '''\
-import numpy as _np
+import numpy as np
 
 
 class Liar:
     def __eq__(self, other): return True
     def __ne__(self, other): return False
-    def __array__(self, *a, **k): return _np.zeros(3)
+    def __array__(self, *a, **k): return np.zeros(3)
     def tolist(self): return [0.0]
 
 
-class Sneaky(_np.ndarray):
-    def __eq__(self, other): return _np.ones(_np.shape(other), dtype=bool)
+class Sneaky(np.ndarray):
+    def __eq__(self, other): return np.ones(np.shape(other), dtype=bool)
     def tolist(self): return [0.0]
 
 
@@ -170,7 +170,7 @@ class Bomb:
 
 def _poison(value, _k=[0]):
     _k[0] += 1
-    if isinstance(value, _np.ndarray):
+    if isinstance(value, np.ndarray):
         return value.view(Sneaky) if _k[0] % 2 else Bomb()
     if isinstance(value, tuple):
         return tuple(_poison(v) for v in value)
@@ -186,15 +186,15 @@ def _poisoned(fn):
             params = getattr(arg, "params", None)
             if isinstance(params, dict):
                 for key in list(params):
-                    params[key] = _np.asarray(params[key]).view(Sneaky)
+                    params[key] = np.asarray(params[key]).view(Sneaky)
         return _poison(out)
     return wrapper
 '''
 
 
 HUGE = '''\
-    import numpy as _np
-    return (_np.zeros(600_000), _np.zeros(600_000), None)
+    import numpy as np
+    return (np.zeros(600_000), np.zeros(600_000), None)
 '''
 
 SLOW = '''\
