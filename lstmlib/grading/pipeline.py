@@ -773,6 +773,10 @@ class _Job:
                     entry = json.loads(line)
                     result.inputs[entry["notebook"]] = entry["cells"]
         for st in statuses:
+            for event in st.get("events", []):
+                note = f"{st['notebook']}.ipynb: {event}"
+                if note not in result.notes:
+                    result.notes.append(note)
             truncated = [c["grade_id"] or f"#{c['index']}" for c in st["cells"]
                          if c["output_truncated"]]
             if truncated:

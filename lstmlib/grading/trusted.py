@@ -91,6 +91,7 @@ class TrustedExecute(GuardedExecute):
         self._digests = {}
         self._broken = ""
         self._call_indices = set()
+        self._events = []
         if assignment in assignments.ASSIGNMENTS:
             a = assignments.ASSIGNMENTS[assignment]
             if info.get("notebook", a.notebook) == a.notebook:
@@ -121,12 +122,16 @@ class TrustedExecute(GuardedExecute):
         except (DeadKernelError, CellTimeoutError) as exc:
             why = self._why(exc)
             cell.outputs.append(_error("GraderError", f"this cell did not finish: {why}"))
+            self._events.append(f"kernel died in cell {grade_id or '#' + str(cell_index)} "
+                                f"({why}): restarted, the later cells graded")
             await self._restart()
             return cell
         if cell.cell_type == "code" and not utils.is_grade(cell):
             timed_out = any(o.get("output_type") == "error" and
                             o.get("ename") == "CellTimeoutError" for o in cell.outputs)
             if timed_out:
+                self._events.append(f"cell {grade_id or '#' + str(cell_index)} ran over "
+                                    f"{self.timeout} s: kernel restarted")
                 await self._restart()
             else:
                 self._replay.append(cell.source)
@@ -174,6 +179,8 @@ class TrustedExecute(GuardedExecute):
             index = await _plain_execute(self, tmp)
         except (DeadKernelError, CellTimeoutError) as exc:
             why = self._why(exc)
+            self._events.append(f"kernel died in a call of {', '.join(request['functions'])} "
+                                f"({why}): restarted, the later cells graded")
             await self._restart()
             return {"lost": f"your function did not return: {why}"}
         finally:
