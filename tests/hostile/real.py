@@ -213,16 +213,15 @@ KILL_BODY = '''\
 
 
 def _victim(a):
-    """The function of the last part that is a function, and the points of
-    every part that uses it."""
-    for p in reversed(a.parts):
-        if p.functions[0] != "ratios":
-            name = p.functions[-1] if a.name == "08_training" else p.functions[0]
-            if a.name == "08_training":
-                name = "build_model"
-            lost = sum(q.points for q in a.parts if name in q.functions)
-            return name, lost
-    raise ValueError(a.name)
+    """The function the ``dies`` attack turns into a killer (the last graded
+    function) and the points it costs: every part that calls it (in 03 the
+    experiment's cell calls gradient_ratio too)."""
+    name = {"08_training": "build_model", "03_gradient_norms": "gradient_ratio"}.get(
+        a.name, a.parts[-1].functions[0])
+    lost = sum(q.points for q in a.parts if name in q.functions)
+    if a.name == "03_gradient_norms":
+        lost += a.parts[-1].points
+    return name, lost
 
 
 def rebind(a, blank, solution):
