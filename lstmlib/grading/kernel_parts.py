@@ -14,7 +14,6 @@ checks at home.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -154,4 +153,4 @@ def gates_kernel(kernel, which="visible"):
         compare(w, "c", c, c_exp, _gate_cause(H))
 
 
-__all__ = ["fused_step", "gates_kernel", "BLOCK", "math"]
+__all__ = ["fused_step", "gates_kernel", "BLOCK"]

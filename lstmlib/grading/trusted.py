@@ -39,7 +39,7 @@ from traitlets import Integer, Unicode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import assignments, checks, protocol
+from . import assignments, checks
 from ._core import GradingError
 from ._nbext import GuardedExecute
 
