@@ -270,7 +270,7 @@ def test_assignment_scores(assignment, tmp_path):
     if limits:
         graded = {s: _failures(course, assignment, s) for s in ("x-huge", "x-slow")}
         assert all("larger than the grader accepts" in m for m in graded["x-huge"]), graded
-        assert all("the grader allows for one call" in m for m in graded["x-slow"]), graded
+        assert all("ran longer than" in m for m in graded["x-slow"]), graded
     print({s: r["seconds"] for s, r in got.items()})
 
 
