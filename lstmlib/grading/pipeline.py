@@ -388,6 +388,14 @@ class Course:
         self._write_report(assignment, results, backup, mode)
         return results
 
+    def merge_result(self, result):
+        """Write one :func:`grade_submission` Result into the real gradebook
+        and autograded/ (its scratch folder must still exist)."""
+        import types
+        job = types.SimpleNamespace(student=result.student, assignment=result.assignment,
+                                    course=Path(result.scratch) / "course")
+        self._merge(job, result)
+
     def _merge(self, job, result):
         """Copy one scratch outcome into the real gradebook and autograded/."""
         from nbgrader.api import Gradebook, MissingEntry
@@ -818,6 +826,22 @@ class _Job:
             else:
                 parts.append(f"nbgrader autograde exited with status {returncode}")
         return "; ".join(parts)
+
+
+def grade_submission(course_root, assignment, student, *, unsafe_no_sandbox=False,
+                     uid=61000, work_root=None) -> Result:
+    """Grade one collected submission end to end in its own scratch course
+    and sandbox, touching nothing in the course's gradebook; the Result
+    (picklable) names its scratch folder, which :meth:`Course.merge_result`
+    reads and the caller removes afterwards."""
+    course = Course(course_root)
+    course._check_assignment_name(assignment)
+    course._check_student_name(student)
+    mode = sandbox.require(unsafe_no_sandbox)
+    root = Path(work_root) if work_root else Path(tempfile.mkdtemp(prefix="lsg-"))
+    job = _Job(course, assignment, student, course.notebooks_of(assignment), root / student,
+               uid=uid, sandboxed=not mode.startswith("UNSANDBOXED"))
+    return job.run()
 
 
 _CONTEXT = None
