@@ -32,6 +32,8 @@ import nbformat
 import yaml
 
 BOOK = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BOOK.parent / "scripts"))
+from add_install_cell import install_source  # noqa: E402  (one install cell)
 ROOT = BOOK.parent
 CHAPTERS = ["01_sequences", "02_bptt", "03_vanishing_gradients", "04_lstm",
             "05_gru", "06_bidirectional", "10_seq2seq_attention", "11_beyond"]
@@ -41,16 +43,7 @@ MARK = "course_install"
 def setup_source(config=ROOT / "_config.yml"):
     """The first cell: install lstmlib if missing; outside the book's build,
     show glued figures instead of keeping them for the page."""
-    repo = yaml.safe_load(config.read_text(encoding="utf-8"))["repository"]
-    spec = f"lstmlib @ git+{repo['url'].rstrip('/')}@{repo.get('branch', 'main')}"
-    return (
-        "# Colab or a fresh Python: install the course package if it is missing.\n"
-        "try:\n"
-        "    import lstmlib  # noqa: F401\n"
-        "except ImportError:\n"
-        "    import subprocess, sys\n"
-        "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\",\n"
-        f"                           \"--quiet\", \"{spec}\"])\n"
+    return install_source(config) + (
         "# The book pastes figures into its pages with myst_nb.glue; in a plain\n"
         "# notebook, show them where they are made.\n"
         "try:\n"
