@@ -29,7 +29,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
 
 BOOK = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BOOK.parent / "scripts"))
