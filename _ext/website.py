@@ -11,7 +11,9 @@ answer an error a reader would otherwise get in the browser console
 - pydata-sphinx-theme logs "Got invalid theme mode" on a first visit unless
   a default light/dark mode is set (html_context default_mode): "auto".
 - Without a favicon every browser asks for /favicon.ico and gets a 404: the
-  site ships its own icon.
+  site ships its own icon, and the forwarding page at the site's root
+  (index.html, which sphinx-external-toc would write as a bare meta refresh)
+  names it too, so no page of the site leaves the browser to guess.
 
 Search: a query of several words found as a phrase in a section title ranks
 that section first (search_scorer.js; Sphinx ranks word by word).
@@ -21,6 +23,7 @@ so chapters written as MyST Markdown notebooks (.md) get no Colab button (it
 would lead to an error page); they keep Binder and the .ipynb download.
 """
 
+import html
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,10 +68,38 @@ def _drop_colab_for_text_notebooks(app, pagename, templatename, context,
                         and not b.get("url", "").endswith(".ipynb"))]
 
 
+FORWARD_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<link rel="icon" href="{icon}">
+<meta http-equiv="Refresh" content="0; url={target}">
+</head>
+<body><p>This book starts at <a href="{target}">{target}</a>.</p></body>
+</html>
+"""
+
+
+def _write_forwarding_page(app, exception):
+    """The site's root page forwards to the book's first page."""
+    if exception is not None or app.builder.name != "html":
+        return
+    root = app.config.root_doc
+    if root == "index":
+        return
+    icon = Path(app.config.html_favicon or "favicon.svg").name
+    Path(app.outdir, "index.html").write_text(FORWARD_PAGE.format(
+        title=html.escape(app.config.html_title or app.config.project),
+        icon=f"_static/{icon}", target=f"{root}.html"), encoding="utf-8")
+
+
 def setup(app):
     app.connect("config-inited", _configure)
     # After every extension has added its scripts for the page.
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _drop_colab_for_text_notebooks,
                 priority=900)
+    # Before sphinx-external-toc's own handler, which keeps an existing page.
+    app.connect("build-finished", _write_forwarding_page, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

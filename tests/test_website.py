@@ -400,6 +400,22 @@ def test_no_console_errors(crawl):
     assert not problems, "console errors:\n" + _fmt(problems)
 
 
+def test_every_page_names_its_icon(site):
+    """A page without <link rel="icon"> makes the browser ask for
+    /favicon.ico, which the site does not have (a 404 in the console, if the
+    request happens to leave before the page goes on). The forwarding page at
+    the root counts: a reader's first visit lands there."""
+    pages = site_pages(site)
+    assert "index.html" in pages
+    missing = [p for p in pages
+               if not re.search(r'<link[^>]+rel="(?:shortcut )?icon"[^>]*href="([^"]+)"',
+                                (site / p).read_text(encoding="utf-8"))]
+    assert not missing, "pages without an icon:\n" + _fmt(missing)
+    icon = re.search(r'<link[^>]+rel="icon"[^>]*href="([^"]+)"',
+                     (site / "index.html").read_text(encoding="utf-8")).group(1)
+    assert (site / icon).is_file(), f"index.html names {icon}, which is not in the site"
+
+
 def test_no_request_leaves_localhost(crawl, server):
     """The site works offline: no page asks an outside host for anything."""
     origin = server.rstrip("/")
