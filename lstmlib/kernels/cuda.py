@@ -65,6 +65,7 @@ from collections import namedtuple
 import numpy as np
 from numba import float32, float64
 
+from ..rnn import check_nonlinearity
 from ._cuda import SIMULATOR, cuda, gpu_available, require
 
 TILE = 16                      # linear-kernel tile edge (threads: 256)
@@ -72,7 +73,6 @@ TILE_PAD = TILE + 1            # W tile row length (a padding column)
 MAX_SHARED_BYTES = 48 * 1024   # shared memory a block gets without opting in
 GRID_THREADS = 256             # most threads per block of the grid kernels
 _NB = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
-NONLINEARITIES = ("tanh", "relu")
 
 
 # ---------------------------------------------------------------------------
@@ -1129,9 +1129,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
     every step (kept through padding): host arrays, or device arrays with
     ``device=True`` (as in :func:`lstm_forward`).
     """
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, "
-                         f"received {nonlinearity!r}")
+    check_nonlinearity(nonlinearity)
     out, h_n, _, _, hs = _forward(
         "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, method,
         relu=nonlinearity == "relu")
