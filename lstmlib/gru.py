@@ -46,11 +46,6 @@ class GRUCache(namedtuple(
 
     __slots__ = ()
 
-    @property
-    def gx(self):
-        """The field's former name, still read by older code: ``gates``."""
-        return self.gates
-
 
 GRUGrads = namedtuple("GRUGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 

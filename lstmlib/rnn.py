@@ -39,11 +39,6 @@ class RNNCache(namedtuple(
 
     __slots__ = ()
 
-    @property
-    def states(self):
-        """The field's former name, still read by older code: ``hs``."""
-        return self.hs
-
 
 RNNGrads = namedtuple("RNNGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
 

@@ -391,9 +391,9 @@ def test_bptt_message_names_the_time_step():
         dw_ih, dw_hh = np.zeros_like(cache.w_ih), np.zeros_like(cache.w_hh)
         db = np.zeros(cache.w_hh.shape[0])
         for t in reversed(range(T)):
-            h_prev = cache.h0 if t == 0 else cache.states[t - 1]
+            h_prev = cache.h0 if t == 0 else cache.hs[t - 1]
             g = step_backward(d_out[t] + (dh_n if t == T - 1 else 0),
-                              Step(cache.x[t], h_prev, cache.states[t],
+                              Step(cache.x[t], h_prev, cache.hs[t],
                                    cache.w_ih, cache.w_hh))
             dx[t] = g.dx
             dw_ih += g.dw_ih

@@ -252,11 +252,11 @@ else:
         if kind == "gru":                     # the caches, at the real steps
             valid = np.arange(3)[:, None] < lengths[None, :]
             gates, hns, hs = caches
-            _close(cache_r.gx[valid], gates[valid], dtype, "r, z, n")
+            _close(cache_r.gates[valid], gates[valid], dtype, "r, z, n")
             _close(cache_r.hns[valid], hns[valid], dtype, "hn")
             _close(cache_r.hs, hs, dtype, "hs")
         else:
-            _close(cache_r.states, caches[0], dtype, "hs")
+            _close(cache_r.hs, caches[0], dtype, "hs")
 
     def test_the_bias_free_cells_match_reference():
         for kind, forward, cuda_forward in (
