@@ -4,7 +4,7 @@ Nothing here runs a submission: notebooks are read as JSON and their answer
 cells parsed with :mod:`ast`. This module belongs to the trusted side of the
 grading boundary and imports only the standard library (and tqdm for a
 progress bar); it never imports the modules that run inside a student's
-kernel (``checks``, ``guards``, ``_core``, ``lstmlib.kernels.checks``).
+kernel (``checks``, ``guards``, ``_core``, ``lstmlib.kernels.performance_checks``).
 
 Two tools:
 
@@ -71,7 +71,8 @@ TORCH_RNN_NAMES = frozenset({
 })
 
 # Parts of lstmlib a graded function may always use: the self-check helpers.
-ALWAYS_ALLOWED = ("lstmlib.grading", "lstmlib.kernels.checks")
+ALWAYS_ALLOWED = ("lstmlib.grading", "lstmlib.selfcheck", "lstmlib.kernels.checks",
+                  "lstmlib.kernels.performance_checks")
 
 # Cell machinery that runs a whole recurrent layer: delegation wherever the
 # layer is what the assignment asks for.

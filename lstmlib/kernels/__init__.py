@@ -31,11 +31,3 @@ KINDS = tuple(CELL_TYPES)
 
 __all__ = ["BACKENDS", "KINDS", "get_cell"]
 
-
-def __getattr__(name):
-    # ``from lstmlib.kernels import checks``: the name the performance
-    # exercise's test cells import the module performance_checks by
-    if name == "checks":
-        import importlib
-        return importlib.import_module(".performance_checks", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

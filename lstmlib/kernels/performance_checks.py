@@ -1,5 +1,6 @@
 """Graded checks of the performance exercise (09_performance/kernels),
-imported by its test cells as ``from lstmlib.kernels import checks``.
+imported by its test cells as
+``from lstmlib.kernels import performance_checks as checks``.
 
 The first cell of the notebook calls :func:`prepare`, which computes every
 input and expected value with the numpy reference (:mod:`lstmlib.lstm`)
