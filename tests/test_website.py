@@ -37,6 +37,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests import notebooks  # noqa: E402
+
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 REPORT = ROOT / "_build" / "website-report.json"
@@ -699,37 +702,6 @@ def test_glossary_is_right_to_left(crawl, driver, server):
                      f"({len(shown)} Persian text pieces checked):\n" + _fmt(ltr))
 
 
-SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
-                    "END HIDDEN TESTS")
-
-
-def _solution_only_lines(source_nb):
-    """Lines inside solution/hidden-test regions of a source notebook that
-    appear nowhere else in it (so showing them would leak the answer)."""
-    nb = json.loads(source_nb.read_text())
-    inside, outside = set(), set()
-    for cell in nb["cells"]:
-        text = "".join(cell["source"]) if isinstance(cell["source"], list) \
-            else cell["source"]
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell["cell_type"] == "markdown" and meta.get("solution"):
-            inside.update(ln.strip() for ln in text.splitlines())
-            continue
-        region = False
-        for line in text.splitlines():
-            s = line.strip()
-            if re.search(r"BEGIN (SOLUTION|HIDDEN TESTS)", s):
-                region = True
-            elif re.search(r"END (SOLUTION|HIDDEN TESTS)", s):
-                region = False
-            elif region:
-                inside.add(s)
-            else:
-                outside.add(s)
-    return {ln for ln in inside - outside if len(ln) >= 12
-            and not ln.startswith("#")}
-
-
 def test_exercise_pages_show_student_version(crawl, site):
     pages = [p for p in crawl if p.startswith("exercises/")]
     assert len(pages) >= 9, f"expected the 9 exercise pages, found {pages}"
@@ -737,19 +709,19 @@ def test_exercise_pages_show_student_version(crawl, site):
     for p in pages:
         text = crawl[p].data["text"]
         lines = {ln.strip() for ln in text.splitlines()}
-        for marker in SOLUTION_MARKERS:
+        for marker in notebooks.MARKERS:
             if marker in text:
                 problems.append(f"{p}: shows '{marker}'")
         # The .ipynb offered for download is the student version too.
         nb = (site / "_sources" / p).with_suffix(".ipynb")
         if nb.is_file():
-            for marker in SOLUTION_MARKERS:
+            for marker in notebooks.MARKERS:
                 if marker in nb.read_text():
                     problems.append(f"{nb.relative_to(site)}: has '{marker}'")
         source = (ROOT / "solutions" / Path(p).relative_to("exercises")
                   ).with_suffix(".ipynb")
         if source.is_file():
-            leaked = sorted(ln for ln in _solution_only_lines(source)
+            leaked = sorted(ln for ln in notebooks.solution_only_lines(source)
                             if ln in lines)
             problems += [f"{p}: shows solution line {ln!r}" for ln in leaked]
     assert not problems, "exercise pages:\n" + _fmt(problems)
