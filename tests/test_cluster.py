@@ -217,7 +217,20 @@ def test_cluster_grades_like_sequential_and_only_once(pristine, sequential, tmp_
 def test_worker_killed_mid_run(pristine, sequential, tmp_path):
     course = copy_of(pristine, tmp_path)
     killed = []
+    drv = Driver(course, cluster="local:2", unsafe_no_sandbox=not SANDBOX_OK,
+                 progress=False, on_merged=_killer(killed))
+    summary = drv.autograde(ASSIGNMENT)
+    assert killed, "no worker was busy to kill"
+    assert summary.retried >= 1 and not summary.failed, summary.lines()
+    assert len(summary.results) == STUDENTS and summary.duplicates == 0
+    assert cell_scores(course) == sequential
+    rows = ledger_rows(course)
+    assert all(r["state"] == "done" for r in rows)
+    assert max(r["attempts"] for r in rows) == 2
 
+
+def _killer(killed):
+    """An on_merged hook that kills, once, a worker busy grading."""
     def kill_one_worker(driver, summary):
         if killed or len(summary.results) < 2:
             return
@@ -228,17 +241,35 @@ def test_worker_killed_mid_run(pristine, sequential, tmp_path):
         pids = client.run(os.getpid, workers=[busy[0]])
         killed.append((busy[0], client.processing()[busy[0]]))
         os.kill(pids[busy[0]], signal.SIGKILL)
+    return kill_one_worker
 
-    drv = Driver(course, cluster="local:2", unsafe_no_sandbox=not SANDBOX_OK,
-                 progress=False, on_merged=kill_one_worker)
+
+@pytest.mark.slow
+def test_retries_run_out_then_a_rerun_grades_what_failed(pristine, sequential, tmp_path):
+    """With no retries left, the submission whose worker died is listed as
+    failed with Dask's reason, not graded and not scored; the next run grades
+    only what failed and the gradebook ends as the sequential one."""
+    course = copy_of(pristine, tmp_path)
+    killed = []
+    drv = Driver(course, cluster="local:2", retries=0, unsafe_no_sandbox=not SANDBOX_OK,
+                 progress=False, on_merged=_killer(killed))
     summary = drv.autograde(ASSIGNMENT)
     assert killed, "no worker was busy to kill"
-    assert summary.retried >= 1 and not summary.failed, summary.lines()
-    assert len(summary.results) == STUDENTS and summary.duplicates == 0
-    assert cell_scores(course) == sequential
+    assert summary.failed and summary.retried == 0, summary.lines()
+    assert all(reason.startswith(("KilledWorker", "CommClosedError", "CancelledError"))
+               for _, reason in summary.failed), summary.failed
+    failed = {student for student, _ in summary.failed}
+    assert len(summary.results) + len(failed) == STUDENTS
     rows = ledger_rows(course)
-    assert all(r["state"] == "done" for r in rows)
-    assert max(r["attempts"] for r in rows) == 2
+    assert {r["student"] for r in rows if r["state"] == "failed"} == failed
+    assert all(r["attempts"] == 1 for r in rows if r["student"] in failed)
+    assert not failed & {student for student, _ in cell_scores(course)}
+    again = Driver(course, cluster="local:2", unsafe_no_sandbox=not SANDBOX_OK,
+                   progress=False).autograde(ASSIGNMENT)
+    assert again.skipped == STUDENTS - len(failed) and not again.failed, again.lines()
+    assert {r.student for r in again.results} == failed
+    assert cell_scores(course) == sequential
+    assert all(r["state"] == "done" for r in ledger_rows(course))
 
 
 @pytest.mark.slow
