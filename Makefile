@@ -16,9 +16,10 @@ export OPENBLAS_NUM_THREADS OMP_NUM_THREADS MKL_NUM_THREADS
 
 .PHONY: book test test-fast setup system-deps serve clean
 
-# pytest on both cores; --dist loadfile keeps each test module (and its
-# module-scoped browser, server or database) in one worker
-PYTEST := $(PY) -m pytest -n 2 --dist loadfile
+# pytest on both cores, test by test; a module whose fixtures are costly
+# (browser, server, database, class of submissions) names its xdist_group
+# and runs in one worker
+PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

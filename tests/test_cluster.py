@@ -29,6 +29,9 @@ from pathlib import Path
 
 import pytest
 
+# one pytest-xdist worker: the class and its sequential grading are made once
+pytestmark = pytest.mark.xdist_group("cluster")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "scripts"))

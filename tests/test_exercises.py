@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# one pytest-xdist worker: the nbgrader fixtures (validate, regenerate) run once
+pytestmark = pytest.mark.xdist_group("exercises")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

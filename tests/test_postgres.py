@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# one pytest-xdist worker: one PostgreSQL server for the module
+pytestmark = pytest.mark.xdist_group("postgres")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "scripts"))
