@@ -142,6 +142,15 @@ ASSIGNMENTS = {a.name: a for a in [
                          cell="lstm_gates_kernel", vis_cases="B=4, H=8",
                          hid_cases="B and H not multiples of the block; float32")),
                "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)"),
+    Assignment("10_attention", "attention", "Additive attention",
+               ("Sequence to sequence with attention", "10_seq2seq_attention.md"), (
+                   _part("A", "attention_forward", "attention_forward",
+                         vis_cases="S=5, B=3, H_q=4, H_k=6, A=7",
+                         hid_cases="padding; S=1, B=1; float32; large scores"),
+                   _part("B", "attention_backward", "attention_backward",
+                         vis_cases="S=5, B=3, H_q=4, H_k=6, A=7",
+                         hid_cases="padding; S=1, B=1; float32")),
+               "`attention_forward` (with padding), `attention_backward`"),
 ]}
 
 

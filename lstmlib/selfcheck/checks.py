@@ -18,7 +18,8 @@ _PARTS = ("rnn_step_forward", "rnn_forward", "rnn_step_backward", "rnn_backward"
           "gradient_ratio", "experiment", "lstm_step_forward", "lstm_step_backward",
           "lstm_forward", "lstm_backward", "gru_step_forward", "gru_step_backward",
           "reverse_padded", "bidirectional_output", "bidirectional_states", "mse",
-          "clip_grad_norm", "train_step", "training")
+          "clip_grad_norm", "train_step", "training", "attention_forward",
+          "attention_backward")
 
 
 class LocalFunction:
