@@ -267,6 +267,11 @@ def test_assignment_scores(assignment, tmp_path):
     assert not unflagged, unflagged
     assert not os.path.exists(hostile_real.BOMB_MARK), "something unpickled an answer"
     assert proc.returncode == 0
+    # the delegating parts fail on the grader's reading of the code (the
+    # kernel's own guards were switched off)
+    assert any("delegates to the reference implementation" in m
+               for m in _failures(course, assignment, "x-delegate")), \
+        _failures(course, assignment, "x-delegate")
     if limits:
         graded = {s: _failures(course, assignment, s) for s in ("x-huge", "x-slow")}
         assert all("larger than the grader accepts" in m for m in graded["x-huge"]), graded

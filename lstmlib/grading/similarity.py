@@ -71,7 +71,8 @@ TORCH_RNN_NAMES = frozenset({
 })
 
 # Parts of lstmlib a graded function may always use: the self-check helpers.
-ALWAYS_ALLOWED = ("lstmlib.grading", "lstmlib.kernels.checks")
+ALWAYS_ALLOWED = ("lstmlib.grading", "lstmlib.selfcheck", "lstmlib.kernels.checks",
+                  "lstmlib.kernels.performance_checks")
 
 # Cell machinery that runs a whole recurrent layer: delegation wherever the
 # layer is what the assignment asks for.
@@ -174,6 +175,11 @@ ASSIGNMENTS = {a.name: a for a in [
                    ("lstm_gates_kernel",
                     "lstmlib.kernels.cuda:lstm_gates_kernel"),
                    ("lstm_gates_kernel", "lstmlib.kernels.cuda:_lstm_update"))),
+    _a("10_attention", "attention.ipynb",
+       ["attention_forward", "attention_backward"],
+       ["attention_forward", "attention_backward", "softmax"],
+       references=(("attention_forward", "lstmlib.attention:attention_forward"),
+                   ("attention_backward", "lstmlib.attention:attention_backward"))),
 ]}
 
 

@@ -20,6 +20,12 @@ dies fails that test cell only: the kernel is restarted, the student's
 cells that ran before are run again (without their outputs), and grading
 goes on with the next cell. A student cell that dies or hangs is handled
 the same way.
+
+Delegation is decided here too, from the notebook's code
+(:func:`lstmlib.grading.similarity.delegating_functions`): a part whose
+function calls lstmlib's own implementation of it (or torch's recurrent
+modules) fails with the reason, whatever the kernel's guards said (the
+kernel's guards run in the student's process and can be switched off).
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ from traitlets import Integer, Unicode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import assignments, checks
+from . import assignments, checks, similarity
 from ._core import GradingError
 from ._nbext import GuardedExecute
 
@@ -93,6 +99,7 @@ class TrustedExecute(GuardedExecute):
         self._broken = ""
         self._call_indices = set()
         self._events = []
+        self._delegating = {}
         if assignment in assignments.ASSIGNMENTS:
             a = assignments.ASSIGNMENTS[assignment]
             if info.get("notebook", a.notebook) == a.notebook:
@@ -103,6 +110,7 @@ class TrustedExecute(GuardedExecute):
             start = time.monotonic()
             checks.prepare(assignment, salt=self._salt)
             self.log.info("cases of %s drawn in %.2f s", assignment, time.monotonic() - start)
+            self._delegating = _delegation(nb, assignment, self.log)
         try:
             return super().preprocess(nb, resources, km=km)
         finally:
@@ -151,7 +159,13 @@ class TrustedExecute(GuardedExecute):
         handles = [RemoteFunction(name, _Channel(self, loop)) for name in part.functions]
         start = time.monotonic()
         cell.outputs = []
+        delegating = [f"Part {part.letter} ({part.title}): your {name} "
+                      f"{self._delegating[name]}"
+                      for name in part.functions if name in self._delegating]
         try:
+            if delegating:
+                raise GradingError("\n".join(delegating) + "\nWrite it yourself with numpy: "
+                                   "this part scores zero.")
             await asyncio.to_thread(check, *handles, which)
         except GradingError as exc:
             cell.outputs.extend(self._cell_streams)
@@ -277,6 +291,17 @@ class TrustedExecute(GuardedExecute):
         if kwargs.get("cell_index") in self._call_indices:
             return
         super().on_cell_executed(**kwargs)
+
+
+def _delegation(nb, assignment, log):
+    """{function: reason} of the graded functions that delegate (an analysis
+    that fails leaves the checks to decide, and is logged)."""
+    try:
+        return similarity.delegating_functions(nb, assignment)
+    except Exception as exc:                # noqa: BLE001
+        log.warning("the delegation check of %s failed: %s: %s", assignment,
+                    type(exc).__name__, exc)
+        return {}
 
 
 async def _plain_execute(self, cell, _index=None):

@@ -21,6 +21,10 @@ the instructor's report must show. The attacks:
 ``dies``         the full solution, except the last graded function, which
                  kills its kernel: the parts before (and after) it keep
                  their points, the submission is graded.
+``delegate``     the full solution, except that the kernel's delegation
+                 guards are switched off and every function that lstmlib
+                 implements calls lstmlib's own: zero for the parts of those
+                 functions (the grader reads the code), the rest kept.
 ``huge``/``slow`` (run where the test course sets short limits) an answer
                  of megabytes; a function that never returns: zero.
 """
@@ -268,9 +272,59 @@ def dies(a, blank, solution):
     return nb, a.points - lost, ["process control"]
 
 
+GUARDS_OFF = '''\
+from lstmlib.selfcheck import guards as _guards
+class _Off:
+    log = []
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return False
+_guards.tripwires = lambda *a, **k: _Off()
+_guards.require_own_function = lambda *a, **k: None
+_guards.check_log = lambda *a, **k: None
+'''
+
+
+def delegated(a):
+    """{graded function: "module:function" of lstmlib that implements it}."""
+    from lstmlib.grading.similarity import ASSIGNMENTS as STATIC
+    out = {}
+    for name, ref in STATIC[a.name].references:
+        out.setdefault(name, ref)
+    return out
+
+
+def delegate(a, blank, solution):
+    nb = copy.deepcopy(solution)
+    _insert_after_setup(nb, GUARDS_OFF)
+    refs = delegated(a)
+    for name, ref in refs.items():
+        module, function = ref.split(":")
+        _append(nb, name, f"def {name}(*args, **kwargs):\n"
+                          f"    from {module} import {function} as _reference\n"
+                          f"    return _reference(*args, **kwargs)")
+    # a graded function whose own code calls a delegating one delegates too
+    # (08's train_step calls mse and clip_grad_norm)
+    out = set(refs)
+    for name in _graded_functions(a):
+        body = _definition(solution, name)
+        if any(re.search(rf"\b{r}\(", body) for r in refs if r != name):
+            out.add(name)
+    lost = sum(p.points for p in a.parts if set(p.functions) & out)
+    return nb, a.points - lost, []
+
+
+def _definition(nb, name):
+    for cell in _cells(nb):
+        if re.search(rf"^def {name}\(", _source(cell), re.M):
+            return _source(cell)
+    return ""
+
+
 #: every assignment meets these
 ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
-           "not_plain": not_plain, "dies": dies}
+           "not_plain": not_plain, "dies": dies, "delegate": delegate}
 #: these need the test course's short limits (one assignment is enough)
 LIMIT_ATTACKS = {"huge": huge, "slow": slow}
 LIMITS_CONFIG = '''
