@@ -822,14 +822,17 @@ class _Job:
                 if d.get("cell_index") is not None else ""
             parts.append(f"{d['error']}{where} of {died['notebook']}.ipynb: "
                          f"{d.get('message', '')[:200]}")
-        if exit_info.get("reason"):
+        # the kernel's end says why only if it ended abnormally: a kernel shut
+        # down cleanly (status 0) after nbgrader itself failed explains nothing
+        if exit_info.get("reason") and exit_info.get("returncode", 1) != 0:
             parts.append(exit_info["reason"])
-        if not parts:
+        if not died:
             errors = re.findall(r"^(\w+(?:Error|Exception)): (.*)$", log_text, re.M)
             if errors:
                 parts.append(f"{errors[-1][0]}: {errors[-1][1][:200]}")
-            else:
-                parts.append(f"nbgrader autograde exited with status {returncode}")
+        if not parts:
+            parts.append(exit_info.get("reason") or
+                         f"nbgrader autograde exited with status {returncode}")
         return "; ".join(parts)
 
 
