@@ -195,6 +195,15 @@ def _student_id(name):
     return "m-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
 
 
+#: The rebind attack leaves a kernel that never answers (builtins.isinstance
+#: rebound breaks ipykernel itself): the cell's timeout ends it. The course's
+#: 120 s would make it the slowest submission of every assignment; the
+#: solutions' own cells take a few seconds.
+SCORES_CONFIG = """
+c.Execute.timeout = 45
+"""
+
+
 def _course_with(tmp_path, assignment, extra_config=""):
     course = tmp_path / "course"
     course.mkdir()
@@ -217,8 +226,8 @@ def _submit(course, assignment, student, files):
 @pytest.mark.parametrize("assignment", _assignments())
 def test_assignment_scores(assignment, tmp_path):
     limits = assignment == "01_rnn_forward"       # the slow attacks: one assignment
-    course, notebooks = _course_with(tmp_path, assignment,
-                                     hostile_real.LIMITS_CONFIG if limits else "")
+    course, notebooks = _course_with(tmp_path, assignment, SCORES_CONFIG +
+                                     (hostile_real.LIMITS_CONFIG if limits else ""))
     bank = _bank(assignment)
     expected, flags = {}, {}
 
