@@ -60,6 +60,22 @@ c.Exchange.root = _os.path.join(_course, "grading", "exchange")
 # Deleted test cells are put back (from the gradebook) before grading.
 c.OverwriteCells.add_missing_cells = True
 
+# Plain `nbgrader autograde` would run the students' code as the instructor,
+# outside the sandbox: it refuses and names `python -m lstmlib.grading
+# autograde` (sandboxed, per submission), unless LSTMLIB_UNSANDBOXED_AUTOGRADE=1
+# is set for trusted notebooks. Either way the graded test cells are decided
+# in nbgrader's process (lstmlib/grading/trusted.py), not in the kernel.
+c.Autograde.autograde_preprocessors = [
+    "lstmlib.grading.trusted.RequirePipeline",
+    "lstmlib.grading.trusted.TrustedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Feedback must not show hidden tests: nbgrader's default feedback prints the
 # whole autograded cell, hidden tests and their tracebacks included.
 # (Classes named as strings: loading this file stays cheap.)
@@ -78,6 +94,7 @@ c.GradingSandbox.max_cell_output_bytes = 1024**2  # output kept per cell
 c.GradingSandbox.max_notebook_output_bytes = 8 * 1024**2
 c.GradingSandbox.wall_seconds = 900               # one submission, end to end
 c.GradingSandbox.workers = 2                      # submissions graded at once
+c.GradingSandbox.call_seconds = 60                # one call of a graded function
 # Extra folders to hide from graded kernels (the course folder, its source,
 # gradebook and exchange, /tmp, /home, /root, /run are always hidden):
 c.GradingSandbox.hide = []

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests import mistakes  # noqa: E402
-from lstmlib.grading import checks_attention as checks  # noqa: E402
+from lstmlib.selfcheck import checks  # noqa: E402
 from lstmlib.grading._core import GradingError  # noqa: E402
 
 A = "10_attention"

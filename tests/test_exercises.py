@@ -159,7 +159,7 @@ def _solution_lines(nb):
                 inside = False
                 continue
             if inside and len(s) > 12 and not s.startswith("#") and \
-                    s not in ("from lstmlib.grading import checks",):
+                    s not in ("from lstmlib.selfcheck import checks",):
                 lines.append(s)
     return lines
 
@@ -194,7 +194,7 @@ def test_notebook_structure(assignment):
     first = code[0]
     assert nbgrader_meta(first).get("locked") and \
         f'checks.prepare("{assignment}")' in source(first)
-    assert "lstmlib.grading" in source(first)
+    assert "lstmlib.selfcheck" in source(first)
     intro = source(nb["cells"][0])
     assert re.search(r"\]\(\.\./\.\./book/\d\d_\w+\.md\)", intro), "no chapter link"
     for md in re.findall(r"\]\(\.\./\.\./(book/\w+\.md)\)", intro):
@@ -229,9 +229,10 @@ def test_mistake_bank(assignment):
 
 
 # ---------------------------------------------------------------------------
-# the checks themselves, in-process
+# the self-checks, in-process (the same checks the grader runs, with the
+# student's function called here instead of in a graded kernel)
 
-from lstmlib.grading import checks  # noqa: E402  (imported after the path set-up)
+from lstmlib.selfcheck import checks  # noqa: E402  (imported after the path set-up)
 
 checks.prepare("04_lstm_cell")
 checks.prepare("02_bptt")
@@ -424,3 +425,115 @@ def test_reverse_true_is_refused_in_the_bidirectional_exercise():
     # and the real function is back in place afterwards
     import lstmlib.lstm
     assert lstmlib.lstm.lstm_forward is lstm_forward
+
+
+# ---------------------------------------------------------------------------
+# the manifest of the assignments is the one list: notebooks, book, grader
+
+from lstmlib.grading import assignments as manifest  # noqa: E402
+
+
+@pytest.mark.parametrize("assignment", sorted(manifest.ASSIGNMENTS))
+def test_manifest_matches_the_notebook(assignment):
+    a = manifest.ASSIGNMENTS[assignment]
+    nb = load(ROOT / "solutions" / assignment / f"{a.notebook}.ipynb")
+    graded = {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c)["points"]
+              for c in nb["cells"] if nbgrader_meta(c).get("grade")}
+    listed = {gid: points for gid, (_, _, points) in a.cells().items()}
+    assert graded == listed, f"{assignment}: notebook {graded} != manifest {listed}"
+    code = "\n".join(source(c) for c in nb["cells"] if nbgrader_meta(c).get("solution"))
+    for part in a.parts:
+        manifest.check_function(part)           # the check exists
+        for name in part.functions:
+            assert re.search(rf"^(def {name}\(|{name}\s*=)", code, re.M), \
+                f"{assignment}: no solution cell defines {name}"
+        for gid in (part.visible[0], part.hidden[0]):
+            cell = [c for c in nb["cells"] if nbgrader_meta(c).get("grade_id") == gid][0]
+            assert part.functions[0] in source(cell), f"{gid} does not test {part.functions}"
+    if assignment in mistakes.available():
+        assert mistakes.load(assignment).FULL_SCORE == a.points
+
+
+def test_exercises_page_shows_the_manifest():
+    page = (ROOT / "book" / "exercises.md").read_text()
+    assert manifest.markdown_table() in page, (
+        "book/exercises.md: the table is out of date; paste the output of "
+        "python -c 'from lstmlib.grading.assignments import markdown_table; "
+        "print(markdown_table())'")
+    toc = (ROOT / "_toc.yml").read_text()
+    for a in manifest.ASSIGNMENTS.values():
+        assert f"exercises/{a.name}/{a.notebook}" in toc, a.name
+
+
+def test_the_grader_never_imports_the_kernel_side():
+    """lstmlib.grading (the trusted side) does not import lstmlib.selfcheck."""
+    import ast
+    for path in (ROOT / "lstmlib" / "grading").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [n.name for n in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+                if node.level and node.module is None:
+                    names = [n.name for n in node.names]
+            assert not any("selfcheck" in n for n in names), f"{path} imports {names}"
+    code = ("import sys, lstmlib.grading.trusted, lstmlib.grading.pipeline, "
+            "lstmlib.grading.kernel_parts, lstmlib.grading.__main__; "
+            "print(sorted(m for m in sys.modules if 'selfcheck' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _namespace(assignment, which="solutions"):
+    """The notebook's code cells (not the test cells) run in a namespace."""
+    import contextlib
+    import io
+    a = manifest.ASSIGNMENTS[assignment]
+    root = ROOT / which / assignment / f"{a.notebook}.ipynb"
+    ns = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in load(root)["cells"]:
+            if cell["cell_type"] == "code" and not nbgrader_meta(cell).get("grade"):
+                try:
+                    exec(source(cell), ns)
+                except Exception:           # a blank answer, or what depends on one
+                    if which == "solutions":
+                        raise
+    return ns
+
+
+@pytest.mark.parametrize("assignment", sorted(set(manifest.ASSIGNMENTS) - {"09_performance"}))
+def test_fresh_cases_pass_the_solution_and_differ(assignment):
+    """The grader's checks with a fresh seed (the student's function called
+    in this process): the solution passes every part, the blank notebook
+    none, and two seeds draw different inputs."""
+    from lstmlib.grading import checks as trusted
+    from lstmlib.selfcheck.checks import LocalFunction
+    a = manifest.ASSIGNMENTS[assignment]
+    ns, blank = _namespace(assignment), _namespace(assignment, "exercises")
+    seen = []
+
+    class Recording(LocalFunction):
+        def ask(self, request):
+            seen.append(request["payload"])
+            return super().ask(request)
+
+    try:
+        for salt in (1, 2):
+            trusted.prepare(assignment, salt=salt)
+            for part in a.parts:
+                check = manifest.check_function(part)
+                for which in ("visible", "hidden"):
+                    check(*[Recording(ns[f], f) for f in part.functions], which)
+                    if part.functions != ("ratios",):
+                        with pytest.raises(AssertionError):
+                            check(*[LocalFunction(blank[f], f) for f in part.functions],
+                                  which)
+    finally:
+        trusted.prepare(assignment)
+    half = len(seen) // 2
+    assert half and seen[:half] != seen[half:]

@@ -7,9 +7,17 @@ idempotent rerun with a gradebook backup each time, an ungradable
 submission reported by name, feedback without hidden tests, CSV export.
 
 ``test_assignment_scores`` grades, for every assignment in solutions/, on
-a scratch copy of the course: the full solution (full marks), the blank
-student version (zero) and every mistake of tests/mistakes/<assignment>.py
-(the exact score the bank states).
+a scratch copy of the course, in one autograde run: the full solution (full
+marks), the blank student version (zero), every mistake of
+tests/mistakes/<assignment>.py (the exact score the bank states) and the
+hostile submissions of tests/hostile/real.py (zero for what they attack,
+reported; a kernel killed in one part leaves the other parts graded).
+
+``test_two_gradings_draw_fresh_cases`` grades one perfect submission twice:
+different inputs (the report's digests), full marks both times.
+``test_plain_nbgrader_autograde`` shows plain ``nbgrader autograde``
+refusing, and, with the instructor's explicit opt-in, giving the same
+scores through the same trusted checks.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from hostile import real as hostile_real  # noqa: E402
 from hostile import tiny_course as tiny  # noqa: E402
 
 from lstmlib.grading import sandbox  # noqa: E402
@@ -186,23 +195,44 @@ def _student_id(name):
     return "m-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("assignment", _assignments())
-def test_assignment_scores(assignment, tmp_path):
+#: The rebind attack leaves a kernel that never answers (builtins.isinstance
+#: rebound breaks ipykernel itself): the cell's timeout ends it. The course's
+#: 120 s would make it the slowest submission of every assignment; the
+#: solutions' own cells take a few seconds.
+SCORES_CONFIG = """
+c.Execute.timeout = 45
+"""
+
+
+def _course_with(tmp_path, assignment, extra_config=""):
     course = tmp_path / "course"
     course.mkdir()
-    shutil.copy(REPO / "nbgrader_config.py", course)
+    (course / "nbgrader_config.py").write_text(
+        (REPO / "nbgrader_config.py").read_text() + extra_config)
     shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
     cli(course, "generate", assignment)
     notebooks = sorted(p.stem for p in (course / "solutions" / assignment).glob("*.ipynb"))
+    return course, notebooks
+
+
+def _submit(course, assignment, student, files):
+    folder = course / "grading" / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    for name, nb in files.items():
+        (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", _assignments())
+def test_assignment_scores(assignment, tmp_path):
+    limits = assignment == "01_rnn_forward"       # the slow attacks: one assignment
+    course, notebooks = _course_with(tmp_path, assignment, SCORES_CONFIG +
+                                     (hostile_real.LIMITS_CONFIG if limits else ""))
     bank = _bank(assignment)
-    expected = {}
+    expected, flags = {}, {}
 
     def submit(student, files):
-        folder = course / "grading" / "submitted" / student / assignment
-        folder.mkdir(parents=True)
-        for name, nb in files.items():
-            (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+        _submit(course, assignment, student, files)
 
     solution = {n: json.loads((course / "solutions" / assignment / f"{n}.ipynb").read_text())
                 for n in notebooks}
@@ -219,7 +249,17 @@ def test_assignment_scores(assignment, tmp_path):
             submit(student, dict(solution, **{bank.NOTEBOOK: mistakes.apply(
                 solution[bank.NOTEBOOK], mistake)}))
             expected[student] = float(mistake.expected_score)
-    proc = cli(course, "autograde", assignment, *UNSAFE, timeout=1800, check=False)
+    manifest = hostile_real.assignment(assignment)
+    attacks = dict(hostile_real.ATTACKS, **(hostile_real.LIMIT_ATTACKS if limits else {}))
+    name = manifest.notebook
+    for attack, build in attacks.items():
+        nb, score, want = build(manifest, blank[name], solution[name])
+        submit(f"x-{attack}", dict(solution, **{name: nb}) if attack == "dies"
+               else dict(blank, **{name: nb}))
+        expected[f"x-{attack}"], flags[f"x-{attack}"] = float(score), want
+    if os.path.exists(hostile_real.BOMB_MARK):
+        os.unlink(hostile_real.BOMB_MARK)
+    proc = cli(course, "autograde", assignment, *UNSAFE, timeout=2400, check=False)
     got = report(course, assignment)
     with sqlite3.connect(course / "grading" / "gradebook.db") as db:
         max_score = db.execute("SELECT SUM(gc.max_score) FROM grade_cells gc JOIN base_cell bc "
@@ -227,9 +267,96 @@ def test_assignment_scores(assignment, tmp_path):
                                "JOIN assignment a ON n.assignment_id = a.id WHERE a.name = ?",
                                (assignment,)).fetchone()[0]
     expected.setdefault("full", float(max_score))
-    assert expected["full"] == float(max_score)
+    assert expected["full"] == float(max_score) == manifest.points
     wrong = {s: (got[s]["status"], got[s]["score"], got[s]["reason"]) for s in expected
              if got[s]["status"] != "graded" or got[s]["score"] != expected[s]}
     assert not wrong, f"expected {expected}\n{proc.stdout}"
+    unflagged = {s: (want, got[s]["flags"]) for s, want in flags.items()
+                 if not set(want) <= set(got[s]["flags"])}
+    assert not unflagged, unflagged
+    assert not os.path.exists(hostile_real.BOMB_MARK), "something unpickled an answer"
     assert proc.returncode == 0
+    # the delegating parts fail on the grader's reading of the code (the
+    # kernel's own guards were switched off)
+    assert any("delegates to the reference implementation" in m
+               for m in _failures(course, assignment, "x-delegate")), \
+        _failures(course, assignment, "x-delegate")
+    if limits:
+        graded = {s: _failures(course, assignment, s) for s in ("x-huge", "x-slow")}
+        assert all("larger than the grader accepts" in m for m in graded["x-huge"]), graded
+        assert all("ran longer than" in m for m in graded["x-slow"]), graded
     print({s: r["seconds"] for s, r in got.items()})
+
+
+def _failures(course, assignment, student):
+    """The error messages of the graded cells of a student's autograded notebooks."""
+    out = []
+    for path in (course / "grading" / "autograded" / student / assignment).glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                out += [o.get("evalue", "") for o in cell.get("outputs", [])
+                        if o.get("output_type") == "error"]
+    return out
+
+
+@pytest.mark.slow
+def test_two_gradings_draw_fresh_cases(tmp_path):
+    assignment = "01_rnn_forward"
+    course, notebooks = _course_with(tmp_path, assignment)
+    solution = {n: json.loads((course / "solutions" / assignment / f"{n}.ipynb").read_text())
+                for n in notebooks}
+    _submit(course, assignment, "ada", solution)
+    runs = []
+    for _ in range(2):
+        cli(course, "autograde", assignment, *UNSAFE)
+        r = report(course, assignment)["ada"]
+        assert r["status"] == "graded" and r["score"] == r["max_score"] == 6.0
+        runs.append(r["inputs"])
+    first, second = (run["rnn_forward"] for run in runs)
+    assert set(first) == set(second) == {
+        "test_rnn_step_forward_visible", "test_rnn_step_forward_hidden",
+        "test_rnn_forward_visible", "test_rnn_forward_hidden"}
+    assert all(first[k] != second[k] for k in first), (first, second)
+
+
+@pytest.mark.slow
+def test_plain_nbgrader_autograde(tmp_path):
+    """Plain nbgrader refuses (naming the command); with the instructor's
+    explicit LSTMLIB_UNSANDBOXED_AUTOGRADE=1 it grades through the same
+    trusted checks: full, blank, every mistake of the bank, two attacks."""
+    import mistakes
+    assignment = "01_rnn_forward"
+    bank = mistakes.load(assignment)
+    course, notebooks = _course_with(tmp_path, assignment)
+    solution = json.loads((course / "solutions" / assignment / "rnn_forward.ipynb").read_text())
+    blank = json.loads((course / "exercises" / assignment / "rnn_forward.ipynb").read_text())
+    manifest = hostile_real.assignment(assignment)
+    expected = {"full": 6.0, "blank": 0.0}
+    _submit(course, assignment, "full", {"rnn_forward": solution})
+    _submit(course, assignment, "blank", {"rnn_forward": blank})
+    for mistake in bank.MISTAKES:
+        student = _student_id(mistake.name)
+        _submit(course, assignment, student, {"rnn_forward": mistakes.apply(solution, mistake)})
+        expected[student] = float(mistake.expected_score)
+    for attack in ("rebind", "frames"):
+        nb, score, _ = hostile_real.ATTACKS[attack](manifest, blank, solution)
+        _submit(course, assignment, f"x-{attack}", {"rnn_forward": nb})
+        expected[f"x-{attack}"] = score
+    bindir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "LSTMLIB_UNSANDBOXED_AUTOGRADE"}
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    nbgrader = [str(bindir / "nbgrader"), "autograde", assignment, "--create", "--force"]
+    refused = subprocess.run(nbgrader + ["--student=full"], cwd=course, env=env,
+                             capture_output=True, text=True, timeout=600)
+    text = refused.stdout + refused.stderr
+    assert f"python -m lstmlib.grading autograde {assignment}" in text, text[-3000:]
+    assert not (course / "grading" / "autograded" / "full").exists() or not list(
+        (course / "grading" / "autograded" / "full").rglob("*.ipynb"))
+    env["LSTMLIB_UNSANDBOXED_AUTOGRADE"] = "1"
+    proc = subprocess.run(nbgrader, cwd=course, env=env, capture_output=True, text=True,
+                          timeout=2400)
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course}/grading/gradebook.db") as gb:
+        got = {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+    wrong = {s: (got.get(s), e) for s, e in expected.items() if got.get(s) != e}
+    assert not wrong, proc.stdout[-3000:] + proc.stderr[-3000:]

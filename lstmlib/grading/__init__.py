@@ -1,13 +1,12 @@
-"""What the graded test cells of the exercises call.
+"""The grader's side of the course's grading (never imported in a graded kernel).
 
-``checks``: one function per graded part, comparing the student's result
-with lstmlib's reference (type, then shape, then dtype, then values) and
-naming the likely cause of a mismatch. ``guards``: refuses a part whose
-function delegates to the reference implementation or to torch's recurrent
-modules. Import this package in the first cell of a notebook, before any
-student code, so that the functions it relies on are captured untouched.
+``checks``, ``kernel_parts``: the checks of every graded part, run in the
+grader's process on cases drawn afresh for each grading; ``protocol``: the
+plain data that crosses to and from a graded kernel; ``trusted``: the
+nbgrader preprocessor that decides the graded test cells here;
+``assignments``: the manifest of the assignments; ``sandbox``, ``pipeline``
+and ``__main__``: the sandbox, the instructor's pipeline and command line.
+
+What may run inside a student's kernel lives in :mod:`lstmlib.selfcheck`;
+nothing here imports it.
 """
-
-from . import _core, checks, guards
-
-__all__ = ["checks", "guards"]

@@ -158,6 +158,15 @@ def thaw(frozen):
 # ---------------------------------------------------------------------------
 # Formatting
 
+def type_name(value):
+    """The name of a value's type; for a value that could not cross from a
+    graded kernel (lstmlib.grading.protocol.Unsupported), its own type's."""
+    t = _type(value)
+    if t.__name__ == "Unsupported" and t.__module__ == "lstmlib.grading.protocol":
+        return value.type_name
+    return t.__name__
+
+
 def fmt(value, limit=400):
     """Short text for a value: arrays printed with numpy's captured printer,
     truncated to ``limit`` characters."""
@@ -241,7 +250,8 @@ def check_type_shape_dtype(where, name, actual, expected):
     __tracebackhide__ = True
     if _type(actual) is not _ndarray:
         hint = ""
-        if _isinstance(actual, _ndarray):
+        if _isinstance(actual, _ndarray) or \
+                _getattr(actual, "note", None) == "a subclass of np.ndarray":
             hint = (" (a subclass of np.ndarray is not accepted: return a "
                     "plain array, e.g. np.asarray(value))")
         elif actual is None:
@@ -249,7 +259,7 @@ def check_type_shape_dtype(where, name, actual, expected):
         elif _isinstance(actual, (_list, _tuple)):
             hint = " (convert with np.array(...))"
         fail(f"{where}: {name} should be a numpy array (type np.ndarray), "
-             f"received {_type(actual).__name__}{hint}.")
+             f"received {type_name(actual)}{hint}.")
     ashape = _tuple(actual.shape)
     eshape = _tuple(expected.shape)
     if ashape != eshape:
@@ -277,7 +287,7 @@ def compare(where, name, actual, expected, cause=None, rtol=None, atol=None):
     if expected is None:
         if actual is not None:
             fail(f"{where}: {name} should be None here (there is no bias), "
-                 f"received {_type(actual).__name__}.")
+                 f"received {type_name(actual)}.")
         return
     check_type_shape_dtype(where, name, actual, expected)
     bad, worst = mismatches(actual, expected, rtol, atol)
@@ -340,7 +350,7 @@ def unpack(where, value, n, what):
                      f"({n} items), received a {word} of {length(value)} items.")
             return [item(value, i) for i in _range(n)]
     fail(f"{where}: expected your function to return {what}, received "
-         f"{_type(value).__name__}: {fmt(value, 120)}")
+         f"{type_name(value)}: {fmt(value, 120)}")
 
 
 def to_float(where, name, value):
@@ -353,5 +363,5 @@ def to_float(where, name, value):
         return _float(_ndarray_tolist(_np_array(value)))
     if t is _ndarray and value.size == 1 and _issubclass(value.dtype.type, _np_floating):
         return _float(as_plain(value)[0])
-    fail(f"{where}: {name} should be a float, received {_type(value).__name__}: "
+    fail(f"{where}: {name} should be a float, received {type_name(value)}: "
          f"{fmt(value, 120)}")

@@ -97,7 +97,8 @@ class GuardedExecute(Execute):
             cell = nb.cells[died["cell_index"]]
             died["grade_id"] = cell.metadata.get("nbgrader", {}).get("grade_id")
         with open(self.status_file, "a") as fh:
-            fh.write(json.dumps({"notebook": notebook, "cells": cells, "died": died}) + "\n")
+            fh.write(json.dumps({"notebook": notebook, "cells": cells, "died": died,
+                                 "events": list(getattr(self, "_events", []))}) + "\n")
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None,
                                  store_history=True):

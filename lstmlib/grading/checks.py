@@ -1,19 +1,27 @@
-"""The checks that the graded test cells of the exercises call.
+"""The checks of the exercises' graded parts.
 
-The first cell of every assignment runs ``checks.prepare("<assignment>")``
-before any student code: it computes every input and expected value with
-lstmlib's reference implementation (itself tested against PyTorch) from
-fixed seeds and freezes them. Each part then has one public function here,
-called as ``checks.<part>(student_function, "visible")`` by the self-check
-cell and with ``"hidden"`` by the hidden-test cell. A part fails with an
-AssertionError that shows the student's value beside the expected one and
-names the likely cause: which gate, which time step, which term.
+Each part has one public function here, ``<part>(handle, which)``: it draws
+the part's cases (``which`` is ``"visible"`` or ``"hidden"``), computes the
+expected values with lstmlib's reference implementation (itself tested
+against PyTorch), has the student's function called on the inputs through
+``handle`` and compares what comes back. A part fails with a
+:class:`~lstmlib.grading._core.GradingError` (an AssertionError) that shows
+the student's value beside the expected one and names the likely cause:
+which gate, which time step, which term.
+
+The handle decides where the student's function runs. When a notebook is
+graded, it is a :class:`lstmlib.grading.trusted.RemoteFunction`: this module
+runs in the grader's process, the kernel receives the function's name and
+the inputs only, and the cases are drawn from a seed made afresh for each
+grading (:func:`prepare` with ``salt``). At home, the self-check cells call
+:mod:`lstmlib.selfcheck.checks`, whose handles call the function in the
+student's kernel with the fixed seeds of the notebook's self-checks.
 
 Order of the checks for every returned array: exact type np.ndarray, then
 shape, then dtype, then values (see :mod:`lstmlib.grading._core`).
 """
 
-from . import _core, guards
+from . import _core, protocol
 from ._core import (compare, fail, fmt, freeze, gate_blocks, same_values,
                     thaw, time_steps_hit, unpack)
 
@@ -21,6 +29,7 @@ _sorted = _core._sorted
 
 _PARTS = {}          # part name -> _Part
 _PREPARED = []       # names of prepared assignments
+_SALT = [None]       # the grading's fresh seed (None: the fixed self-check seeds)
 
 LSTM_GATES = ("i (input)", "f (forget)", "g (candidate)", "o (output)")
 GRU_GATES = ("r (reset)", "z (update)", "n (candidate)")
@@ -54,29 +63,41 @@ def _get_part(name):
     return part
 
 
-def _run(where, fn, part, args, kwargs):
-    """Call the student's function under the delegation tripwires."""
+def _ask(where, part, recipe, fns, payload, raised=None):
+    """Have the student's functions ``fns`` (handles) run ``recipe`` on
+    ``payload`` (plain data) where they live; return their answer, decoded
+    as plain data. A refusal (delegation), an exception or a call that got
+    no answer fails the part here."""
     __tracebackhide__ = True
-    tw = guards.tripwires(part.names, part.wrap,
-                          _core._getattr(fn, "__globals__", None), fn)
-    error = None
-    with tw:
+    request = {"recipe": recipe, "where": where,
+               "functions": [f.name for f in fns],
+               "names": _core._list(part.names), "wrap": part.wrap,
+               "payload": protocol.encode(payload), "_handles": _core._list(fns)}
+    reply = fns[0].ask(request)
+    if _core._type(reply) is not _core._dict:
+        fail(f"{where}: the grader could not read the kernel's reply.")
+    if "ok" in reply:
         try:
-            out = fn(*args, **kwargs)
-        except guards.DelegationError:
-            out = None
-        except _core.GradingError:
-            raise
-        except _core._Exception as e:
-            msg = _core._str(e)
-            if _core._len(msg) > 300:
-                msg = msg[:300] + " ..."
-            error = f"{_core._type(e).__name__}: {msg}"
-            out = None
-    guards.check_log(where, tw.log)
-    if error is not None:
-        fail(f"{where}: your function raised {error}")
-    return out
+            return protocol.decode(reply["ok"])
+        except protocol.ProtocolError as exc:
+            fail(f"{where}: your function's answer is not plain data ({exc}).")
+    if "refused" in reply:
+        fail(_core._str(reply["refused"]))
+    if "raised" in reply:
+        if raised is not None:
+            fail(raised(_core._str(reply["raised"])))
+        fail(f"{where}: your function raised {reply['raised']}")
+    if "lost" in reply:
+        fail(f"{where}: {reply['lost']}")
+    fail(f"{where}: the grader could not call your function "
+         f"({_core._str(reply.get('harness', 'no answer'))[:600]})")
+
+
+def _run(where, fn, part, args, kwargs):
+    """Call the student's function on ``args`` and ``kwargs``."""
+    __tracebackhide__ = True
+    return _ask(where, part, "call", [fn], {"args": _core._list(args),
+                                            "kwargs": _core._dict(kwargs)})
 
 
 def _cases(part, which):
@@ -148,7 +169,6 @@ def _graded(name, fn, which):
     ``which`` cases as (where, case) pairs: ``where`` starts the messages."""
     __tracebackhide__ = True
     part = _get_part(name)
-    guards.require_own_function(part.label, fn, part.names)
     return part, [(f"{part.label}, case {case.name}", case)
                   for case in _cases(part, which)]
 
@@ -171,7 +191,16 @@ def _check_returns(name, fn, which, names, hint=None, ungraded=None):
 # Random fixtures
 
 def _rng(seed):
-    return _core._default_rng(seed)
+    """The generator of the case numbered ``seed``: fixed at home, drawn
+    afresh for each grading (the salt)."""
+    if _SALT[0] is None:
+        return _core._default_rng(seed)
+    return _core._default_rng([seed, _SALT[0]])
+
+
+def _seed(seed):
+    """What the kernel receives to seed a generator of its own."""
+    return seed if _SALT[0] is None else [seed, _SALT[0]]
 
 
 def _randn(rng, shape, dtype="float64", scale=1.0):
@@ -583,25 +612,22 @@ def numerical_gradient(fn, which="visible"):
     """Part C of 02_bptt: ``fn(f, x, df, h)`` -> dL/dx by central differences
     for L = sum(f() * df), f reading x in place."""
     part, cases = _graded("numerical_gradient", fn, which)
-    tanh = _core._np_tanh
     for where, case in cases:
         x, W, df, h = thaw(case.args)
         x0 = x.copy()
-        calls = [0]
-
-        def f():
-            calls[0] += 1
-            return tanh(x @ W)
-
-        out = _run(where, fn, part, (f, x, df, h), {})
+        # the kernel builds f = lambda: tanh(x @ W) over its own x, calls
+        # fn(f, x, df, h) and reports the gradient, x afterwards and how
+        # many times f ran
+        got = _ask(where, part, "numgrad", [fn], {"x": x, "W": W, "df": df, "h": h})
+        out, x_after, n_calls = unpack(where, got, 3, "(gradient, x, calls)")
         exp = thaw(case.expected)[0]
         _core.check_type_shape_dtype(where, "the gradient", out, exp)
-        if not same_values(x, x0, 0.0, 0.0):
+        if not same_values(x_after, x0, 0.0, 0.0):
             fail(f"{where}: x was changed by your function: after perturbing "
                  f"x[i] by +h and -h, put the original value back.")
         n = _core._int(x.size)
-        if calls[0] < 2 * n:
-            fail(f"{where}: f was called {calls[0]} times, but central "
+        if _core._type(n_calls) is not _core._int or n_calls < 2 * n:
+            fail(f"{where}: f was called {n_calls} times, but central "
                  f"differences need 2 calls per entry of x ({2 * n}).")
 
         def cause(bad):
@@ -1112,25 +1138,13 @@ def _reverse_padded_np(x, lengths):
     return y
 
 
-def _no_reverse_wrap(orig, log):
-    """lstm_forward that refuses reverse=True (the exercise is to reverse)."""
-    name = f"{orig.__module__}.{orig.__name__}(..., reverse=True)"
-
-    def lstm_forward(*args, **kwargs):
-        if kwargs.get("reverse") or (_core._len(args) > 8 and args[8]):
-            log.append(name)
-            raise guards.DelegationError(f"{name} may not be used here")
-        return orig(*args, **kwargs)
-    return lstm_forward
-
-
 def _prepare_bidirectional():
     from lstmlib import bidirectional, lstm
     bif = bidirectional.bidirectional_forward
     cell = lstm.LSTM_CELL
     seqf = lstm.lstm_forward
     names = ("bidirectional_forward", "bidirectional_backward")
-    wrap = {"lstm_forward": _no_reverse_wrap}
+    wrap = "no_reverse"     # lstm_forward(..., reverse=True) is refused
 
     def rp_case(name, seed, T, B, F, lengths, dtype="float64"):
         rng = _rng(1200 + seed)
@@ -1347,19 +1361,20 @@ def _prepare_gradient_norms():
             "hidden": [ratio_case("T=5, near=0, far=4", 1, 5, 0, 4),
                        ratio_case("T=12, near=2, far=7", 2, 12, 2, 7)]})
 
-    # the experiment, with the notebook's configuration
+    # the experiment, with the notebook's configuration (fixed seeds: the
+    # numbers are those of the notebook, the same at every grading)
     E = GRADIENT_EXPERIMENT
-    x = _rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
+    x = _core._default_rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
     T, near, far = E["T"], E["near"], E["far"]
 
     def ratio(layer):
         n = ign(layer, x)
         return float(n[T - 1 - far] / n[T - 1 - near])
 
-    rnn = RNN(E["D"], E["H"], rng=_rng(E["rnn_seed"]))
+    rnn = RNN(E["D"], E["H"], rng=_core._default_rng(E["rnn_seed"]))
     results = {"rnn": ratio(rnn)}
     for key, fb in (("lstm", 0.0), ("lstm_forget_bias", E["forget_bias"])):
-        layer = LSTM(E["D"], E["H"], rng=_rng(E["lstm_seed"]))
+        layer = LSTM(E["D"], E["H"], rng=_core._default_rng(E["lstm_seed"]))
         H = E["H"]
         layer.params["bias_ih_l0"][H:2 * H] = fb
         layer.params["bias_hh_l0"][H:2 * H] = 0.0
@@ -1385,7 +1400,9 @@ def input_gradient_norms(fn, which="visible"):
     for where, case in cases:
         kind, seed, D, H, nl, x = thaw(case.args)
         layer = _make_layer(kind, seed, D, H, nl, thaw(case.extra))
-        norms = _run(where, fn, part, (layer, x), {})
+        spec = {"kind": kind, "D": D, "H": H, "nl": nl,
+                "params": {k: v.copy() for k, v in layer.params.items()}}
+        norms = _ask(where, part, "layer_call", [fn], {"layer": spec, "x": x})
         _check_outputs(where, ["the norms"], [norms],
                        _core._list(thaw(case.expected)), case.hyps,
                        lambda w, a, e, m=False: "check the direction v (ones, normalised "
@@ -1396,17 +1413,17 @@ def input_gradient_norms(fn, which="visible"):
 def set_forget_bias(fn, which="visible"):
     """Part B of 03_gradient_norms: ``fn(layer, value)`` sets the forget
     gate's total bias of a one-layer lstmlib.LSTM to ``value``."""
-    import lstmlib
     part, cases = _graded("set_forget_bias", fn, which)
     for where, case in cases:
         seed, D, H, value = thaw(case.args)
-        layer = lstmlib.LSTM(D, H, rng=_rng(seed))
-        for k, v in thaw(case.extra).items():
-            layer.params[k][...] = v
-        _run(where, fn, part, (layer, value), {})
         exp = thaw(case.expected)
         keys = _sorted(exp)
-        got = [layer.params.get(k) for k in keys]
+        spec = {"kind": "lstm", "D": D, "H": H, "params": thaw(case.extra)}
+        after = _ask(where, part, "layer_mutate", [fn],
+                     {"layer": spec, "value": value, "keys": keys})
+        if _core._type(after) is not _core._dict:
+            fail(f"{where}: the grader could not read the layer's parameters.")
+        got = [after.get(k) for k in keys]
         hyps = [(t, freeze([thaw(f)[k] for k in keys])) for t, f in case.hyps]
         _check_outputs(where, [f"layer.params[{k!r}]" for k in keys], got,
                        [exp[k] for k in keys], hyps,
@@ -1440,9 +1457,13 @@ def experiment(ratios, which="visible"):
     part = _get_part("experiment")
     where = part.label
     exp = thaw(part.cases["visible"][0].expected)
+    ratios = _ask(where, part, "variable", [ratios], {})
+    if _core._isinstance(ratios, protocol.Unsupported):
+        fail(f"{where}: ratios should be a dict with the keys "
+             f"{_sorted(exp)}, received {ratios.type_name}.")
     if _core._type(ratios) is not _core._dict:
         fail(f"{where}: ratios should be a dict with the keys "
-             f"{_sorted(exp)}, received {_core._type(ratios).__name__}.")
+             f"{_sorted(exp)}, received {_core.type_name(ratios)}.")
     if _sorted(ratios) != _sorted(exp):
         fail(f"{where}: ratios should have the keys {_sorted(exp)}, received "
              f"{_sorted(_core._list(ratios))}.")
@@ -1574,8 +1595,10 @@ def clip_grad_norm(fn, which="visible"):
     part, cases = _graded("clip_grad_norm", fn, which)
     for where, case in cases:
         grads, max_norm = thaw(case.args)
-        arrays = _core._dict(grads)           # the same array objects
-        norm = _run(where, fn, part, (grads, max_norm), {})
+        # the kernel keeps the dict's arrays, calls fn(grads, max_norm) and
+        # reports the norm, the keys whose array was replaced, the arrays
+        got = _ask(where, part, "clip", [fn], {"grads": grads, "max_norm": max_norm})
+        norm, replaced, arrays = unpack(where, got, 3, "(norm, replaced, arrays)")
         exp_norm, exp = thaw(case.expected)
         got = _core.to_float(where, "the returned norm", norm)
         if not _core._abs(got - exp_norm) <= 1e-6 * _core._abs(exp_norm):
@@ -1584,7 +1607,7 @@ def clip_grad_norm(fn, which="visible"):
                  f"of every entry of every array.")
         keys = _sorted(exp)
         for k in keys:
-            if grads.get(k) is not arrays[k]:
+            if k in replaced or k not in arrays:
                 fail(f"{where}: grads[{k!r}] was replaced by a new array: scale "
                      f"the arrays in place (g *= scale), the optimiser holds "
                      f"references to them.")
@@ -1600,54 +1623,59 @@ def train_step(fn, which="visible"):
     part, cases = _graded("train_step", fn, which)
     for where, case in cases:
         seed, H, dtype, lr, max_norm, batches = thaw(case.args)
-        rng = _rng(seed)
-        model = _TRAIN["SequenceModel"](
-            _TRAIN["LSTM"](2, H, rng=rng, dtype=dtype),
-            _TRAIN["Linear"](H, 1, rng=rng, dtype=dtype))
-        for k, v in thaw(case.extra).items():
-            model.params[k][...] = v
-        opt = _TRAIN["Adam"](model.params, lr=lr)
-        loss = None
-        for x, y in batches:
-            loss = _run(where, fn, part, (model, opt, x, y, max_norm), {})
         exp_loss, exp = thaw(case.expected)
+        keys = _sorted(exp)
+        # the kernel builds the model (lstmlib.LSTM + Linear) with these
+        # parameters and an Adam optimiser, calls fn on every batch and
+        # reports the last loss and the parameters after the steps
+        got = _ask(where, part, "train_steps", [fn], {
+            "H": H, "dtype": dtype, "lr": lr, "max_norm": max_norm,
+            "params": thaw(case.extra), "batches": [_core._list(b) for b in batches],
+            "keys": keys})
+        loss, params = unpack(where, got, 2, "(loss, parameters)")
+        if _core._type(params) is not _core._dict:
+            fail(f"{where}: the grader could not read the model's parameters.")
         got = _core.to_float(where, "the returned loss", loss)
         rtol = 2e-4 if dtype == "float32" else 1e-6
         if not _core._abs(got - exp_loss) <= rtol * _core._abs(exp_loss):
             fail(f"{where}: the returned loss is {got!r}, expected {exp_loss!r} "
                  f"(the loss of this batch before the update).")
-        keys = _sorted(exp)
-        params = model.params
         _check_outputs(where, [f"model.params[{k!r}]" for k in keys],
-                       [params[k] for k in keys], [exp[k] for k in keys], [],
+                       [params.get(k) for k in keys], [exp[k] for k in keys], [],
                        lambda w, a, e, m=False: "one step is: pred = model.forward(x); "
                        "loss, d = mse(pred, y); model.backward(d); "
                        "clip_grad_norm(model.grads, max_norm); "
                        "optimizer.step(model.grads).")
 
 
-def _trusted_predict(model, x):
-    """The model's predictions computed with the reference functions captured
-    before student code ran (not through the model's own methods)."""
-    rnn = model.rnn
-    p = {k: v for k, v in rnn.params.items()}
-    for k, v in p.items():
-        if _core._type(v) is not _core._ndarray:
-            fail(f"the model's parameter {k} is not a numpy array")
-    B, H = x.shape[1], rnn.hidden_size
-    w = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
-    h0 = _core._np_zeros((B, H), x.dtype)
-    kind = _core._type(rnn)
-    if kind is _TRAIN["LSTM"]:
-        out = _TRAIN["lstm_forward"](x, h0, h0.copy(), *w)[0]
-    elif kind is _TRAIN["GRU"]:
-        out = _TRAIN["gru_forward"](x, h0, *w)[0]
-    else:
-        out = _TRAIN["rnn_forward"](x, h0, *w, nonlinearity=rnn.nonlinearity)[0]
-    hp = model.head.params
-    y = out[-1] @ hp["weight"].T
-    if "bias" in hp:
-        y = y + hp["bias"]
+def _qual(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _trusted_predict(where, kind, nonlinearity, p, hp, x):
+    """The predictions of a one-layer model with parameters ``p`` (the
+    recurrent layer) and ``hp`` (the Linear head), computed here with the
+    reference functions, never by the student's model."""
+    for k, v in _core._list(p.items()) + _core._list(hp.items()):
+        if _core._type(v) is not _core._ndarray or v.dtype.kind != "f":
+            fail(f"{where}: the model's parameter {k} is not a numpy array of floats")
+    try:
+        w = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
+        B, H = x.shape[1], w[1].shape[1]
+        x = x.astype(w[0].dtype)
+        h0 = _core._np_zeros((B, H), x.dtype)
+        if kind == "LSTM":
+            out = _TRAIN["lstm_forward"](x, h0, h0.copy(), *w)[0]
+        elif kind == "GRU":
+            out = _TRAIN["gru_forward"](x, h0, *w)[0]
+        else:
+            out = _TRAIN["rnn_forward"](x, h0, *w, nonlinearity=nonlinearity)[0]
+        y = out[-1] @ hp["weight"].T
+        if "bias" in hp:
+            y = y + hp["bias"]
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        fail(f"{where}: the model's parameters do not make a one-layer model with a "
+             f"Linear head ({_core._type(exc).__name__}: {_core._str(exc)[:200]}).")
     return y
 
 
@@ -1655,46 +1683,51 @@ def training(build_model, step_fn, which="visible"):
     """Part D of 08_training: with the model and optimiser from
     ``build_model(rng)`` and the student's ``train_step``, TRAINING["steps"]
     steps on the adding problem must bring the held-out MSE below
-    TRAINING["threshold"]."""
+    TRAINING["threshold"].
+
+    The kernel builds the model, trains it with the student's train_step on
+    batches from a seed sent by the grader, and hands over the model's
+    description and parameters; the held-out error is computed here, on a
+    held-out set drawn here, from those parameters with the reference
+    forward pass. What still trusts the kernel: that the parameters are
+    the outcome of those steps (a model trained elsewhere would pass), and
+    the count of forward passes.
+    """
     part = _get_part("training")
     where0 = part.label
-    guards.require_own_function(where0, build_model, part.names)
-    guards.require_own_function(where0, step_fn, part.names)
     C = TRAINING
+    kinds = {_qual(_TRAIN[k]): k for k in ("LSTM", "GRU", "RNN")}
     for case in _cases(part, which):
         where = f"{where0}, {case.name}"
         (seed,) = thaw(case.args)
-        out = _run(where, build_model, part, (_rng(3000 + seed),), {})
-        model, opt = unpack(where, out, 2, "(model, optimizer)")
-        if _core._type(model) is not _TRAIN["SequenceModel"]:
+        got = _ask(where, part, "training", [build_model, step_fn], {
+            "seed": _seed(3000 + seed), "data_seed": _seed(3100 + seed),
+            "steps": C["steps"], "batch": C["batch"], "T": C["T"],
+            "max_norm": C["max_norm"]})
+        if _core._type(got) is not _core._dict:
+            fail(f"{where}: the grader could not read the kernel's report.")
+        if "built" in got:
+            fail(f"{where}: expected your function to return (model, optimizer), "
+                 f"received {got['built']}.")
+        info = got.get("info") or {}
+        if info.get("model") != _qual(_TRAIN["SequenceModel"]):
             fail(f"{where}: build_model should return an lstmlib.SequenceModel, "
-                 f"received {_core._type(model).__name__}.")
-        rnn = model.rnn
-        if _core._type(rnn) not in (_TRAIN["LSTM"], _TRAIN["GRU"], _TRAIN["RNN"]) \
-                or rnn.num_layers != 1 or rnn.bidirectional or \
-                model.readout != "last" or \
-                _core._type(model.head) is not _TRAIN["Linear"]:
+                 f"received {_core._str(info.get('model', '?')).rpartition('.')[2]}.")
+        kind = kinds.get(info.get("rnn"))
+        if kind is None or info.get("num_layers") != 1 or info.get("bidirectional") or \
+                info.get("readout") != "last" or info.get("head") != _qual(_TRAIN["Linear"]):
             fail(f"{where}: the model should be one lstmlib LSTM, GRU or RNN "
                  f"layer (one layer, one direction) with a Linear head reading "
                  f"the last step.")
-        calls = [0]
-        original = model.forward
-
-        def counted(*a, **k):
-            calls[0] += 1
-            return original(*a, **k)
-        model.forward = counted
-        rng = _rng(3100 + seed)
-        losses = []
-        for step in _core._range(C["steps"]):
-            x, y = _TRAIN["adding"](C["batch"], C["T"], rng)
-            loss = _run(where, step_fn, part, (model, opt, x, y, C["max_norm"]), {})
-            losses.append(loss)
-        if calls[0] > C["steps"]:
-            fail(f"{where}: train_step ran the model {calls[0]} times in "
+        calls = got.get("forward_calls")
+        if _core._type(calls) is not _core._int or calls > C["steps"]:
+            fail(f"{where}: train_step ran the model {calls} times in "
                  f"{C['steps']} steps: one step is one forward pass.")
+        params, head = got.get("params"), got.get("head_params")
+        if _core._type(params) is not _core._dict or _core._type(head) is not _core._dict:
+            fail(f"{where}: the grader could not read the model's parameters.")
         xe, ye = _TRAIN["adding"](C["eval_n"], C["T"], _rng(3200 + seed))
-        pred = _trusted_predict(model, xe)
+        pred = _trusted_predict(where, kind, info.get("nonlinearity"), params, head, xe)
         pv, yv = _core.as_plain(pred), _core.as_plain(ye)
         if _core._len(pv) != _core._len(yv):
             fail(f"{where}: the model predicts {_core._len(pv)} numbers for "
@@ -1704,7 +1737,7 @@ def training(build_model, step_fn, which="visible"):
             err += (a - b) * (a - b)
         err /= _core._len(yv)
         if not err < C["threshold"]:      # NaN fails too
-            first = [fmt(losses[i], 30) for i in (0, C["steps"] // 2, -1)]
+            first = [fmt(v, 30) for v in (got.get("losses") or [])]
             fail(f"{where}: after {C['steps']} steps the held-out MSE is "
                  f"{err:.4g}, it must be below {C['threshold']} (predicting "
                  f"1.0 for every sequence gives about 0.167). Your losses at "
@@ -1715,6 +1748,137 @@ def training(build_model, step_fn, which="visible"):
 
 # ---------------------------------------------------------------------------
 
+
+# ---------------------------------------------------------------------------
+# 10 attention
+
+_ATTENTION_NAMES = ("attention_forward", "attention_backward", "softmax")
+
+
+def _forward_variant(q, k, w_q, w_k, v, lengths, mode):
+    import numpy as np
+    pre = q @ w_q.T + k @ w_k.T
+    u = pre if mode == "no_tanh" else np.tanh(pre)
+    e = u @ v
+    S = k.shape[0]
+    mask = None if lengths is None else \
+        np.arange(S)[:, None] < np.asarray(lengths)[None, :]
+    if mask is not None and mode not in ("no_mask", "mask_after"):
+        e = np.where(mask, e, -np.inf)
+    axis = 1 if mode == "batch_axis" else 0
+    e = e - e.max(axis=axis, keepdims=True)
+    w = np.exp(e)
+    alpha = w / w.sum(axis=axis, keepdims=True)
+    if mode == "mask_after" and mask is not None:
+        alpha = alpha * mask
+    if mode == "scores":
+        alpha = u @ v
+    ctx = np.einsum("sb,sbh->bh", alpha, k)
+    return ctx.astype(k.dtype), alpha.astype(k.dtype)
+
+
+def _backward_variant(dctx, cache, mode):
+    import numpy as np
+    q, k, u, alpha, mask, w_q, w_k, v = cache
+    dkeys = alpha[:, :, None] * dctx[None]
+    if mode == "no_direct":
+        dkeys = dkeys * 0
+    da = np.einsum("bh,sbh->sb", dctx, k)
+    de = alpha * da if mode == "no_jacobian_sum" else \
+        alpha * (da - (alpha * da).sum(axis=0))
+    dv = np.einsum("sb,sba->a", de, u)
+    du = de[:, :, None] * v
+    dpre = du * (1 - u) if mode == "tanh_prime" else du * (1 - u * u)
+    dquery = dpre.sum(axis=0) @ w_q
+    dw_q = dpre.sum(axis=0).T @ q
+    dkeys = dkeys + dpre @ w_k
+    dw_k = np.einsum("sba,sbh->ah", dpre, k)
+    return (dquery, dkeys, dw_q, dw_k, dv)
+
+
+# (name, seed, S, B, H_q, H_k, A, lengths, dtype, weight scale)
+_FORWARD_VISIBLE = [("S=5, B=3, H_q=4, H_k=6, A=7", 0, 5, 3, 4, 6, 7, None,
+                     "float64", 1.5)]
+_FORWARD_HIDDEN = [
+    ("S=4, B=2, H_q=3, H_k=5, A=4, padding (lengths [4, 2])", 1, 4, 2, 3, 5, 4,
+     [4, 2], "float64", 1.5),
+    ("S=1, B=1, H_q=2, H_k=2, A=3", 2, 1, 1, 2, 2, 3, None, "float64", 1.5),
+    ("S=6, B=2, H_q=3, H_k=3, A=5, float32", 3, 6, 2, 3, 3, 5, None,
+     "float32", 1.5),
+    ("S=5, B=2, H_q=3, H_k=4, A=4, large scores (|e| up to 500)", 4, 5, 2, 3,
+     4, 4, None, "float32", 150.0),
+]
+_BACKWARD_VISIBLE = _FORWARD_VISIBLE
+_BACKWARD_HIDDEN = _FORWARD_HIDDEN[:3]
+
+_FORWARD_HINTS = [
+    ("batch_axis", "the softmax runs over the batch (axis 1); it must run "
+     "over the source positions s (axis 0 of the (S, B) scores)."),
+    ("no_mask", "the padding is ignored: positions s >= lengths[b] must get "
+     "the score -inf before the softmax (weight exactly 0)."),
+    ("mask_after", "the padding is zeroed after the softmax, so the weights "
+     "no longer sum to 1: mask the scores (-inf) before it."),
+    ("no_tanh", "the tanh is missing: u = tanh(W_q q + W_k k_s)."),
+    ("scores", "the context is weighted by the scores e, not by the "
+     "weights alpha = softmax(e)."),
+]
+_BACKWARD_HINTS = [
+    ("no_jacobian_sum", "the softmax's Jacobian misses its second term: "
+     "de_s = alpha_s (dalpha_s - sum_s' alpha_s' dalpha_s')."),
+    ("no_direct", "dkeys misses the direct path of c = sum_s alpha_s k_s: "
+     "add alpha_s * dcontext."),
+    ("tanh_prime", "the derivative of tanh is 1 - u**2, not 1 - u."),
+]
+
+
+def _prepare_attention():
+    import numpy as np
+    from lstmlib.attention import attention_backward as bwd
+    from lstmlib.attention import attention_forward as fwd
+
+    def inputs(rng, S, B, Hq, Hk, A, lengths, dtype, scale):
+        q = _randn(rng, (B, Hq), dtype)
+        k = _randn(rng, (S, B, Hk), dtype)
+        w_q = _randn(rng, (A, Hq), dtype, 0.5)
+        w_k = _randn(rng, (A, Hk), dtype, 0.5)
+        v = _randn(rng, (A,), dtype, scale)
+        return q, k, w_q, w_k, v, None if lengths is None else np.array(lengths)
+
+    def fwd_case(name, seed, *spec):
+        args = inputs(_rng(2000 + seed), *spec)
+        ctx, alpha, _ = fwd(*args)
+        hyps = [(text, _forward_variant(*args, mode)) for mode, text in _FORWARD_HINTS]
+        return _Case(name, args, None, (ctx, alpha), hyps)
+
+    def bwd_case(name, seed, *spec):
+        rng = _rng(2010 + seed)
+        _, _, cache = fwd(*inputs(rng, *spec))
+        dctx = _randn(rng, cache.query.shape[:1] + cache.keys.shape[2:], cache.keys.dtype)
+        hyps = [(text, _backward_variant(dctx, cache, mode)) for mode, text in _BACKWARD_HINTS]
+        return _Case(name, (dctx, cache), None, tuple(bwd(dctx, cache)), hyps)
+
+    _PARTS["attention_forward"] = _Part(
+        "Part A (attention_forward)", _ATTENTION_NAMES,
+        {"visible": [fwd_case(*s) for s in _FORWARD_VISIBLE],
+         "hidden": [fwd_case(*s) for s in _FORWARD_HIDDEN]})
+    _PARTS["attention_backward"] = _Part(
+        "Part B (attention_backward)", _ATTENTION_NAMES,
+        {"visible": [bwd_case(*s) for s in _BACKWARD_VISIBLE],
+         "hidden": [bwd_case(*s) for s in _BACKWARD_HIDDEN]})
+
+
+def attention_forward(fn, which="visible"):
+    """Part A of 10_attention: ``context, alpha, cache = fn(query, keys, w_q,
+    w_k, v, lengths)``; context and alpha are graded."""
+    _check_returns("attention_forward", fn, which, ["context", "alpha"], ungraded=["cache"])
+
+
+def attention_backward(fn, which="visible"):
+    """Part B of 10_attention: ``fn(dcontext, cache)`` -> (dquery, dkeys,
+    dw_q, dw_k, dv) for lstmlib.attention.AttentionCache."""
+    _check_returns("attention_backward", fn, which, ["dquery", "dkeys", "dw_q", "dw_k", "dv"])
+
+
 _PREPARERS = {
     "01_rnn_forward": _prepare_rnn_forward,
     "02_bptt": _prepare_bptt,
@@ -1724,15 +1888,27 @@ _PREPARERS = {
     "07_bidirectional": _prepare_bidirectional,
     "03_gradient_norms": _prepare_gradient_norms,
     "08_training": _prepare_training,
+    "10_attention": _prepare_attention,
 }
 
 
-def prepare(assignment):
-    """Compute and freeze every fixture of ``assignment`` (call this in the
-    first cell, before any student code)."""
-    if assignment not in _PREPARERS:
+def prepare(assignment, salt=None):
+    """Draw the cases of ``assignment`` and compute their expected values.
+
+    ``salt`` (an int): the grader's fresh seed for this grading; every case
+    is then drawn from it (what a case tests stays as written). ``None``:
+    the fixed seeds of the notebook's self-checks."""
+    if assignment not in _PREPARERS and assignment != "09_performance":
         raise ValueError(f"assignment: expected one of {sorted(_PREPARERS)}, "
                          f"received {assignment!r}")
+    if salt is not None and (_core._type(salt) is not _core._int or salt < 0):
+        raise ValueError(f"salt: expected a non-negative int or None, received {salt!r}")
+    if _SALT[0] != salt:
+        _SALT[0] = salt
+        _PARTS.clear()
+        del _PREPARED[:]
+    if assignment == "09_performance":      # drawn by kernel_parts at each check
+        return
     if assignment not in _PREPARED:
         _PREPARERS[assignment]()
         _PREPARED.append(assignment)

@@ -14,7 +14,10 @@ wall-clock limit, its kernel boxed by :mod:`lstmlib.grading.sandbox`, and
 then, from this (trusted) process, copies the scores into the real
 gradebook and the executed notebook into ``autograded/``. nbgrader
 restores the test cells (hidden tests included) from the gradebook copy in
-the scratch course, so the kernel sees only the cells it runs. Submissions
+the scratch course; the graded test cells of the manifest are then decided
+in that nbgrader process, not in the kernel (:mod:`lstmlib.grading.trusted`):
+the kernel only calls the student's functions on inputs drawn afresh for
+the grading and sends back what they return. Submissions
 that cannot be graded are reported by name with the reason; the rest of
 the class is graded. The gradebook is backed up before each run, the
 submissions are only ever read, and a rerun gives the same gradebook.
@@ -117,6 +120,7 @@ class CourseConfig:
     workers: int
     hide: list
     gradebook_url: str = ""     # a PostgreSQL db_url (else the sqlite db_path)
+    call_seconds: int = 60
 
     @property
     def db_url(self) -> str:
@@ -183,6 +187,7 @@ def load_config(root) -> CourseConfig:
         workers=int(sb.get("workers", max(1, min(4, os.cpu_count() or 1)))),
         hide=list(sb.get("hide", [])),
         gradebook_url=gradebook_url,
+        call_seconds=int(sb.get("call_seconds", 60)),
     )
 
 
@@ -201,6 +206,9 @@ class Result:
     seconds: float = 0.0
     scratch: str = ""
     payload: dict = dataclasses.field(default_factory=dict)   # see grade_submission
+    #: {notebook: {grade_id: digest of the inputs the grader sent}}: the
+    #: cases are drawn afresh at each grading, so two gradings differ here
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     def line(self) -> str:
         head = f"{self.student:<20} {self.status:<11} {self.score:6.2f}/{self.max_score:<6.2f}"
@@ -560,7 +568,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = {db_url!r}
 c.Autograde.create_student = True
 c.Autograde.autograde_preprocessors = [
-    "lstmlib.grading._nbext.GuardedExecute",
+    "lstmlib.grading.trusted.TrustedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -576,6 +584,9 @@ c.KernelManager.ip = {ipc_prefix!r}
 c.GuardedExecute.status_file = {status_file!r}
 c.GuardedExecute.max_cell_output_bytes = {max_cell!r}
 c.GuardedExecute.max_notebook_output_bytes = {max_nb!r}
+c.TrustedExecute.call_timeout = {call_timeout!r}
+c.TrustedExecute.exit_file = {exit_file!r}
+c.TrustedExecute.inputs_file = {inputs_file!r}
 '''
 
 _LOG_NOTES = [
@@ -676,7 +687,9 @@ class _Job:
             cell_timeout=self.cfg.cell_timeout, kernel_name=sandbox.KERNEL_NAME,
             ipc_prefix=str(self.scratch / "rt" / "k"),
             status_file=str(self.scratch / "status.jsonl"),
-            max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes))
+            max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes,
+            call_timeout=self.cfg.call_seconds, exit_file=str(self.scratch / "exit.json"),
+            inputs_file=str(self.scratch / "inputs.jsonl")))
         return ""
 
     def _restore_metadata(self, nb, name, result) -> bool:
@@ -766,7 +779,17 @@ class _Job:
         status_file = self.scratch / "status.jsonl"
         if status_file.is_file():
             statuses = [json.loads(line) for line in status_file.read_text().splitlines() if line]
+        inputs_file = self.scratch / "inputs.jsonl"
+        if inputs_file.is_file():
+            for line in inputs_file.read_text().splitlines():
+                if line:
+                    entry = json.loads(line)
+                    result.inputs[entry["notebook"]] = entry["cells"]
         for st in statuses:
+            for event in st.get("events", []):
+                note = f"{st['notebook']}.ipynb: {event}"
+                if note not in result.notes:
+                    result.notes.append(note)
             truncated = [c["grade_id"] or f"#{c['index']}" for c in st["cells"]
                          if c["output_truncated"]]
             if truncated:
@@ -799,14 +822,17 @@ class _Job:
                 if d.get("cell_index") is not None else ""
             parts.append(f"{d['error']}{where} of {died['notebook']}.ipynb: "
                          f"{d.get('message', '')[:200]}")
-        if exit_info.get("reason"):
+        # the kernel's end says why only if it ended abnormally: a kernel shut
+        # down cleanly (status 0) after nbgrader itself failed explains nothing
+        if exit_info.get("reason") and exit_info.get("returncode", 1) != 0:
             parts.append(exit_info["reason"])
-        if not parts:
+        if not died:
             errors = re.findall(r"^(\w+(?:Error|Exception)): (.*)$", log_text, re.M)
             if errors:
                 parts.append(f"{errors[-1][0]}: {errors[-1][1][:200]}")
-            else:
-                parts.append(f"nbgrader autograde exited with status {returncode}")
+        if not parts:
+            parts.append(exit_info.get("reason") or
+                         f"nbgrader autograde exited with status {returncode}")
         return "; ".join(parts)
 
 

@@ -175,6 +175,11 @@ ASSIGNMENTS = {a.name: a for a in [
                    ("lstm_gates_kernel",
                     "lstmlib.kernels.cuda:lstm_gates_kernel"),
                    ("lstm_gates_kernel", "lstmlib.kernels.cuda:_lstm_update"))),
+    _a("10_attention", "attention.ipynb",
+       ["attention_forward", "attention_backward"],
+       ["attention_forward", "attention_backward", "softmax"],
+       references=(("attention_forward", "lstmlib.attention:attention_forward"),
+                   ("attention_backward", "lstmlib.attention:attention_backward"))),
 ]}
 
 

@@ -1,4 +1,4 @@
-"""Detect a graded function that delegates to the reference implementation.
+"""Kernel side: detect a graded function that delegates to the reference implementation.
 
 A part scores zero when the student's function calls or imports lstmlib's
 own implementation of a graded function, or PyTorch's recurrent modules
@@ -23,8 +23,15 @@ import builtins as _builtins
 import sys as _sys
 import types as _types
 
-from . import _core
-from ._core import fail
+
+
+class GuardFailure(AssertionError):
+    """A graded function delegates; the message says how."""
+
+
+def fail(message):
+    __tracebackhide__ = True
+    raise GuardFailure(message)
 
 _FunctionType = _types.FunctionType
 _CodeType = _types.CodeType
@@ -61,7 +68,7 @@ def _lstmlib_modules():
     return [(name, mod) for name, mod in _list(_sys_modules.items())
             if _isinstance(mod, _ModuleType)
             and (name == "lstmlib" or name.startswith("lstmlib."))
-            and not name.startswith("lstmlib.grading")]
+            and not name.startswith(("lstmlib.grading", "lstmlib.selfcheck"))]
 
 
 def forbidden_objects(names):
@@ -139,7 +146,7 @@ def scan(fn, names, module_names=()):
         if _type(f) is not _FunctionType:
             continue
         mod = _getattr(f, "__module__", "") or ""
-        if mod.startswith("lstmlib") and not mod.startswith("lstmlib.grading"):
+        if mod.startswith("lstmlib") and not mod.startswith(("lstmlib.grading", "lstmlib.selfcheck")):
             # a function of the library itself (a helper the student may use)
             continue
         glob = f.__globals__

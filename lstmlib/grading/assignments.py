@@ -1,0 +1,182 @@
+"""The one list of the course's graded assignments.
+
+Read by the grader (which test cell grades which function, with which
+check), by the tests (every assignment, every part, its points) and by the
+book's exercises page (the table of exercises). Adding an assignment is one
+entry here plus its source notebook in ``solutions/<name>/`` and its checks
+(see book/instructor_guide.md, "Adding an assignment").
+
+Each :class:`Part` names the notebook functions (or, for a measurement, the
+variable) it grades, the check that judges them (a function of
+``lstmlib.grading.checks`` or ``lstmlib.grading.kernel_parts`` taking one
+handle per name and ``which``), and its two test cells: the self-check
+("visible") and the hidden tests, each with its points and what its cases
+are about. The grader draws the numbers of every case afresh at each
+grading; what a case tests (sizes, dtype, no bias...) stays as written.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    letter: str
+    title: str                  # what the student implements
+    functions: tuple            # notebook names handed to the check
+    check: str                  # "module.function" under lstmlib.grading
+    visible: tuple              # (grade_id, points, cases)
+    hidden: tuple               # (grade_id, points, cases)
+
+    @property
+    def points(self) -> float:
+        return float(self.visible[1] + self.hidden[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    name: str
+    notebook: str               # solutions/<name>/<notebook>.ipynb
+    title: str
+    chapter: tuple              # (title, book page)
+    parts: tuple
+    implement: str = ""         # for the book's table (default: the parts' titles)
+
+    @property
+    def points(self) -> float:
+        return sum(p.points for p in self.parts)
+
+    def cells(self) -> dict:
+        """{grade_id: (part, "visible" | "hidden", points)}"""
+        out = {}
+        for p in self.parts:
+            out[p.visible[0]] = (p, "visible", p.visible[1])
+            out[p.hidden[0]] = (p, "hidden", p.hidden[1])
+        return out
+
+
+def _part(letter, title, name, functions=None, check=None, vis=1, hid=2,
+          vis_cases="", hid_cases="", cell=None):
+    cell = cell or name
+    return Part(letter, title, tuple(functions or (name,)), check or f"checks.{name}",
+                (f"test_{cell}_visible", vis, vis_cases),
+                (f"test_{cell}_hidden", hid, hid_cases))
+
+
+ASSIGNMENTS = {a.name: a for a in [
+    Assignment("01_rnn_forward", "rnn_forward", "The RNN forward pass",
+               ("Sequences", "01_sequences.md"), (
+                   _part("A", "rnn_step_forward", "rnn_step_forward",
+                         vis_cases="B=3, D=4, H=5, tanh",
+                         hid_cases="B=1 ReLU; D=H; no biases; float32"),
+                   _part("B", "rnn_forward", "rnn_forward",
+                         vis_cases="T=5, B=3, tanh",
+                         hid_cases="T=1; B=1 ReLU; no biases; float32"))),
+    Assignment("02_bptt", "bptt", "Backpropagation through time", ("BPTT", "02_bptt.md"), (
+        _part("A", "rnn_step_backward", "rnn_step_backward",
+              vis_cases="B=3, D=4, H=5, tanh", hid_cases="B=1 ReLU; D=H; no biases; float32"),
+        _part("B", "rnn_backward", "rnn_backward", vis_cases="T=5, B=3",
+              hid_cases="T=1; B=1 ReLU; no biases, dh_n=None; float32"),
+        _part("C", "numerical_gradient", "numerical_gradient", hid=1,
+              vis_cases="x (3, 4), df given", hid_cases="a 3-D x, df=None; another h"))),
+    Assignment("03_gradient_norms", "gradient_norms", "Vanishing gradients, measured",
+               ("Vanishing gradients", "03_vanishing_gradients.md"), (
+                   _part("A", "input_gradient_norms", "input_gradient_norms",
+                         vis_cases="an RNN", hid_cases="an LSTM; a ReLU RNN with T=1 and B=1"),
+                   _part("B", "set_forget_bias", "set_forget_bias", hid=1,
+                         vis_cases="value 3", hid_cases="H=1, a negative value; value 0"),
+                   _part("C", "gradient_ratio", "gradient_ratio", hid=1,
+                         vis_cases="T=30", hid_cases="other T, near, far"),
+                   _part("D", "the experiment", "experiment", functions=("ratios",),
+                         vis_cases="the conclusions",
+                         hid_cases="the numbers of the notebook's configuration"))),
+    Assignment("04_lstm_cell", "lstm_cell", "The LSTM cell", ("LSTM", "04_lstm.md"), (
+        _part("A", "lstm_step_forward", "lstm_step_forward",
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"),
+        _part("B", "lstm_step_backward", "lstm_step_backward",
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"))),
+    Assignment("05_lstm_sequence", "lstm_sequence", "The LSTM over a sequence",
+               ("LSTM", "04_lstm.md"), (
+                   _part("A", "lstm_forward", "lstm_forward", vis_cases="T=5, B=3",
+                         hid_cases="T=1; B=1; no biases; float32"),
+                   _part("B", "lstm_backward", "lstm_backward", vis_cases="T=5, B=3",
+                         hid_cases="T=1; B=1; no biases with dh_n=dc_n=None; float32"))),
+    Assignment("06_gru", "gru", "The GRU cell", ("GRU", "05_gru.md"), (
+        _part("A", "gru_step_forward", "gru_step_forward",
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"),
+        _part("B", "gru_step_backward", "gru_step_backward",
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"))),
+    Assignment("07_bidirectional", "bidirectional", "A bidirectional LSTM",
+               ("Bidirectional RNNs", "06_bidirectional.md"), (
+                   _part("A", "reverse_padded", "reverse_padded", hid=1,
+                         vis_cases="T=5, B=3", hid_cases="T=1; B=1; float32"),
+                   _part("B", "bidirectional_lstm (output)", "bidirectional_output",
+                         functions=("bidirectional_lstm",), vis_cases="T=5, B=3, padded",
+                         hid_cases="T=1; B=1; no padding, no biases; float32"),
+                   _part("C", "bidirectional_lstm (final states)", "bidirectional_states",
+                         functions=("bidirectional_lstm",), hid=1,
+                         vis_cases="T=5, B=3, padded",
+                         hid_cases="T=1; B=1; no padding, no biases; float32")),
+               "`reverse_padded`, `bidirectional_lstm` (output, final states)"),
+    Assignment("08_training", "adding_problem", "Training on the adding problem",
+               ("Training", "07_training.md"), (
+                   _part("A", "mse", "mse", hid=1, vis_cases="pred (4, 1)",
+                         hid_cases="3-D predictions; float32"),
+                   _part("B", "clip_grad_norm", "clip_grad_norm", hid=1,
+                         vis_cases="a norm above max_norm",
+                         hid_cases="a norm below max_norm; three arrays"),
+                   _part("C", "train_step", "train_step", hid=1, vis_cases="one step",
+                         hid_cases="several steps with clipping active; float32"),
+                   _part("D", "build_model", "training",
+                         functions=("build_model", "train_step"),
+                         vis_cases="200 steps from one seed",
+                         hid_cases="the same from two other seeds"))),
+    Assignment("09_performance", "kernels", "Numba and CUDA kernels",
+               ("Numba and CUDA", "08_performance.md"), (
+                   _part("A", "lstm_step_fused (Numba)", "fused_step",
+                         functions=("lstm_step_fused",), check="kernel_parts.fused_step",
+                         cell="lstm_step_fused", vis_cases="B=2, D=3, H=4",
+                         hid_cases="B=1, D=H=1; float32; zero bias"),
+                   _part("B", "lstm_gates_kernel (CUDA)", "gates_kernel",
+                         functions=("lstm_gates_kernel",), check="kernel_parts.gates_kernel",
+                         cell="lstm_gates_kernel", vis_cases="B=4, H=8",
+                         hid_cases="B and H not multiples of the block; float32")),
+               "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)"),
+    Assignment("10_attention", "attention", "Additive attention",
+               ("Sequence to sequence with attention", "10_seq2seq_attention.md"), (
+                   _part("A", "attention_forward", "attention_forward",
+                         vis_cases="S=5, B=3, H_q=4, H_k=6, A=7",
+                         hid_cases="padding; S=1, B=1; float32; large scores"),
+                   _part("B", "attention_backward", "attention_backward",
+                         vis_cases="S=5, B=3, H_q=4, H_k=6, A=7",
+                         hid_cases="padding; S=1, B=1; float32")),
+               "`attention_forward` (with padding), `attention_backward`"),
+]}
+
+
+def find(assignment: str) -> Assignment:
+    try:
+        return ASSIGNMENTS[assignment]
+    except KeyError:
+        raise ValueError(f"assignment: expected one of {sorted(ASSIGNMENTS)}, "
+                         f"received {assignment!r}") from None
+
+
+def check_function(part: Part):
+    """The trusted check of a part (imported on demand)."""
+    import importlib
+    module, _, name = part.check.rpartition(".")
+    return getattr(importlib.import_module(f"lstmlib.grading.{module}"), name)
+
+
+def markdown_table() -> str:
+    """The table of book/exercises.md."""
+    rows = ["| Exercise | Chapter | You implement | Parts | Points |",
+            "|---|---|---|---|---|"]
+    for n, a in enumerate(ASSIGNMENTS.values(), start=1):
+        implement = a.implement or ", ".join(
+            f"`{p.title}`" if " " not in p.title else p.title for p in a.parts)
+        rows.append(f"| [{n}. {a.title}](../exercises/{a.name}/{a.notebook}.ipynb) | "
+                    f"[{a.chapter[0]}]({a.chapter[1]}) | {implement} | {len(a.parts)} | "
+                    f"{a.points:g} |")
+    return "\n".join(rows)

@@ -1,0 +1,75 @@
+"""Self-checks of the exercises, run in the student's kernel.
+
+Each function has the name of the graded part it checks and is called by the
+notebook's self-check cell as ``checks.<part>(function, "visible")``. The
+cases and messages are the grader's own (:mod:`lstmlib.grading.checks`,
+imported when a check first runs); the student's function is called here,
+in this kernel, through the same recipes and guards that a graded kernel
+uses (:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
+same plain-data format, so a self-check passes or fails as the graded cell
+does. When the notebook is graded these cells are not run in the kernel.
+"""
+import os
+
+from . import _codec, _harness
+
+_PARTS = ("rnn_step_forward", "rnn_forward", "rnn_step_backward", "rnn_backward",
+          "numerical_gradient", "input_gradient_norms", "set_forget_bias",
+          "gradient_ratio", "experiment", "lstm_step_forward", "lstm_step_backward",
+          "lstm_forward", "lstm_backward", "gru_step_forward", "gru_step_backward",
+          "reverse_padded", "bidirectional_output", "bidirectional_states", "mse",
+          "clip_grad_norm", "train_step", "training", "attention_forward",
+          "attention_backward")
+
+
+class LocalFunction:
+    """A function of this kernel, handed to a check."""
+
+    def __init__(self, obj, name):
+        self.obj = obj
+        self.name = name
+
+    def ask(self, request):
+        objects = [f.obj for f in request.pop("_handles")]
+        request["payload"] = _codec.decode(request["payload"])
+        try:
+            value = _harness.run(None, request, objects=objects)
+        except _harness.Refused as exc:
+            return {"refused": str(exc)}
+        except _harness.Raised as exc:
+            return {"raised": str(exc)}
+        return {"ok": _codec.encode(value)}
+
+
+def _grader_checks():
+    from lstmlib.grading import checks
+    return checks
+
+
+def _graded_here():
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+def prepare(assignment):
+    """Check the assignment's name (the cases are drawn when a check runs)."""
+    if _graded_here():
+        return
+    _grader_checks().prepare(assignment)
+
+
+def _make(part):
+    def check(*functions_and_which):
+        *functions, which = functions_and_which \
+            if functions_and_which and isinstance(functions_and_which[-1], str) \
+            else (*functions_and_which, "visible")
+        handles = [LocalFunction(f, getattr(f, "__name__", part)) for f in functions]
+        return getattr(_grader_checks(), part)(*handles, which)
+    check.__name__ = part
+    check.__doc__ = f"Self-check of the part {part}: ``{part}(function, 'visible')``."
+    return check
+
+
+for _name in _PARTS:
+    globals()[_name] = _make(_name)
+
+__all__ = ["prepare", *_PARTS]

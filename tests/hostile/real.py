@@ -1,0 +1,338 @@
+"""Hostile submissions of the real assignments (every one in the manifest).
+
+Each builder takes the assignment's manifest entry, its blank student
+notebook and its solution notebook, and returns ``(notebook, expected
+score, review flags)``: the exact score grading must give it and the flags
+the instructor's report must show. The attacks:
+
+``rebind``       rebinds everything a kernel can import that a check might
+                 use (the self-check modules, lstmlib.grading's checks and
+                 helpers, the kernel's harness, numpy's comparisons,
+                 builtins) and leaves the answers blank: zero.
+``frames``       answers read their callers' frames for expected values and
+                 return what they find: zero.
+``precompute``   answers return the expected values computed from the
+                 package's fixtures (what the checks of lstmlib.grading
+                 compute with the notebook's fixed seeds): zero, because
+                 the grader draws its cases afresh.
+``not_plain``    answers are objects that claim equality, ndarray
+                 subclasses, a "pickle bomb" whose unpickling would write a
+                 file: zero, and nothing is unpickled.
+``dies``         the full solution, except the last graded function, which
+                 kills its kernel: the parts before (and after) it keep
+                 their points, the submission is graded.
+``delegate``     the full solution, except that the kernel's delegation
+                 guards are switched off and every function that lstmlib
+                 implements calls lstmlib's own: zero for the parts of those
+                 functions (the grader reads the code), the rest kept.
+``huge``/``slow`` (run where the test course sets short limits) an answer
+                 of megabytes; a function that never returns: zero.
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+from lstmlib.grading.assignments import ASSIGNMENTS
+
+BOMB_MARK = "/tmp/lstmlib-hostile-unpickled"
+
+
+def _cells(nb):
+    return nb["cells"]
+
+
+def _source(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+def _graded_functions(a):
+    names = []
+    for p in a.parts:
+        for f in p.functions:
+            if f != "ratios" and f not in names:
+                names.append(f)
+    return names
+
+
+def _append(nb, name, code):
+    """Append ``code`` to the solution cell that defines ``name``."""
+    for cell in _cells(nb):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and re.search(rf"^def {name}\(", _source(cell), re.M):
+            cell["source"] = _source(cell) + "\n\n" + code + "\n"
+            return
+    raise ValueError(f"no solution cell defines {name}")
+
+
+def _insert_after_setup(nb, code):
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] == "code":
+            _cells(nb).insert(i + 1, {"cell_type": "code", "execution_count": None,
+                                      "metadata": {}, "outputs": [], "source": code})
+            return
+    raise ValueError("no setup cell")
+
+
+def _redefine_all(a, blank, body):
+    nb = copy.deepcopy(blank)
+    for name in _graded_functions(a):
+        _append(nb, name, f"def {name}(*args, **kwargs):\n" + body.replace("NAME", name))
+    return nb
+
+
+REBIND = '''\
+import builtins, importlib, sys
+import numpy as np
+import numpy.testing
+np.allclose = lambda *a, **k: True
+np.isclose = lambda *a, **k: np.True_
+np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+builtins.abs = lambda v: 0.0
+builtins.isinstance = lambda *a: True
+def _nothing(*a, **k):
+    return None
+for modname in ("lstmlib.selfcheck.checks", "lstmlib.grading.checks",
+                "lstmlib.grading._core", "lstmlib.grading.kernel_parts",
+                "lstmlib.kernels.checks", "lstmlib.selfcheck.guards"):
+    try:
+        mod = importlib.import_module(modname)
+    except Exception as exc:
+        print("cannot import", modname, type(exc).__name__)
+        continue
+    for attr in list(vars(mod)):
+        if callable(getattr(mod, attr)) and not attr.startswith("__"):
+            try:
+                setattr(mod, attr, _nothing)
+            except Exception:
+                pass
+try:
+    from lstmlib.selfcheck import _harness
+    _harness.answer = lambda namespace, request: {"ok": None}
+    _harness.run = _nothing
+except Exception as exc:
+    print("no harness", type(exc).__name__)
+'''
+
+FRAMES = '''\
+    import sys
+    found = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        for key, value in list(frame.f_locals.items()):
+            if key in ("expected", "exp", "expecteds", "case", "cases", "reply"):
+                found = value
+        frame = frame.f_back
+    return found
+'''
+
+PRECOMPUTE = '''\
+    import numpy as np
+    from lstmlib.grading import checks as _c
+    _c.prepare("ASSIGNMENT")
+    def _same(a, b):
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return a.shape == b.shape and np.array_equal(a, b)
+        return True
+    best = None
+    for part in list(_c._PARTS.values()):
+        for which in ("visible", "hidden"):
+            for case in part.cases[which]:
+                inputs = _c.thaw(case.args)
+                if not isinstance(inputs, tuple):
+                    continue
+                exp = _c.thaw(case.expected)
+                if len(inputs) == len(args) and all(_same(x, y) for x, y in zip(inputs, args)):
+                    return (*exp, None) if isinstance(exp, tuple) else exp
+                if best is None and len(inputs) == len(args):
+                    best = (*exp, None) if isinstance(exp, tuple) else exp
+    return best
+'''
+
+POISON = '''\
+import numpy as np
+
+
+class Liar:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __array__(self, *a, **k): return np.zeros(3)
+    def tolist(self): return [0.0]
+
+
+class Sneaky(np.ndarray):
+    def __eq__(self, other): return np.ones(np.shape(other), dtype=bool)
+    def tolist(self): return [0.0]
+
+
+class Bomb:
+    def __reduce__(self):
+        return (open, ("BOMB_MARK", "w"))
+
+
+def _poison(value, _k=[0]):
+    _k[0] += 1
+    if isinstance(value, np.ndarray):
+        return value.view(Sneaky) if _k[0] % 2 else Bomb()
+    if isinstance(value, tuple):
+        return tuple(_poison(v) for v in value)
+    if isinstance(value, list):
+        return [_poison(v) for v in value]
+    return Liar()
+
+
+def _poisoned(fn):
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        for arg in args:                       # arrays changed in place, too
+            params = getattr(arg, "params", None)
+            if isinstance(params, dict):
+                for key in list(params):
+                    params[key] = np.asarray(params[key]).view(Sneaky)
+        return _poison(out)
+    return wrapper
+'''
+
+
+HUGE = '''\
+    import numpy as np
+    return (np.zeros(600_000), np.zeros(600_000), None)
+'''
+
+SLOW = '''\
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+'''
+
+KILL_BODY = '''\
+    import os, signal
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def _victim(a):
+    """The function the ``dies`` attack turns into a killer (the last graded
+    function) and the points it costs: every part that calls it (in 03 the
+    experiment's cell calls gradient_ratio too)."""
+    name = {"08_training": "build_model", "03_gradient_norms": "gradient_ratio"}.get(
+        a.name, a.parts[-1].functions[0])
+    lost = sum(q.points for q in a.parts if name in q.functions)
+    if a.name == "03_gradient_norms":
+        lost += a.parts[-1].points
+    return name, lost
+
+
+def rebind(a, blank, solution):
+    nb = copy.deepcopy(blank)
+    _insert_after_setup(nb, REBIND)
+    return nb, 0.0, ["builtins", "patching numpy checks"]
+
+
+def frames(a, blank, solution):
+    return _redefine_all(a, blank, FRAMES), 0.0, ["frame inspection"]
+
+
+def precompute(a, blank, solution):
+    return _redefine_all(a, blank, PRECOMPUTE.replace("ASSIGNMENT", a.name)), 0.0, []
+
+
+def not_plain(a, blank, solution):
+    """The honest answers, each array turned into an ndarray subclass that
+    claims equality (same numbers), an object with its own __eq__, or a
+    pickle bomb; arrays changed in place (layer.params) too."""
+    nb = copy.deepcopy(solution)
+    _insert_after_setup(nb, POISON.replace("BOMB_MARK", BOMB_MARK))
+    for name in _graded_functions(a):
+        _append(nb, name, f"{name} = _poisoned({name})")
+    return nb, 0.0, ["__eq__ override", "ndarray subclass"]
+
+
+def huge(a, blank, solution):
+    return _redefine_all(a, blank, HUGE), 0.0, []
+
+
+def slow(a, blank, solution):
+    return _redefine_all(a, blank, SLOW), 0.0, []
+
+
+def dies(a, blank, solution):
+    nb = copy.deepcopy(solution)
+    name, lost = _victim(a)
+    if a.name == "09_performance":
+        code = f"@cuda.jit\ndef {name}(a, c_prev, h, c):\n" + KILL_BODY
+    else:
+        code = f"def {name}(*args, **kwargs):\n" + KILL_BODY
+    _append(nb, name, code)
+    return nb, a.points - lost, ["process control"]
+
+
+GUARDS_OFF = '''\
+from lstmlib.selfcheck import guards as _guards
+class _Off:
+    log = []
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return False
+_guards.tripwires = lambda *a, **k: _Off()
+_guards.require_own_function = lambda *a, **k: None
+_guards.check_log = lambda *a, **k: None
+'''
+
+
+def delegated(a):
+    """{graded function: "module:function" of lstmlib that implements it}."""
+    from lstmlib.grading.similarity import ASSIGNMENTS as STATIC
+    out = {}
+    for name, ref in STATIC[a.name].references:
+        out.setdefault(name, ref)
+    return out
+
+
+def delegate(a, blank, solution):
+    nb = copy.deepcopy(solution)
+    _insert_after_setup(nb, GUARDS_OFF)
+    refs = delegated(a)
+    for name, ref in refs.items():
+        module, function = ref.split(":")
+        _append(nb, name, f"def {name}(*args, **kwargs):\n"
+                          f"    from {module} import {function} as _reference\n"
+                          f"    return _reference(*args, **kwargs)")
+    # a graded function whose own code calls a delegating one delegates too
+    # (08's train_step calls mse and clip_grad_norm)
+    out = set(refs)
+    for name in _graded_functions(a):
+        body = _definition(solution, name)
+        if any(re.search(rf"\b{r}\(", body) for r in refs if r != name):
+            out.add(name)
+    lost = sum(p.points for p in a.parts if set(p.functions) & out)
+    return nb, a.points - lost, []
+
+
+def _definition(nb, name):
+    for cell in _cells(nb):
+        if re.search(rf"^def {name}\(", _source(cell), re.M):
+            return _source(cell)
+    return ""
+
+
+#: every assignment meets these
+ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
+           "not_plain": not_plain, "dies": dies, "delegate": delegate}
+#: these need the test course's short limits (one assignment is enough)
+LIMIT_ATTACKS = {"huge": huge, "slow": slow}
+LIMITS_CONFIG = '''
+# short limits for the hostile tests
+c.GradingSandbox.call_seconds = 5
+c.TrustedExecute.max_answer_bytes = 1 << 20
+'''
+
+
+def assignment(name):
+    return ASSIGNMENTS[name]
