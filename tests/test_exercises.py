@@ -24,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("exercises")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import mistakes  # noqa: E402
+from tests import mistakes, notebooks  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NBGRADER = str(BIN / "nbgrader")
@@ -145,25 +145,6 @@ def test_exercises_up_to_date(regenerated, assignment):
 # ---------------------------------------------------------------------------
 # the student versions reveal no solution and no hidden test
 
-def _solution_lines(nb):
-    """Non-trivial lines inside BEGIN/END SOLUTION and HIDDEN TESTS blocks."""
-    lines = []
-    for c in nb["cells"]:
-        inside = False
-        for line in source(c).splitlines():
-            s = line.strip()
-            if s.startswith("### BEGIN SOLUTION") or s.startswith("### BEGIN HIDDEN TESTS"):
-                inside = True
-                continue
-            if s.startswith("### END SOLUTION") or s.startswith("### END HIDDEN TESTS"):
-                inside = False
-                continue
-            if inside and len(s) > 12 and not s.startswith("#") and \
-                    s not in ("from lstmlib.selfcheck import checks",):
-                lines.append(s)
-    return lines
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_student_version_hides_solutions_and_hidden_tests(assignment):
     sol = load(solution(assignment))
@@ -172,7 +153,7 @@ def test_student_version_hides_solutions_and_hidden_tests(assignment):
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
                    '"hidden")'):
         assert marker not in text, f"{assignment}: {marker!r} in the student version"
-    hidden_lines = _solution_lines(sol)
+    hidden_lines = notebooks.solution_only_lines(sol)
     assert hidden_lines, "the solution notebook has no solution region"
     # the markdown states the equations on purpose; the code must not
     code = "\n".join(source(c) for c in student["cells"] if c["cell_type"] == "code")

