@@ -2,7 +2,7 @@
 
 Loaded from _config.yml (sphinx: local_extensions). The first three fixes
 answer an error a reader would otherwise get in the browser console
-(tests/test_website.py checks there is none):
+(tests/book/test_website.py checks there is none):
 
 - jupyter-book 1 with Sphinx 7.4 emits the inline configuration scripts of
   sphinx-thebe and sphinx-togglebutton twice per page; the second copy of

@@ -41,7 +41,7 @@ PY
 
 status=0
 timeout "${TESTS_S:-240}" $PY -m pytest -p no:cacheprovider -q -rs \
-    ${TEST_ARGS:-tests/test_kernels_cuda.py} 2>&1 | tee "$OUT/tests.log"
+    ${TEST_ARGS:-tests/kernels/test_kernels_cuda.py} 2>&1 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then

@@ -1,7 +1,7 @@
 """The numpy-fast backend: the reference's equations, rearranged for speed.
 
 Same cell interface as the reference (:mod:`lstmlib.cells`) and checked
-against it (tests/test_kernels_numpy_fast.py); select it with
+against it (tests/kernels/test_kernels_numpy_fast.py); select it with
 ``lstmlib.LSTM(..., backend="numpy-fast")`` or
 ``from_torch(module, backend="numpy-fast")``. Each rearrangement is exact
 or changes only the order of additions; the performance chapter ("Making

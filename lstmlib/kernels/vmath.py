@@ -27,7 +27,7 @@ vectorisation), and divisions, the slowest vector instruction, are merged:
 works in float32 throughout, twice as many lanes per instruction and cheaper
 divisions, like numpy's own float32 ``tanh``. :func:`tanh` picks by the
 argument's type. Errors measured against ``np.tanh`` in float64: a few ulp of
-the respective precision (see ``tests/test_kernels_numba.py``). That is
+the respective precision (see ``tests/kernels/test_kernels_numba.py``). That is
 "exact" for this course: the reference tolerance is 1e-10 (float64) and 1e-5
 (float32), and the order of a matrix product's sum already moves results by
 more.

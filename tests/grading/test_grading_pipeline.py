@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]   # tests/
 sys.path.insert(0, str(HERE))
 
 from hostile import real as hostile_real  # noqa: E402

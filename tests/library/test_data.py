@@ -13,7 +13,7 @@ from lstmlib.data.series import (SERIES, load_nile, load_series, load_sunspots,
 from lstmlib.data.streams import delayed_echo
 from lstmlib.data.texts import TEXTS, load_text
 
-DATA = Path(__file__).resolve().parents[1] / "lstmlib" / "data"
+DATA = Path(__file__).resolve().parents[2] / "lstmlib" / "data"
 
 
 def test_nile_is_the_classic_series():

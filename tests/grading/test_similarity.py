@@ -22,7 +22,7 @@ import pytest
 from lstmlib.grading import similarity as sim
 from tests.mistakes import apply, load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def solution_nb(assignment):

@@ -2,7 +2,7 @@
 mistake of the bank fails the part it should with the likely cause named,
 delegation to lstmlib's attention scores zero, the student version is the
 one nbgrader generates and hides the solution. (The end-to-end scores with
-the real nbgrader CLI: tests/test_grading_pipeline.py::test_assignment_scores
+the real nbgrader CLI: tests/grading/test_grading_pipeline.py::test_assignment_scores
 and tests/mistakes/autograde_bank.py.)"""
 
 import json
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests import mistakes  # noqa: E402

@@ -22,7 +22,7 @@ import pytest
 # one pytest-xdist worker: one PostgreSQL server for the module
 pytestmark = pytest.mark.xdist_group("postgres")
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]   # tests/
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))

@@ -156,7 +156,7 @@ def test_recording_script_writes_what_the_chapter_reads(tmp_path):
     chapter plots, and both models' losses fell."""
     import importlib.util
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "book" / "scripts" / "10_seq2seq_attention.py"
+    path = Path(__file__).resolve().parents[2] / "book" / "scripts" / "10_seq2seq_attention.py"
     spec = importlib.util.spec_from_file_location("seq2seq_script", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 SHARED_TOPICS = ROOT.parent / "shared" / "seeds" / "topics.md"
 LOCAL_TOPICS = ROOT / "tests" / "data" / "topics.md"

@@ -16,7 +16,7 @@ from lstmlib.gru import GRU_CELL
 from lstmlib.kernels import get_cell
 from lstmlib.lstm import LSTM_CELL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REF = {"lstm": LSTM_CELL, "gru": GRU_CELL}
 GATES = {"lstm": 4, "gru": 3}
 # normwise: max |a - b| <= tol * max |b|

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hostile import (ATTACKS, ENV_SECRET_NAME, ENV_SECRET_VALUE, Targets,  # noqa: E402
                      outputs_text, write_submission)

@@ -21,7 +21,7 @@ import pytest
 # one pytest-xdist worker: the nbgrader fixtures (validate, regenerate) run once
 pytestmark = pytest.mark.xdist_group("exercises")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests import mistakes, notebooks  # noqa: E402

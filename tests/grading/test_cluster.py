@@ -32,7 +32,7 @@ import pytest
 # one pytest-xdist worker: the class and its sequential grading are made once
 pytestmark = pytest.mark.xdist_group("cluster")
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]   # tests/
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))

@@ -29,7 +29,7 @@ import pytest
 
 pytestmark = pytest.mark.cuda
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 
 
