@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import backend_cases
 import numpy as np
 import pytest
 
@@ -18,35 +19,16 @@ from lstmlib.lstm import LSTM_CELL
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = {"lstm": LSTM_CELL, "gru": GRU_CELL}
-GATES = {"lstm": 4, "gru": 3}
 # normwise: max |a - b| <= tol * max |b|
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 
 
 def _problem(kind, dtype, T, B, D, H, bias=True, seed=0):
-    rng = np.random.default_rng(seed)
-    G = GATES[kind]
-
-    def r(*shape, scale=1.0):
-        return (scale * rng.standard_normal(shape)).astype(dtype)
-
-    x = r(T, B, D)
-    state = tuple(r(B, H) for _ in range(2 if kind == "lstm" else 1))
-    weights = (r(G * H, D, scale=0.5), r(G * H, H, scale=0.5),
-               r(G * H) if bias else None, r(G * H) if bias else None)
-    d_out = r(T, B, H)
-    d_state = tuple(r(B, H) for _ in state)
-    return x, state, weights, d_out, d_state
+    return backend_cases.problem(kind, dtype, T, B, D, H, bias, seed)
 
 
 def _close(ref, got, dtype, what):
-    if ref is None:
-        assert got is None, f"{what}: expected None, received an array"
-        return
-    assert got.dtype == ref.dtype, f"{what}: dtype {got.dtype} != {ref.dtype}"
-    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
-    err = np.max(np.abs(ref - got)) / max(np.max(np.abs(ref)), 1e-30)
-    assert err <= TOL[dtype], f"{what}: normwise error {err:.2e} > {TOL[dtype]:.0e}"
+    backend_cases.assert_close(ref, got, TOL[dtype], what)
 
 
 def _compare_cells(kind, dtype, lengths, reverse, bias, **options):
