@@ -320,27 +320,31 @@ def test_two_gradings_draw_fresh_cases(tmp_path):
 
 
 @pytest.mark.slow
-def test_plain_nbgrader_autograde(tmp_path):
+@pytest.mark.parametrize("assignment", _assignments())
+def test_plain_nbgrader_autograde(assignment, tmp_path):
     """Plain nbgrader refuses (naming the command); with the instructor's
     explicit LSTMLIB_UNSANDBOXED_AUTOGRADE=1 it grades through the same
-    trusted checks: full, blank, every mistake of the bank, two attacks."""
+    trusted checks: full, blank and an attack on every assignment, and on
+    01 every mistake of the bank and a second attack."""
     import mistakes
-    assignment = "01_rnn_forward"
-    bank = mistakes.load(assignment)
-    course, notebooks = _course_with(tmp_path, assignment)
-    solution = json.loads((course / "solutions" / assignment / "rnn_forward.ipynb").read_text())
-    blank = json.loads((course / "exercises" / assignment / "rnn_forward.ipynb").read_text())
+    course, notebooks = _course_with(tmp_path, assignment, SCORES_CONFIG)
     manifest = hostile_real.assignment(assignment)
-    expected = {"full": 6.0, "blank": 0.0}
-    _submit(course, assignment, "full", {"rnn_forward": solution})
-    _submit(course, assignment, "blank", {"rnn_forward": blank})
-    for mistake in bank.MISTAKES:
-        student = _student_id(mistake.name)
-        _submit(course, assignment, student, {"rnn_forward": mistakes.apply(solution, mistake)})
-        expected[student] = float(mistake.expected_score)
-    for attack in ("rebind", "frames"):
+    name = manifest.notebook
+    solution = json.loads((course / "solutions" / assignment / f"{name}.ipynb").read_text())
+    blank = json.loads((course / "exercises" / assignment / f"{name}.ipynb").read_text())
+    expected = {"full": manifest.points, "blank": 0.0}
+    _submit(course, assignment, "full", {name: solution})
+    _submit(course, assignment, "blank", {name: blank})
+    attacks = ["frames"]
+    if assignment == "01_rnn_forward":
+        attacks.append("rebind")
+        for mistake in mistakes.load(assignment).MISTAKES:
+            student = _student_id(mistake.name)
+            _submit(course, assignment, student, {name: mistakes.apply(solution, mistake)})
+            expected[student] = float(mistake.expected_score)
+    for attack in attacks:
         nb, score, _ = hostile_real.ATTACKS[attack](manifest, blank, solution)
-        _submit(course, assignment, f"x-{attack}", {"rnn_forward": nb})
+        _submit(course, assignment, f"x-{attack}", {name: nb})
         expected[f"x-{attack}"] = score
     bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k != "LSTMLIB_UNSANDBOXED_AUTOGRADE"}
