@@ -309,6 +309,20 @@ def compare(where, name, actual, expected, cause=None, rtol=None, atol=None):
     fail(msg)
 
 
+def lstm_unit_cause(H):
+    """The likely cause of wrong h, c of a fused LSTM step (exercise 9): the
+    hidden units that differ, and the gate blocks of the pre-activations."""
+    names = ("i", "f", "g", "o")
+
+    def cause(bad):
+        return None if not bad else (
+            "h and c are wrong at hidden units " +
+            ", ".join(sorted({str(i % H) for i in bad})[:6]) +
+            "; check the gate blocks of the pre-activations (order i, f, g, "
+            f"o: {', '.join(f'{n} = a[:, {j}H:{j + 1}H]' for j, n in enumerate(names))})")
+    return cause
+
+
 def gate_blocks(bad, shape, axis, num_gates, names):
     """Names of the gate blocks (of size H along ``axis`` of an array of
     ``shape`` whose ``axis`` has length G*H) that contain differing entries."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
-from ._core import compare, fail
+from ._core import compare, fail, lstm_unit_cause
 
 # (name, B, D, H, dtype, bias scale) per case: what they test is fixed,
 # the numbers are drawn at each grading
@@ -74,18 +74,6 @@ def _kernel_case(seed, B, H, dt):
     return (a, c_prev), (h.astype(dt), c.astype(dt))
 
 
-def _gate_cause(H):
-    names = ("i", "f", "g", "o")
-
-    def cause(bad):
-        return None if not bad else (
-            "h and c are wrong at hidden units " +
-            ", ".join(sorted({str(i % H) for i in bad})[:6]) +
-            "; check the gate blocks of the pre-activations (order i, f, g, "
-            f"o: {', '.join(f'{n} = a[:, {j}H:{j + 1}H]' for j, n in enumerate(names))})")
-    return cause
-
-
 def _kernel_raised(where, msg):
     hint = ""
     if "index" in msg.lower() and "bounds" in msg.lower():
@@ -126,8 +114,8 @@ def fused_step(fn, which="visible"):
             fail(f"{w}: lstm_step_fused was not compiled in nopython mode "
                  f"(it fell back to object mode).")
         out = _pair(w, reply.get("out"))
-        compare(w, "h", out[0], h_exp, _gate_cause(H))
-        compare(w, "c", out[1], c_exp, _gate_cause(H))
+        compare(w, "h", out[0], h_exp, lstm_unit_cause(H))
+        compare(w, "c", out[1], c_exp, lstm_unit_cause(H))
 
 
 def gates_kernel(kernel, which="visible"):
@@ -149,8 +137,8 @@ def gates_kernel(kernel, which="visible"):
             fail(f"{where}: lstm_gates_kernel is a {reply['info'].get('type')}, not a "
                  f"CUDA kernel: decorate it with @cuda.jit.")
         h, c = _pair(w, reply.get("out"))
-        compare(w, "h", h, h_exp, _gate_cause(H))
-        compare(w, "c", c, c_exp, _gate_cause(H))
+        compare(w, "h", h, h_exp, lstm_unit_cause(H))
+        compare(w, "c", c, c_exp, lstm_unit_cause(H))
 
 
 __all__ = ["fused_step", "gates_kernel", "BLOCK"]

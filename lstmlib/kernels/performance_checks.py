@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from ..grading._core import GradingError, compare, fail, freeze, thaw
+from ..grading._core import (GradingError, compare, fail, freeze, lstm_unit_cause,
+                             thaw)
 
 _FIXTURES = {}
 
@@ -100,18 +101,6 @@ def _no_delegation(where, py_func):
                  f"computation yourself (this part scores zero otherwise).")
 
 
-def _gate_cause(H):
-    names = ("i", "f", "g", "o")
-
-    def cause(bad):
-        return None if not bad else (
-            "h and c are wrong at hidden units " +
-            ", ".join(sorted({str(i % H) for i in bad})[:6]) +
-            "; check the gate blocks of the pre-activations (order i, f, g, "
-            f"o: {', '.join(f'{n} = a[:, {j}H:{j + 1}H]' for j, n in enumerate(names))})")
-    return cause
-
-
 def fused_step(fn, which="visible"):
     """Check Part A: the fused Numba CPU LSTM step."""
     from numba.core.registry import CPUDispatcher
@@ -141,8 +130,8 @@ def fused_step(fn, which="visible"):
             fail(f"{w}: expected the tuple (h, c), received "
                  f"{type(out).__name__}")
         H = h_exp.shape[1]
-        compare(w, "h", out[0], h_exp, _gate_cause(H))
-        compare(w, "c", out[1], c_exp, _gate_cause(H))
+        compare(w, "h", out[0], h_exp, lstm_unit_cause(H))
+        compare(w, "c", out[1], c_exp, lstm_unit_cause(H))
 
 
 def launch(kernel, a, c_prev):
@@ -178,5 +167,5 @@ def gates_kernel(kernel, which="visible"):
             fail(f"{w}: the kernel raised {type(e).__name__}: "
                  f"{msg[:400]}{hint}")
         H = h_exp.shape[1]
-        compare(w, "h", h, h_exp, _gate_cause(H))
-        compare(w, "c", c, c_exp, _gate_cause(H))
+        compare(w, "h", h, h_exp, lstm_unit_cause(H))
+        compare(w, "c", c, c_exp, lstm_unit_cause(H))

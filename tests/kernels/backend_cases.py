@@ -32,3 +32,26 @@ def assert_close(ref, got, tol, what):
     assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
     err = np.max(np.abs(ref - got)) / max(np.max(np.abs(ref)), 1e-30)
     assert err <= tol, f"{what}: normwise error {err:.2e} > {tol:.0e}"
+
+
+def assert_matches_reference(ref, cell, problem_, tol, lengths=None, reverse=False,
+                             shared=None, **options):
+    """``cell`` (a backend) against ``ref`` (the numpy reference) on one
+    problem: outputs, final states and every gradient. ``shared``: keyword
+    arguments of both (e.g. the nonlinearity); ``options``: the backend's."""
+    shared = shared or {}
+    x, state, weights, d_out, d_state = problem_
+    out_r, st_r, cache_r = ref.forward(x, state, weights, lengths=lengths, reverse=reverse,
+                                       **shared)
+    out, st, cache = cell.forward(x, state, weights, lengths=lengths, reverse=reverse,
+                                  **shared, **options)
+    assert_close(out_r, out, tol, "out")
+    for i, (a, b) in enumerate(zip(st_r, st)):
+        assert_close(a, b, tol, f"state_n[{i}]")
+    dx_r, ds_r, dw_r = ref.backward(d_out, d_state, cache_r)
+    dx, ds, dw = cell.backward(d_out, d_state, cache)
+    assert_close(dx_r, dx, tol, "dx")
+    for i, (a, b) in enumerate(zip(ds_r, ds)):
+        assert_close(a, b, tol, f"d_state0[{i}]")
+    for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"), dw_r, dw):
+        assert_close(a, b, tol, name)

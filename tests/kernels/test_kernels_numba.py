@@ -32,23 +32,9 @@ def _close(ref, got, dtype, what):
 
 
 def _compare_cells(kind, dtype, lengths, reverse, bias, **options):
-    T, B, D, H = 4, 3, 5, 6
-    x, state, weights, d_out, d_state = _problem(kind, dtype, T, B, D, H, bias)
-    ref, cell = REF[kind], get_cell(kind, "numba")
-    out_r, st_r, cache_r = ref.forward(x, state, weights, lengths=lengths,
-                                       reverse=reverse)
-    out, st, cache = cell.forward(x, state, weights, lengths=lengths,
-                                  reverse=reverse, **options)
-    _close(out_r, out, dtype, "out")
-    for i, (a, b) in enumerate(zip(st_r, st)):
-        _close(a, b, dtype, f"state_n[{i}]")
-    dx_r, ds_r, dw_r = ref.backward(d_out, d_state, cache_r)
-    dx, ds, dw = cell.backward(d_out, d_state, cache)
-    _close(dx_r, dx, dtype, "dx")
-    for i, (a, b) in enumerate(zip(ds_r, ds)):
-        _close(a, b, dtype, f"d_state0[{i}]")
-    for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"), dw_r, dw):
-        _close(a, b, dtype, name)
+    problem = _problem(kind, dtype, 4, 3, 5, 6, bias)
+    backend_cases.assert_matches_reference(REF[kind], get_cell(kind, "numba"), problem,
+                                           TOL[dtype], lengths, reverse, **options)
 
 
 CASES = [(None, False, True), (np.array([4, 1, 3]), False, True),

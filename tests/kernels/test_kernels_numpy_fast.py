@@ -24,24 +24,10 @@ CASES = [(None, False, True), (np.array([4, 1, 3]), False, True),
 
 
 def _compare(kind, dtype, lengths, reverse, bias, **options):
-    T, B, D, H = 4, 3, 5, 6
-    x, state, weights, d_out, d_state = _problem(kind, dtype, T, B, D, H, bias)
     ref, cell = get_cell(kind, "numpy"), get_cell(kind, "numpy-fast")
     assert cell.backend == "numpy-fast" and cell is not ref
-    out_r, st_r, cache_r = ref.forward(x, state, weights, lengths, reverse,
-                                       **options)
-    out, st, cache = cell.forward(x, state, weights, lengths, reverse,
-                                  **options)
-    _close(out_r, out, dtype, "out")
-    for i, (a, b) in enumerate(zip(st_r, st)):
-        _close(a, b, dtype, f"state_n[{i}]")
-    dx_r, ds_r, dw_r = ref.backward(d_out, d_state, cache_r)
-    dx, ds, dw = cell.backward(d_out, d_state, cache)
-    _close(dx_r, dx, dtype, "dx")
-    for i, (a, b) in enumerate(zip(ds_r, ds)):
-        _close(a, b, dtype, f"d_state0[{i}]")
-    for name, a, b in zip(("dw_ih", "dw_hh", "db_ih", "db_hh"), dw_r, dw):
-        _close(a, b, dtype, name)
+    backend_cases.assert_matches_reference(ref, cell, _problem(kind, dtype, 4, 3, 5, 6, bias),
+                                           TOL[dtype], lengths, reverse, shared=options)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
