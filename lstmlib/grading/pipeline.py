@@ -402,6 +402,8 @@ class Course:
         dest = self.config.autograded / job.student / job.assignment
         with Gradebook(self.config.db_url) as gb:
             if result.status != "graded":
+                log = job.scratch / "autograde.log"
+                _keep_log(self, result, log.read_bytes() if log.is_file() else b"")
                 gb.update_or_create_student(job.student)   # so the export lists them
                 try:
                     gb.remove_submission(job.assignment, job.student)
@@ -615,6 +617,18 @@ class _Job:
         self.course = scratch / "course"
         self.uid = uid
         self.sandboxed = sandboxed
+        self._attempts = 0
+        self._retry = False
+
+    def _clear_attempt(self):
+        """Forget what the nbgrader process of a failed attempt wrote (its
+        log is kept beside as autograde-<n>.log)."""
+        for name in ("status.jsonl", "inputs.jsonl", "exit.json"):
+            (self.scratch / name).unlink(missing_ok=True)
+        log = self.scratch / "autograde.log"
+        if log.is_file():
+            os.replace(log, self.scratch / f"autograde-{self._attempts}.log")
+        shutil.rmtree(self.course / "autograded", ignore_errors=True)
 
     def run(self) -> Result:
         start = time.monotonic()
@@ -624,7 +638,21 @@ class _Job:
             if problem:
                 result.reason = problem
             else:
+                notes = list(result.notes)
                 self._autograde(result)
+                if result.status != "graded" and self._retry:
+                    # the nbgrader process itself failed (not the time limit):
+                    # a fault of this machine as often as of the notebook, so
+                    # one more attempt from a clean slate decides
+                    first = result.reason
+                    self._clear_attempt()
+                    result.notes[:] = notes
+                    result.reason = ""
+                    self._autograde(result)
+                    result.notes.append(
+                        f"graded on a second attempt (the first: {first})"
+                        if result.status == "graded" else
+                        f"a second attempt failed too (the first: {first})")
         finally:
             result.seconds = round(time.monotonic() - start, 2)
         return result
@@ -755,6 +783,7 @@ class _Job:
         cmd = [sys.executable, "-m", "lstmlib.grading._child", "autograde", self.assignment,
                f"--student={self.student}", "--force"]
         log_path = self.scratch / "autograde.log"
+        self._attempts += 1
         timed_out = False
         proc = _grader_context().Process(
             target=_child.run, args=(str(self.course), env, cmd[3:], str(log_path),
@@ -799,11 +828,13 @@ class _Job:
                    for nb in self.notebooks
                    if (self.course / "submitted" / self.student / self.assignment /
                        f"{nb}.ipynb").exists()]
+        self._retry = False
         if timed_out:
             result.reason = (f"wall-clock limit of {self.cfg.wall_seconds} s for the "
                              "submission exceeded")
         elif proc.returncode != 0 or not all(p.is_file() for p in outputs):
             result.reason = self._failure_reason(log_text, statuses, proc.returncode)
+            self._retry = self._attempts < 2
         else:
             result.status = "graded"
 
@@ -827,9 +858,17 @@ class _Job:
         if exit_info.get("reason") and exit_info.get("returncode", 1) != 0:
             parts.append(exit_info["reason"])
         if not died:
-            errors = re.findall(r"^(\w+(?:Error|Exception)): (.*)$", log_text, re.M)
+            # a traceback's last line; the name may be qualified, the message empty
+            errors = re.findall(r"^((?:\w+\.)*\w+(?:Error|Exception|Exit))(?:: (.*))?$",
+                                log_text, re.M)
             if errors:
-                parts.append(f"{errors[-1][0]}: {errors[-1][1][:200]}")
+                name, message = errors[-1]
+                parts.append(f"{name.rpartition('.')[2]}: {message[:200]}" if message
+                             else name.rpartition(".")[2])
+            else:   # nbgrader's own words: its last ERROR line
+                logged = re.findall(r"^\[\w+ \| ERROR\] (.+)$", log_text, re.M)
+                if logged:
+                    parts.append(f"nbgrader: {logged[-1][:200]}")
         if not parts:
             parts.append(exit_info.get("reason") or
                          f"nbgrader autograde exited with status {returncode}")
@@ -947,6 +986,7 @@ def _merge_result(course: Course, result: Result) -> Result:
     with Gradebook(course.config.db_url) as gb:
         gb.update_or_create_student(student)
         if result.status != "graded":
+            _keep_log(course, result, result.payload.get("log", "").encode())
             try:
                 gb.remove_submission(assignment, student)
             except MissingEntry:
@@ -980,6 +1020,19 @@ def _merge_result(course: Course, result: Result) -> Result:
     os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+def _keep_log(course: Course, result: Result, log: bytes, keep=65536):
+    """An ungradable submission's nbgrader log (its tail) kept in
+    reports/logs/<assignment>/<student>.log, named in the result's notes."""
+    if not log:
+        return
+    path = _mkdirs(course.config.reports / "logs" / result.assignment) / f"{result.student}.log"
+    path.write_bytes(log[-keep:])
+    root = course.config.root
+    note = f"nbgrader's log: {path.relative_to(root) if path.is_relative_to(root) else path}"
+    if note not in result.notes:
+        result.notes.append(note)
 
 
 def _mkdirs(path: Path) -> Path:

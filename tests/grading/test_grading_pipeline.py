@@ -222,6 +222,63 @@ def _submit(course, assignment, student, files):
         (folder / f"{name}.ipynb").write_text(json.dumps(nb))
 
 
+
+def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
+    """The machine's fault, not the student's: the nbgrader process grading
+    alice is killed once (SIGKILL, as the OOM killer does), bob's twice.
+    alice is graded on a second attempt; bob is reported ungradable after
+    two, with nbgrader's log kept; the report says both."""
+    import signal
+    import tempfile
+    import threading
+    import time
+    from lstmlib.grading.pipeline import Course
+    course = tiny.make_course(tmp_path / "course")
+    cli(course, "generate", "tiny")
+    for student in ("alice", "bob"):
+        tiny.place_submission(course, student, tiny.answered(course))
+    work = tmp_path / "work"               # this test's scratch courses only
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    kills = {"0": 1, "1": 2}               # scratch folder (alice, bob) -> kills
+    killed, seen, done = [], {}, threading.Event()
+
+    def killer():
+        pattern = re.compile(re.escape(str(work)) + r"/lsg-[^/]+/(\d+)/course$")
+        while not done.is_set():
+            for proc in Path("/proc").iterdir():
+                try:
+                    m = proc.name.isdigit() and pattern.match(os.readlink(proc / "cwd"))
+                    if m and kills.get(m.group(1)) and int(proc.name) not in killed:
+                        seen.setdefault(proc.name, time.monotonic())
+                        if time.monotonic() - seen[proc.name] < 1.0:
+                            continue            # once nbgrader has started its log
+                        os.killpg(int(proc.name), signal.SIGKILL)
+                        killed.append(int(proc.name))
+                        kills[m.group(1)] -= 1
+                except OSError:
+                    continue
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        results = Course(course, log=lambda m: None).autograde(
+            "tiny", workers=2, unsafe_no_sandbox=not SANDBOX_OK)
+    finally:
+        done.set()
+        thread.join()
+    alice, bob = results
+    assert len(killed) == 3 and kills == {"0": 0, "1": 0}
+    assert (alice.status, alice.score) == ("graded", tiny.FULL_SCORE), alice.line()
+    assert any(n.startswith("graded on a second attempt (the first: ") for n in alice.notes)
+    assert (bob.status, bob.score) == ("ungradable", 0.0), bob.line()
+    assert any(n.startswith("a second attempt failed too") for n in bob.notes), bob.notes
+    log = course / "grading" / "reports" / "logs" / "tiny" / "bob.log"
+    assert "nbgrader's log: grading/reports/logs/tiny/bob.log" in bob.notes
+    assert log.is_file() and "[AutogradeApp" in log.read_text()
+    assert report(course, "tiny")["bob"]["notes"] == bob.notes
+
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", _assignments())
 def test_assignment_scores(assignment, tmp_path):
@@ -270,7 +327,10 @@ def test_assignment_scores(assignment, tmp_path):
     assert expected["full"] == float(max_score) == manifest.points
     wrong = {s: (got[s]["status"], got[s]["score"], got[s]["reason"]) for s in expected
              if got[s]["status"] != "graded" or got[s]["score"] != expected[s]}
-    assert not wrong, f"expected {expected}\n{proc.stdout}"
+    logs = "".join(f"\n--- nbgrader's log of {s} (tail) ---\n{log.read_text()[-4000:]}"
+                   for s in wrong for log in
+                   (course / "grading" / "reports" / "logs" / assignment).glob(f"{s}.log"))
+    assert not wrong, f"expected {expected}\n{proc.stdout}{logs}"
     unflagged = {s: (want, got[s]["flags"]) for s, want in flags.items()
                  if not set(want) <= set(got[s]["flags"])}
     assert not unflagged, unflagged
