@@ -1,12 +1,13 @@
-"""Benchmark: one synthetic class graded sequentially and on a Dask LocalCluster.
+"""Benchmark: one synthetic class graded sequentially, on N processes and on Dask.
 
     .venv/bin/python scripts/bench_cluster.py [--students 40] [--workers N]
         [--assignment 01_rnn_forward] [--json out.json]
 
 Builds the class in a temporary course (scripts/synthetic_class.py), then
 runs :func:`lstmlib.grading.cluster.bench`: the same submissions graded one
-after the other in one process, then on N worker processes; prints
-submissions per core-minute for each, their ratio and the engine's overhead.
+after the other in one process, then on N plain processes (one per core, no
+Dask), then on a LocalCluster of N worker processes; prints submissions per
+core-minute for each, the cluster's ratios and the engine's overhead.
 A benchmark, not a test: run it on a quiet machine and quote the CPU model it
 prints. Exit status 1 if the two runs' scores differ.
 """

@@ -9,9 +9,11 @@ Run it from the course folder (the one holding nbgrader_config.py) or pass
     fetch 01_rnn_forward --student-dir DIR          (student side)
     submit 01_rnn_forward --student ID --student-dir DIR   (student side)
     collect 01_rnn_forward             # exchange -> grading/submitted/
-    autograde 01_rnn_forward           # sandboxed; report of every submission
-    autograde 01_rnn_forward --cluster local[:N]    # on Dask, N processes (all cores)
+    autograde 01_rnn_forward           # sandboxed, on Dask with all cores; a report
+    autograde 01_rnn_forward --cluster local:N      # on N worker processes
     autograde 01_rnn_forward --scheduler tcp://host:8786   # on an existing Dask cluster
+    autograde 01_rnn_forward --regrade # grade unchanged submissions again too
+    autograde 01_rnn_forward --workers N   # in this process, N at a time (no Dask)
     feedback 01_rnn_forward            # HTML without hidden tests
     release-feedback 01_rnn_forward
     export grades.csv                  # scores + a status column
@@ -56,19 +58,24 @@ def _parser():
     s = sub.add_parser("autograde", help="grade collected submissions in the sandbox")
     s.add_argument("assignment")
     s.add_argument("--student", action="append", help="only this student (repeatable)")
-    s.add_argument("--workers", type=int, help="submissions graded at once")
+    s.add_argument("--workers", type=int,
+                   help="grade in this process, N submissions at once, without Dask "
+                        "(every submission graded again)")
     s.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without the sandbox (trusted notebooks only)")
     s.add_argument("--keep-scratch", action="store_true",
-                   help="keep the per-submission scratch folders (debugging)")
+                   help="keep the per-submission scratch folders (debugging; in this "
+                        "process, without Dask)")
     s.add_argument("--cluster", metavar="local[:N]", nargs="?", const="local",
                    help="grade on a Dask LocalCluster of N worker processes on 127.0.0.1 "
-                        "('local' or no value: all cores); resumable, skips submissions "
+                        "(the default, with all cores); resumable, skips submissions "
                         "already graded")
+    s.add_argument("--regrade", action="store_true",
+                   help="on Dask: grade again the submissions already graded unchanged")
     s.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="grade on an existing Dask cluster (see the instructor guide)")
     s.add_argument("--retries", type=int, default=2,
-                   help="with --cluster/--scheduler: retries of a submission whose worker "
+                   help="on Dask: retries of a submission whose worker "
                         "was lost (default 2)")
     s = sub.add_parser("feedback", help="generate feedback HTML (no hidden tests)")
     s.add_argument("assignment")
@@ -83,6 +90,16 @@ def _parser():
     similarity.add_arguments(sub.add_parser(
         "similarity", help="similarity and delegation report of an assignment"))
     return p
+
+
+def _print_results(results) -> int:
+    for r in results:
+        print(r.line())
+    bad = [r.student for r in results if r.status != "graded"]
+    if bad:
+        print(f"\nNOT GRADED ({len(bad)}): {', '.join(bad)} (reasons above; "
+              "recorded as 0 with status 'ungradable' in the export)")
+    return 3 if bad else 0
 
 
 def main(argv=None) -> int:
@@ -113,32 +130,26 @@ def main(argv=None) -> int:
             course.submit(args.assignment, args.student, args.student_dir, args.exchange)
         elif cmd == "collect":
             course.collect(args.assignment, args.exchange)
-        elif cmd == "autograde" and (args.cluster or args.scheduler):
-            from . import cluster
-            if args.cluster and args.scheduler:
-                raise ValueError("--cluster and --scheduler: expected one of them, received both")
-            if args.workers or args.keep_scratch:
-                raise ValueError("--workers/--keep-scratch: not used with --cluster/--scheduler")
-            summary = cluster.autograde(
-                args.course, args.assignment, args.student, cluster=args.cluster or "local",
-                scheduler=args.scheduler, retries=args.retries,
-                unsafe_no_sandbox=args.unsafe_no_sandbox)
-            for r in summary.results:
-                print(r.line())
-            print("\n" + "\n".join(summary.lines()))
-            return 3 if summary.ungradable or summary.failed else 0
-        elif cmd == "autograde":
+        elif cmd == "autograde" and (args.workers or args.keep_scratch):
+            if args.cluster or args.scheduler or args.regrade:
+                raise ValueError("--workers/--keep-scratch: expected without --cluster, "
+                                 "--scheduler and --regrade (they grade in this process)")
             results = course.autograde(args.assignment, args.student, workers=args.workers,
                                        unsafe_no_sandbox=args.unsafe_no_sandbox,
                                        keep_scratch=args.keep_scratch)
             print(f"\n{args.assignment}: {len(results)} submissions")
-            for r in results:
-                print(r.line())
-            bad = [r.student for r in results if r.status != "graded"]
-            if bad:
-                print(f"\nNOT GRADED ({len(bad)}): {', '.join(bad)} (reasons above; "
-                      "recorded as 0 with status 'ungradable' in the export)")
-            return 3 if bad else 0
+            return _print_results(results)
+        elif cmd == "autograde":
+            from . import cluster
+            if args.cluster and args.scheduler:
+                raise ValueError("--cluster and --scheduler: expected one of them, received both")
+            summary = cluster.autograde(
+                args.course, args.assignment, args.student, cluster=args.cluster or "local",
+                scheduler=args.scheduler, retries=args.retries, regrade=args.regrade,
+                unsafe_no_sandbox=args.unsafe_no_sandbox)
+            code = _print_results(summary.results)
+            print("\n" + "\n".join(summary.lines()))
+            return 3 if code or summary.failed else 0
         elif cmd == "feedback":
             pages = course.feedback(args.assignment, args.student)
             print(f"{len(pages)} feedback pages, checked free of hidden tests")

@@ -1,8 +1,8 @@
 """Grading a whole class on Dask: many cores, then many machines.
 
-``python -m lstmlib.grading autograde A --cluster local[:N]`` starts a
-LocalCluster of N worker processes (one thread each) on 127.0.0.1, N being
-all cores of this machine by default; ``--scheduler tcp://host:port`` uses
+``python -m lstmlib.grading autograde A`` (or ``--cluster local[:N]``)
+starts a LocalCluster of N worker processes (one thread each) on
+127.0.0.1, N being all cores of this machine by default; ``--scheduler tcp://host:port`` uses
 an existing Dask cluster (``dask scheduler`` + ``dask worker`` by hand,
 dask-jobqueue on Slurm/PBS/HTCondor, dask-kubernetes).
 
@@ -28,8 +28,8 @@ notebooks and the assignment's data files, never its gradebook or
 submissions.
 
 ``python -m lstmlib.grading.cluster --bench`` grades one synthetic class
-sequentially and on a LocalCluster in one run and prints submissions per
-core-minute for both (see :func:`bench`).
+sequentially, on one plain process per core and on a LocalCluster in one
+run and prints submissions per core-minute for each (see :func:`bench`).
 """
 from __future__ import annotations
 
@@ -210,7 +210,8 @@ class Driver:
     """Grades one assignment on a Dask cluster into the course's gradebook."""
 
     def __init__(self, course_root, *, cluster="local", scheduler=None, retries=2,
-                 unsafe_no_sandbox=False, progress=True, log=None, on_merged=None):
+                 unsafe_no_sandbox=False, progress=True, log=None, on_merged=None,
+                 regrade=False):
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries: expected an integer >= 0, received {retries!r}")
         if scheduler is not None and not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://\S+",
@@ -225,6 +226,7 @@ class Driver:
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.on_merged = on_merged
+        self.regrade = regrade
         self.client = None
 
     # -- jobs ----------------------------------------------------------------
@@ -304,7 +306,8 @@ class Driver:
         start = time.monotonic()
         try:
             jobs = self.jobs(assignment, students)
-            todo = ledger.plan([{k: v for k, v in j.items() if k != "files"} for j in jobs])
+            todo = ledger.plan([{k: v for k, v in j.items() if k != "files"} for j in jobs],
+                               regrade=self.regrade)
             keys = {j["job_key"] for j in todo}
             todo = [j for j in jobs if j["job_key"] in keys]
             summary = Summary(assignment, cores=1)
@@ -391,12 +394,22 @@ def autograde(course_root, assignment, students=None, **options) -> Summary:
 
 # ------------------------------------------------------------------ benchmark
 def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log=print) -> dict:
-    """Grade the collected class twice in one run: sequentially in this
-    process (one submission after the other, no Dask: the throughput of one
-    process per core) and on a LocalCluster of ``workers`` processes (into
-    the course's gradebook, from an empty ledger); print submissions per
-    core-minute for both, their ratio, and the engine's overhead. Use a
-    scratch course (scripts/bench_cluster.py makes one)."""
+    """Grade the collected class three times in one run and print
+    submissions per core-minute for each:
+
+    - sequentially in this process (one submission after the other, no
+      Dask), counted as one core;
+    - on ``workers`` plain processes (a process pool, no Dask), each
+      grading one submission at a time: the throughput of one process per
+      core, the baseline the cluster is measured against;
+    - on a LocalCluster of ``workers`` processes (into the course's
+      gradebook, from an empty ledger).
+
+    Then the cluster's ratio to the process pool and to the sequential run,
+    and the engine's overhead. Use a scratch course (scripts/bench_cluster.py
+    makes one)."""
+    import concurrent.futures
+    import multiprocessing
     from tqdm import tqdm
     course = Course(course_root, log=lambda m: None)
     workers = workers or parse_cluster("local")
@@ -409,41 +422,60 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
         raise ValueError(f"assignment: expected collected submissions of {assignment!r}, found none")
     template = gradebook_template(course.config.db_url, assignment)
     log(f"{assignment}: {len(jobs)} submissions; sandbox: {mode}")
+    n = len(jobs)
+
+    def args(job):
+        return (str(course.root), assignment, job["student"], job["files"], template,
+                unsafe_no_sandbox)
 
     t0 = time.monotonic()
     seq_scores = {}
     for job in tqdm(jobs, desc="sequential", unit="sub", file=sys.stderr):
-        r = grade_task(str(course.root), assignment, job["student"], job["files"], template,
-                       unsafe_no_sandbox)
+        r = grade_task(*args(job))
         seq_scores[job["student"]] = (r.status, r.score)
     seq_wall = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    pool_scores = {}
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=n, desc=f"{workers} processes", unit="sub", file=sys.stderr) as bar:
+        for r in pool.map(grade_task, *zip(*map(args, jobs))):
+            pool_scores[r.student] = (r.status, r.score)
+            bar.update(1)
+    pool_wall = time.monotonic() - t0
 
     if course.config.db_url.startswith("sqlite:///"):
         with sqlite3.connect(course.config.db_path) as db:    # grade everything again
             db.execute(f"DROP TABLE IF EXISTS {_ledger.TABLE}")
     summary = drv.autograde(assignment)
     cl_scores = {r.student: (r.status, r.score) for r in summary.results}
-    n = len(jobs)
     seq_rate = n / (seq_wall / 60)
+    pool_rate = n / (workers * pool_wall / 60)
     cl_rate = summary.per_core_minute
     run = summary.seconds - summary.startup_seconds
     cl_rate_run = len(summary.results) / (summary.cores * run / 60)
     overhead = (summary.cores * run - summary.task_seconds) / summary.task_seconds
     out = dict(submissions=n, cores=summary.cores, seq_seconds=seq_wall,
-               cluster_seconds=summary.seconds, startup_seconds=summary.startup_seconds,
-               seq_rate=seq_rate, cluster_rate=cl_rate, cluster_rate_after_start=cl_rate_run,
-               ratio=cl_rate / seq_rate, ratio_after_start=cl_rate_run / seq_rate,
-               overhead=overhead, identical=seq_scores == cl_scores, cpu=_cpu_model())
+               pool_seconds=pool_wall, cluster_seconds=summary.seconds,
+               startup_seconds=summary.startup_seconds, seq_rate=seq_rate,
+               pool_rate=pool_rate, cluster_rate=cl_rate, cluster_rate_after_start=cl_rate_run,
+               ratio=cl_rate / pool_rate, ratio_after_start=cl_rate_run / pool_rate,
+               ratio_to_sequential=cl_rate / seq_rate, overhead=overhead,
+               identical=seq_scores == cl_scores == pool_scores, cpu=_cpu_model())
     log(f"CPU: {out['cpu']}; {os.cpu_count()} logical CPUs; load average before the cluster "
         f"run: {os.getloadavg()[0]:.1f}")
     log(f"sequential: {n} submissions in {seq_wall:.1f} s on 1 core: "
         f"{seq_rate:.2f} submissions per core-minute")
+    log(f"processes:  {n} submissions in {pool_wall:.1f} s on {workers} processes (no Dask): "
+        f"{pool_rate:.2f} submissions per core-minute")
     log(f"cluster:    {len(summary.results)} submissions in {summary.seconds:.1f} s on "
         f"{summary.cores} cores: {cl_rate:.2f} submissions per core-minute "
         f"({summary.startup_seconds:.1f} s of it starting the cluster; without it "
         f"{cl_rate_run:.2f})")
-    log(f"ratio cluster / sequential, per core: {out['ratio']:.3f} "
-        f"(without the start: {out['ratio_after_start']:.3f})")
+    log(f"ratio cluster / one process per core: {out['ratio']:.3f} "
+        f"(without the start: {out['ratio_after_start']:.3f}); cluster / sequential, "
+        f"per core: {out['ratio_to_sequential']:.3f}")
     log(f"engine overhead after the start: {100 * overhead:.2f}% of grading time (worker "
         f"core-time not spent inside a task: scheduling, transfers, merges, the last "
         f"tasks' tail)")

@@ -159,10 +159,11 @@ class Ledger:
                 c.job_key != other_than)).scalar()
 
     # -- writing -----------------------------------------------------------
-    def plan(self, jobs) -> list:
+    def plan(self, jobs, *, regrade=False) -> list:
         """Record each job (dicts with job_key, course, assignment, student,
         submitted_at, grader_version) as pending unless known; return the
-        jobs still to grade (neither done nor superseded)."""
+        jobs still to grade (neither done nor superseded; with ``regrade``,
+        the done ones too, pending again)."""
         todo = []
         now = _utcnow()
         with self.engine.begin() as conn:
@@ -174,6 +175,10 @@ class Ledger:
                         state="pending", attempts=0, created_at=now, updated_at=now,
                         **{k: job[k] for k in ("job_key", "course", "assignment", "student",
                                                "submitted_at", "grader_version")}))
+                elif row["state"] == "done" and regrade:
+                    conn.execute(self.jobs.update().where(
+                        self.jobs.c.job_key == job["job_key"]).values(
+                        state="pending", updated_at=now))
                 elif row["state"] in ("done", "superseded"):
                     continue
                 todo.append(job)

@@ -13,8 +13,10 @@ tests/mistakes/<assignment>.py (the exact score the bank states) and the
 hostile submissions of tests/hostile/real.py (zero for what they attack,
 reported; a kernel killed in one part leaves the other parts graded).
 
-``test_two_gradings_draw_fresh_cases`` grades one perfect submission twice:
-different inputs (the report's digests), full marks both times.
+``test_two_gradings_draw_fresh_cases`` grades one perfect submission twice
+(the default command, on Dask; a run in between grades nothing, the
+submission being unchanged; then ``--regrade``): different inputs (the
+report's digests), full marks both times.
 ``test_plain_nbgrader_autograde`` shows plain ``nbgrader autograde``
 refusing, and, with the instructor's explicit opt-in, giving the same
 scores through the same trusted checks.
@@ -367,11 +369,16 @@ def test_two_gradings_draw_fresh_cases(tmp_path):
                 for n in notebooks}
     _submit(course, assignment, "ada", solution)
     runs = []
-    for _ in range(2):
-        cli(course, "autograde", assignment, *UNSAFE)
+    for options in ([], ["--regrade"]):        # the default: on Dask, all cores
+        proc = cli(course, "autograde", assignment, *UNSAFE, *options)
+        assert "1 graded, 0 ungradable" in proc.stdout, proc.stdout
         r = report(course, assignment)["ada"]
         assert r["status"] == "graded" and r["score"] == r["max_score"] == 6.0
         runs.append(r["inputs"])
+        if not options:                        # unchanged: not graded again
+            proc = cli(course, "autograde", assignment, *UNSAFE)
+            assert "0 graded" in proc.stdout and "1 already graded" in proc.stdout, proc.stdout
+            assert report(course, assignment)["ada"]["inputs"] == runs[0]
     first, second = (run["rnn_forward"] for run in runs)
     assert set(first) == set(second) == {
         "test_rnn_step_forward_visible", "test_rnn_step_forward_hidden",
