@@ -6,6 +6,7 @@ steps as ``char_lm.py`` (chapter 7), and the same model: one LSTM layer of
 128 units and a linear read-out. Each configuration changes one thing, or
 all of them:
 
+* ``none``: chapter 7's model unchanged (the baseline on another corpus);
 * ``dropout``: dropout (p = 0.4) on the LSTM's output before the read-out;
 * ``weight_decay``: AdamW with weight decay 0.1 instead of Adam;
 * ``init``: orthogonal recurrent weights and a forget-gate bias of 1;
@@ -54,6 +55,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "practice_char_lm"
 HIDDEN = char_lm.HIDDEN
 PATIENCE = 4              # evaluations without improvement
 CONFIGS = {               # layers, dropout, weight decay, init
+    "none": dict(layers=1, dropout=0.0, weight_decay=0.0, init=False),
     "dropout": dict(layers=1, dropout=0.4, weight_decay=0.0, init=False),
     "weight_decay": dict(layers=1, dropout=0.0, weight_decay=0.1, init=False),
     "init": dict(layers=1, dropout=0.0, weight_decay=0.0, init=True),
