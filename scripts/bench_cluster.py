@@ -1,7 +1,7 @@
 """Benchmark: one synthetic class graded sequentially, on N processes and on Dask.
 
     .venv/bin/python scripts/bench_cluster.py [--students 40] [--workers N]
-        [--assignment 01_rnn_forward] [--json out.json]
+        [--assignment 01_rnn_forward] [--json out.json] [--no-sequential]
 
 Builds the class in a temporary course (scripts/synthetic_class.py), then
 runs :func:`lstmlib.grading.cluster.bench`: the same submissions graded one
@@ -33,13 +33,16 @@ def main(argv=None) -> int:
     p.add_argument("--assignment", default="01_rnn_forward")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--unsafe-no-sandbox", action="store_true")
+    p.add_argument("--no-sequential", action="store_true",
+                   help="skip the one-process run (the ratio is to the process pool)")
     args = p.parse_args(argv)
     if not args.unsafe_no_sandbox:
         sandbox.require()
     with tempfile.TemporaryDirectory(prefix="lstmlib-bench-") as tmp:
         synthetic_class.make_class(Path(tmp) / "course", args.assignment, args.students)
         out = cluster.bench(Path(tmp) / "course", args.assignment, workers=args.workers,
-                            unsafe_no_sandbox=args.unsafe_no_sandbox)
+                            unsafe_no_sandbox=args.unsafe_no_sandbox,
+                            sequential=not args.no_sequential)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1

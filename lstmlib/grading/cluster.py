@@ -178,6 +178,8 @@ class Summary:
     seconds: float = 0.0
     startup_seconds: float = 0.0      # until the cluster was ready
     task_seconds: float = 0.0         # sum of the tasks' time inside the workers
+    merge_seconds: float = 0.0        # the driver's time merging results
+    driver_cpu_seconds: float = 0.0   # the driver process's CPU time (scheduler included)
 
     @property
     def graded(self):
@@ -291,7 +293,10 @@ class Driver:
     # -- a run ---------------------------------------------------------------
     def autograde(self, assignment, students=None) -> Summary:
         from distributed import as_completed
+        from nbgrader.api import Gradebook
         from tqdm import tqdm
+        from ._child import cache_alembic_head
+        cache_alembic_head()
         course = self.course
         Course._check_assignment_name(assignment)
         mode = sandbox.require(self.unsafe)
@@ -303,7 +308,7 @@ class Driver:
         else:
             backup = "(PostgreSQL: back it up with pg_dump)"
         ledger = _ledger.Ledger(db_url)
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         try:
             jobs = self.jobs(assignment, students)
             todo = ledger.plan([{k: v for k, v in j.items() if k != "files"} for j in jobs],
@@ -318,7 +323,9 @@ class Driver:
                 summary.seconds = time.monotonic() - start
                 return summary
             template = gradebook_template(db_url, assignment)
-            with self.connect() as client:
+            # one gradebook open for all merges: SQLAlchemy keeps its compiled
+            # statements per engine, and compiling them was most of a merge
+            with Gradebook(db_url) as gradebook, self.connect() as client:
                 summary.cores = self.cores()
                 summary.startup_seconds = time.monotonic() - start
                 self.log(f"cluster: {summary.cores} worker threads "
@@ -364,7 +371,12 @@ class Driver:
                     finally:
                         fut.release()
                     summary.task_seconds += result.payload.get("task_seconds", result.seconds)
-                    outcome = _ledger.merge(course, ledger, job, result)
+                    merge_start = time.monotonic()
+                    try:
+                        outcome = _ledger.merge(course, ledger, job, result, gradebook)
+                    finally:
+                        gradebook.db.rollback()     # end the read transaction
+                    summary.merge_seconds += time.monotonic() - merge_start
                     result.payload = {}
                     if outcome == "merged":
                         summary.results.append(result)
@@ -382,6 +394,7 @@ class Driver:
         finally:
             ledger.close()
         summary.seconds = time.monotonic() - start
+        summary.driver_cpu_seconds = time.process_time() - cpu_start
         summary.results.sort(key=lambda r: r.student)
         course._write_report(assignment, summary.results, backup, mode)
         return summary
@@ -393,7 +406,8 @@ def autograde(course_root, assignment, students=None, **options) -> Summary:
 
 
 # ------------------------------------------------------------------ benchmark
-def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log=print) -> dict:
+def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log=print,
+          sequential=True) -> dict:
     """Grade the collected class three times in one run and print
     submissions per core-minute for each:
 
@@ -430,7 +444,7 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
 
     t0 = time.monotonic()
     seq_scores = {}
-    for job in tqdm(jobs, desc="sequential", unit="sub", file=sys.stderr):
+    for job in tqdm(jobs if sequential else [], desc="sequential", unit="sub", file=sys.stderr):
         r = grade_task(*args(job))
         seq_scores[job["student"]] = (r.status, r.score)
     seq_wall = time.monotonic() - t0
@@ -450,6 +464,8 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
             db.execute(f"DROP TABLE IF EXISTS {_ledger.TABLE}")
     summary = drv.autograde(assignment)
     cl_scores = {r.student: (r.status, r.score) for r in summary.results}
+    if not sequential:
+        seq_scores, seq_wall = dict(pool_scores), float("nan")
     seq_rate = n / (seq_wall / 60)
     pool_rate = n / (workers * pool_wall / 60)
     cl_rate = summary.per_core_minute
@@ -462,7 +478,9 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
                pool_rate=pool_rate, cluster_rate=cl_rate, cluster_rate_after_start=cl_rate_run,
                ratio=cl_rate / pool_rate, ratio_after_start=cl_rate_run / pool_rate,
                ratio_to_sequential=cl_rate / seq_rate, overhead=overhead,
-               identical=seq_scores == cl_scores == pool_scores, cpu=_cpu_model())
+               identical=seq_scores == cl_scores == pool_scores, cpu=_cpu_model(),
+               driver_cpu_seconds=summary.driver_cpu_seconds,
+               merge_seconds=summary.merge_seconds)
     log(f"CPU: {out['cpu']}; {os.cpu_count()} logical CPUs; load average before the cluster "
         f"run: {os.getloadavg()[0]:.1f}")
     log(f"sequential: {n} submissions in {seq_wall:.1f} s on 1 core: "
@@ -479,6 +497,8 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
     log(f"engine overhead after the start: {100 * overhead:.2f}% of grading time (worker "
         f"core-time not spent inside a task: scheduling, transfers, merges, the last "
         f"tasks' tail)")
+    log(f"the driver (scheduler, merges, ledger): {summary.driver_cpu_seconds:.1f} s of CPU, "
+        f"{summary.merge_seconds:.1f} s merging {len(summary.results)} results")
     log(f"scores identical: {out['identical']}")
     return out
 

@@ -216,11 +216,12 @@ class Ledger:
                      seconds=result.seconds)
 
 
-def merge(course, ledger: Ledger, job: dict, result) -> str:
+def merge(course, ledger: Ledger, job: dict, result, gradebook=None) -> str:
     """Merge one delivered result, idempotently. Returns what happened:
     ``merged``, ``duplicate`` (its job is already done: dropped) or
     ``superseded`` (a newer submission of the student is already merged, in
-    the ledger or the gradebook: dropped)."""
+    the ledger or the gradebook: dropped). ``gradebook``: an open nbgrader
+    Gradebook of the course to merge through (else one is opened)."""
     key = job["job_key"]
     row = ledger.get(key)
     if row is None:
@@ -234,18 +235,20 @@ def merge(course, ledger: Ledger, job: dict, result) -> str:
     if mine and newer and newer > mine:
         ledger.superseded(key, newer)
         return "superseded"
-    in_book = _gradebook_timestamp(course, result.assignment, result.student)
+    in_book = _gradebook_timestamp(course, result.assignment, result.student, gradebook)
     if mine and in_book and in_book > mine:
         ledger.superseded(key, in_book)
         return "superseded"
-    course.merge_result(result)
+    course.merge_result(result, gradebook)
     ledger.done(key, result)
     return "merged"
 
 
-def _gradebook_timestamp(course, assignment, student) -> str | None:
+def _gradebook_timestamp(course, assignment, student, gradebook=None) -> str | None:
+    import contextlib
     from nbgrader.api import Gradebook, MissingEntry
-    with Gradebook(course.config.db_url) as gb:
+    with contextlib.nullcontext(gradebook) if gradebook is not None else \
+            Gradebook(course.config.db_url) as gb:
         try:
             stamp = gb.find_submission(assignment, student).timestamp
         except MissingEntry:

@@ -25,6 +25,7 @@ submissions are only ever read, and a rerun gives the same gradebook.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import datetime as _dt
@@ -438,9 +439,12 @@ class Course:
             shutil.rmtree(dest)
         _copy_regular(job.course / "autograded" / job.student / job.assignment, dest)
 
-    def merge_result(self, result) -> "Result":
-        """Write one :func:`grade_submission` Result into the real gradebook."""
-        return _merge_result(self, result)
+    def merge_result(self, result, gradebook=None) -> "Result":
+        """Write one :func:`grade_submission` Result into the real gradebook
+        (through ``gradebook``, an open nbgrader Gradebook of this course,
+        when given: one open gradebook for many merges keeps SQLAlchemy's
+        compiled statements, most of a merge's cost)."""
+        return _merge_result(self, result, gradebook)
 
     def _write_report(self, assignment, results, backup, mode):
         self.config.reports.mkdir(parents=True, exist_ok=True)
@@ -964,7 +968,7 @@ def grade_submission(course_root, assignment, student, *, files=None, gradebook_
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _merge_result(course: Course, result: Result) -> Result:
+def _merge_result(course: Course, result: Result, gradebook=None) -> Result:
     """Set (never add) one result's scores in the gradebook and put its graded
     notebooks in autograded/ (replacing the previous ones). Running it twice
     with the same result leaves the same gradebook and files."""
@@ -983,7 +987,8 @@ def _merge_result(course: Course, result: Result) -> Result:
                 raise ValueError(f"result: graded file outside the submission: {rel!r}")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-    with Gradebook(course.config.db_url) as gb:
+    with contextlib.nullcontext(gradebook) if gradebook is not None else \
+            Gradebook(course.config.db_url) as gb:
         gb.update_or_create_student(student)
         if result.status != "graded":
             _keep_log(course, result, result.payload.get("log", "").encode())
