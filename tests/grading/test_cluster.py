@@ -149,6 +149,13 @@ def test_driver_refuses_bad_options(tmp_path):
         Driver(REPO, retries=-1)
     proc = cli(REPO, "autograde", ASSIGNMENT, "--cluster", "local:0", check=False)
     assert proc.returncode == 1 and "--cluster" in proc.stderr
+    # the in-process pool (--workers, --keep-scratch) does not mix with Dask's options
+    for dask_option in (["--cluster", "local:1"], ["--regrade"],
+                        ["--scheduler", "tcp://127.0.0.1:1"]):
+        for pool_option in (["--workers", "1"], ["--keep-scratch"]):
+            proc = cli(REPO, "autograde", ASSIGNMENT, *pool_option, *dask_option, check=False)
+            assert proc.returncode == 1, proc.stdout + proc.stderr
+            assert "--workers/--keep-scratch: expected without --cluster" in proc.stderr
 
 
 # ---------------------------------------------------------------------- slow
