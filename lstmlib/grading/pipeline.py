@@ -370,7 +370,7 @@ class Course:
         backup = self.backup_gradebook()
         self.log(f"gradebook backed up to {backup}")
         results = []
-        work_root = Path(tempfile.mkdtemp(prefix="lsg-"))
+        work_root = _scratch_root()
         os.chmod(work_root, 0o711)
         try:
             jobs = {}
@@ -917,7 +917,7 @@ def grade_submission(course_root, assignment, student, *, files=None, gradebook_
     Course._check_assignment_name(assignment)
     Course._check_student_name(student)
     mode = sandbox.require(unsafe_no_sandbox)
-    work = Path(tempfile.mkdtemp(prefix="lsg-", dir=work_dir))
+    work = _scratch_root(work_dir)
     os.chmod(work, 0o711)
     try:
         cfg = course.config
@@ -1025,6 +1025,26 @@ def _merge_result(course: Course, result: Result, gradebook=None) -> Result:
     os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+#: A Unix socket's path holds at most 107 bytes; each kernel's sockets are
+#: <scratch root>/<n>/rt/k-<port>, up to 20 bytes below the root.
+_SOCKET_PATH_MAX, _BELOW_ROOT = 107, 20
+
+
+def _scratch_root(parent=None) -> Path:
+    """A new private folder for the scratch courses, in ``parent`` or the
+    temporary folder; refused, before any grading, where its path leaves
+    no room for the kernels' sockets."""
+    root = Path(tempfile.mkdtemp(prefix="lsg-", dir=parent))
+    if len(os.fsencode(root)) + _BELOW_ROOT > _SOCKET_PATH_MAX:
+        shutil.rmtree(root, ignore_errors=True)
+        raise GradingError(
+            f"temporary folder: expected a path of at most "
+            f"{_SOCKET_PATH_MAX - _BELOW_ROOT - len('/lsg-xxxxxxxx')} bytes (the kernels' "
+            f"sockets live below it), received {root.parent} "
+            f"({len(os.fsencode(root.parent))} bytes); set TMPDIR to a shorter folder")
+    return root
 
 
 def _keep_log(course: Course, result: Result, log: bytes, keep=65536):

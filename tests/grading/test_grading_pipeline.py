@@ -225,6 +225,25 @@ def _submit(course, assignment, student, files):
 
 
 
+
+def test_a_temporary_folder_too_long_for_sockets_is_refused(tmp_path, monkeypatch):
+    """The kernels' sockets live below the scratch folder, and a socket's
+    path has at most 107 bytes: a longer temporary folder is refused before
+    any grading, with what to do, instead of failing every submission."""
+    import tempfile
+    from lstmlib.grading.pipeline import Course, GradingError
+    course = tiny.make_course(tmp_path / "course")
+    cli(course, "generate", "tiny")
+    tiny.place_submission(course, "alice", tiny.answered(course))
+    long = tmp_path / ("t" * (107 - len(str(tmp_path))))
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    with pytest.raises(GradingError, match=r"temporary folder: expected a path of at most 74 "
+                                           r"bytes .* set TMPDIR to a shorter folder"):
+        Course(course, log=lambda m: None).autograde("tiny", unsafe_no_sandbox=not SANDBOX_OK)
+    assert list(long.iterdir()) == []
+    assert not (course / "grading" / "autograded" / "alice").exists()
+
 def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
     """The machine's fault, not the student's: the nbgrader process grading
     alice is killed once (SIGKILL, as the OOM killer does), bob's twice.
@@ -239,6 +258,12 @@ def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
     cli(course, "generate", "tiny")
     for student in ("alice", "bob"):
         tiny.place_submission(course, student, tiny.answered(course))
+    # the grader's fork server and multiprocessing's own folder first, where
+    # they would be anyway (they outlive this test and its folder)
+    import multiprocessing.forkserver
+    from lstmlib.grading.pipeline import _grader_context
+    _grader_context()
+    multiprocessing.forkserver.ensure_running()
     # this test's scratch courses only, in a short path: the kernel's sockets
     # live below it, and a socket's path has at most 107 bytes
     work = Path(tempfile.mkdtemp(prefix="lsg-test-", dir="/tmp"))
