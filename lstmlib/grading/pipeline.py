@@ -645,9 +645,10 @@ class _Job:
                 notes = list(result.notes)
                 self._autograde(result)
                 if result.status != "graded" and self._retry:
-                    # the nbgrader process itself failed (not the time limit):
-                    # a fault of this machine as often as of the notebook, so
-                    # one more attempt from a clean slate decides
+                    # the nbgrader process itself failed (not the time limit;
+                    # the kernel's failures are handled inside nbgrader): it may
+                    # be the machine's fault, so one more attempt from a clean
+                    # slate decides
                     first = result.reason
                     self._clear_attempt()
                     result.notes[:] = notes
