@@ -453,7 +453,8 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
 
     t0 = time.monotonic()
     seq_scores = {}
-    for job in tqdm(jobs if sequential else [], desc="sequential", unit="sub", file=sys.stderr):
+    for job in tqdm(jobs if sequential else [], desc="sequential", unit="sub", file=sys.stderr,
+                    disable=not sequential):
         r = grade_task(*args(job))
         seq_scores[job["student"]] = (r.status, r.score)
     seq_wall = time.monotonic() - t0
@@ -499,8 +500,9 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
                merge_seconds=summary.merge_seconds)
     log(f"CPU: {out['cpu']}; {os.cpu_count()} logical CPUs; load average before the cluster "
         f"run: {os.getloadavg()[0]:.1f}")
-    log(f"sequential: {n} submissions in {seq_wall:.1f} s on 1 core: "
-        f"{seq_rate:.2f} submissions per core-minute")
+    if sequential:
+        log(f"sequential: {n} submissions in {seq_wall:.1f} s on 1 core: "
+            f"{seq_rate:.2f} submissions per core-minute")
     log(f"processes:  {n} submissions in {pool_wall:.1f} s on {workers} processes (no Dask): "
         f"{pool_rate:.2f} submissions per core-minute")
     log(f"cluster:    {len(summary.results)} submissions in {summary.seconds:.1f} s on "
@@ -508,8 +510,9 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
         f"({summary.startup_seconds:.1f} s of it starting the cluster; without it "
         f"{cl_rate_run:.2f})")
     log(f"ratio cluster / one process per core: {out['ratio']:.3f} "
-        f"(without the start: {out['ratio_after_start']:.3f}); cluster / sequential, "
-        f"per core: {out['ratio_to_sequential']:.3f}")
+        f"(without the start: {out['ratio_after_start']:.3f})" +
+        (f"; cluster / sequential, per core: {out['ratio_to_sequential']:.3f}"
+         if sequential else ""))
     log(f"engine overhead after the start: {100 * overhead:.2f}% of grading time (worker "
         f"core-time not spent inside a task: scheduling, transfers, merges, the last "
         f"tasks' tail); without the tail (each worker until its last task ended): "
