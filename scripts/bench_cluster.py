@@ -1,13 +1,14 @@
 """Benchmark: one synthetic class graded sequentially, on N processes and on Dask.
 
     .venv/bin/python scripts/bench_cluster.py [--students 40] [--workers N]
-        [--assignment 01_rnn_forward] [--json out.json] [--no-sequential]
+        [--assignment 01_rnn_forward] [--json out.json] [--no-sequential] [--rounds 2]
 
 Builds the class in a temporary course (scripts/synthetic_class.py), then
 runs :func:`lstmlib.grading.cluster.bench`: the same submissions graded one
 after the other in one process, then on N plain processes (one per core, no
-Dask), then on a LocalCluster of N worker processes; prints submissions per
-core-minute for each, the cluster's ratios and the engine's overhead.
+Dask) and on a LocalCluster of N worker processes, taking turns (pool,
+cluster, cluster, pool, ...: ``--rounds`` of each); prints submissions per
+core-minute for each run, the cluster's ratios and the engine's overhead.
 A benchmark, not a test: run it on a quiet machine and quote the CPU model it
 prints. Exit status 1 if the two runs' scores differ.
 """
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--unsafe-no-sandbox", action="store_true")
     p.add_argument("--no-sequential", action="store_true",
                    help="skip the one-process run (the ratio is to the process pool)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="runs of the pool and of the cluster, in turns (default 2)")
     args = p.parse_args(argv)
     if not args.unsafe_no_sandbox:
         sandbox.require()
@@ -42,7 +45,7 @@ def main(argv=None) -> int:
         synthetic_class.make_class(Path(tmp) / "course", args.assignment, args.students)
         out = cluster.bench(Path(tmp) / "course", args.assignment, workers=args.workers,
                             unsafe_no_sandbox=args.unsafe_no_sandbox,
-                            sequential=not args.no_sequential)
+                            sequential=not args.no_sequential, rounds=args.rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0 if out["identical"] else 1

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from . import sandbox
@@ -989,7 +990,13 @@ def _merge_result(course: Course, result: Result, gradebook=None) -> Result:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     with contextlib.nullcontext(gradebook) if gradebook is not None else \
-            Gradebook(course.config.db_url) as gb:
+            Gradebook(course.config.db_url) as gb, warnings.catch_warnings():
+        # nbgrader's add_submission sets back-references before adding the
+        # new rows, and SQLAlchemy warns about it on the instructor's
+        # terminal ("Object of type <SubmittedAssignment> not in session");
+        # the rows are added and committed all the same
+        warnings.filterwarnings("ignore", message=r"Object of type <Submitted",
+                                module=r"nbgrader\.api")
         gb.update_or_create_student(student)
         if result.status != "graded":
             _keep_log(course, result, result.payload.get("log", "").encode())

@@ -41,7 +41,7 @@ import synthetic_class  # noqa: E402
 
 from lstmlib.grading import ledger as L  # noqa: E402
 from lstmlib.grading import sandbox  # noqa: E402
-from lstmlib.grading.cluster import Driver, parse_cluster  # noqa: E402
+from lstmlib.grading.cluster import POLICY, QUIET, Driver, parse_cluster  # noqa: E402
 from lstmlib.grading.pipeline import Course  # noqa: E402
 
 ASSIGNMENT = "01_rnn_forward"
@@ -94,6 +94,26 @@ def test_parse_cluster_refuses_bad_specs():
     for bad in ("local:0", f"local:{cores + 1}", "remote", "local:x", ""):
         with pytest.raises(ValueError, match="--cluster"):
             parse_cluster(bad)
+
+
+def test_the_guide_gives_a_cluster_the_drivers_settings():
+    """The YAML the instructor guide gives for a cluster of one's own holds
+    exactly the settings the driver gives its LocalCluster."""
+    import re
+    import yaml
+    guide = (REPO / "book" / "instructor_guide.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "distributed:" in b]
+    assert len(blocks) == 1, blocks
+
+    def flat(tree, prefix=""):
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+    assert flat(yaml.safe_load(blocks[0])) == {**POLICY, **QUIET}
 
 
 def test_job_key_names_everything_that_decides_a_grade():
@@ -226,17 +246,31 @@ def test_cluster_grades_like_sequential_and_only_once(pristine, sequential, tmp_
 @pytest.mark.slow
 def test_worker_killed_mid_run(pristine, sequential, tmp_path):
     course = copy_of(pristine, tmp_path)
-    killed = []
+    killed, configs = [], {}
+    kill = _killer(killed)
+
+    def kill_then_read_settings(driver, summary):
+        kill(driver, summary)
+        configs.update(driver.client.run(_housekeeping, on_error="ignore"))
     drv = Driver(course, cluster="local:2", unsafe_no_sandbox=not SANDBOX_OK,
-                 progress=False, on_merged=_killer(killed))
+                 progress=False, on_merged=kill_then_read_settings)
     summary = drv.autograde(ASSIGNMENT)
     assert killed, "no worker was busy to kill"
+    # the workers (read after each merge: those the nanny starts after a
+    # kill too) ran with the driver's quiet housekeeping settings
+    assert len(configs) >= 2 and all(c == QUIET for c in configs.values()), configs
     assert summary.retried >= 1 and not summary.failed, summary.lines()
     assert len(summary.results) == STUDENTS and summary.duplicates == 0
     assert cell_scores(course) == sequential
     rows = ledger_rows(course)
     assert all(r["state"] == "done" for r in rows)
     assert max(r["attempts"] for r in rows) == 2
+
+
+def _housekeeping() -> dict:
+    """On a worker: its values of the settings the driver quietens."""
+    import dask
+    return {key: dask.config.get(key) for key in QUIET}
 
 
 def _killer(killed):
