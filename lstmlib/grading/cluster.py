@@ -28,8 +28,9 @@ notebooks and the assignment's data files, never its gradebook or
 submissions.
 
 ``python -m lstmlib.grading.cluster --bench`` grades one synthetic class
-sequentially, on one plain process per core and on a LocalCluster in one
-run and prints submissions per core-minute for each (see :func:`bench`).
+sequentially, then on one plain process per core and on a LocalCluster
+taking turns, in one run, and prints submissions per core-minute for each
+(see :func:`bench`).
 """
 from __future__ import annotations
 
@@ -537,7 +538,7 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
                round_ratios=[c["rate"] / p["rate"] for p, c in zip(pool, clus)],
                overhead=sum(f["overhead"] for f in clus) / rounds,
                overhead_without_tail=sum(f["overhead_without_tail"] for f in clus) / rounds,
-               identical=all(v == first for v in scores.values()),
+               identical=all(v == first for v in scores.values()), scores=first,
                runs=[dict(way=w, round=i, **f) for w, i, f in runs])
     if sequential:
         out.update(seq_seconds=seq_wall, seq_rate=n / (seq_wall / 60),

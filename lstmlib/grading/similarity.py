@@ -2,8 +2,9 @@
 
 Nothing here runs a submission: notebooks are read as JSON and their answer
 cells parsed with :mod:`ast`. This module belongs to the trusted side of the
-grading boundary and imports only the standard library (and tqdm for a
-progress bar); it never imports the modules that run inside a student's
+grading boundary and imports only the standard library, tqdm for a
+progress bar and the manifest of the assignments (:mod:`.assignments`,
+plain data); it never imports the modules that run inside a student's
 kernel (``checks``, ``guards``, ``_core``, ``lstmlib.kernels.performance_checks``).
 
 Two tools:
@@ -103,18 +104,28 @@ class Assignment:
     references: tuple = ()                  # ((graded name, "mod:func"), ...)
 
 
-def _a(name, notebook, graded, forbidden, **kw):
-    return Assignment(name, notebook, tuple(graded), frozenset(forbidden), **kw)
+def _a(name, graded, forbidden, **kw):
+    """The analysis' view of the manifest's assignment ``name``: its
+    notebook comes from the manifest (lstmlib.grading.assignments), and each
+    graded function must be one the manifest's parts hand to their checks."""
+    from .assignments import find
+    manifest = find(name)
+    handed = {f for part in manifest.parts for f in part.functions}
+    if not set(graded) <= handed:
+        raise ValueError(f"graded: expected functions of {name}'s parts {sorted(handed)}, "
+                         f"received {sorted(set(graded) - handed)}")
+    return Assignment(name, f"{manifest.notebook}.ipynb", tuple(graded), frozenset(forbidden),
+                      **kw)
 
 
 ASSIGNMENTS = {a.name: a for a in [
-    _a("01_rnn_forward", "rnn_forward.ipynb",
+    _a("01_rnn_forward",
        ["rnn_step_forward", "rnn_forward"],
        ["rnn_step_forward", "rnn_forward", "rnn_step_backward", "rnn_backward",
         "RNN", "RNN_CELL", *_LAYER_MACHINERY],
        references=(("rnn_step_forward", "lstmlib.rnn:rnn_step_forward"),
                    ("rnn_forward", "lstmlib.rnn:rnn_forward"))),
-    _a("02_bptt", "bptt.ipynb",
+    _a("02_bptt",
        ["rnn_step_backward", "rnn_backward", "numerical_gradient"],
        ["rnn_step_backward", "rnn_backward", "numerical_gradient",
         "check_layer_gradients", "_activation_grad", "RNN", "RNN_CELL",
@@ -122,32 +133,32 @@ ASSIGNMENTS = {a.name: a for a in [
        references=(("rnn_step_backward", "lstmlib.rnn:rnn_step_backward"),
                    ("rnn_backward", "lstmlib.rnn:rnn_backward"),
                    ("numerical_gradient", "lstmlib.gradcheck:numerical_gradient"))),
-    _a("03_gradient_norms", "gradient_norms.ipynb",
+    _a("03_gradient_norms",
        ["input_gradient_norms", "set_forget_bias", "gradient_ratio"],
        ["input_gradient_norms"],
        references=(("input_gradient_norms",
                     "lstmlib.analysis:input_gradient_norms"),)),
-    _a("04_lstm_cell", "lstm_cell.ipynb",
+    _a("04_lstm_cell",
        ["lstm_step_forward", "lstm_step_backward"],
        ["lstm_step_forward", "lstm_step_backward", "lstm_forward",
         "lstm_backward", "_local_derivatives", "LSTM", "LSTM_CELL",
         *_LAYER_MACHINERY],
        references=(("lstm_step_forward", "lstmlib.lstm:lstm_step_forward"),
                    ("lstm_step_backward", "lstmlib.lstm:lstm_step_backward"))),
-    _a("05_lstm_sequence", "lstm_sequence.ipynb",
+    _a("05_lstm_sequence",
        ["lstm_forward", "lstm_backward"],
        ["lstm_forward", "lstm_backward", "_local_derivatives", "LSTM",
         "LSTM_CELL", *_LAYER_MACHINERY],
        forbidden_modules=("lstmlib.kernels", "lstmlib.bidirectional"),
        references=(("lstm_forward", "lstmlib.lstm:lstm_forward"),
                    ("lstm_backward", "lstmlib.lstm:lstm_backward"))),
-    _a("06_gru", "gru.ipynb",
+    _a("06_gru",
        ["gru_step_forward", "gru_step_backward"],
        ["gru_step_forward", "gru_step_backward", "gru_forward",
         "gru_backward", "GRU", "GRU_CELL", *_LAYER_MACHINERY],
        references=(("gru_step_forward", "lstmlib.gru:gru_step_forward"),
                    ("gru_step_backward", "lstmlib.gru:gru_step_backward"))),
-    _a("07_bidirectional", "bidirectional.ipynb",
+    _a("07_bidirectional",
        ["reverse_padded", "bidirectional_lstm"],
        ["bidirectional_forward", "bidirectional_backward", "LSTM", "GRU",
         "RNN", *_LAYER_MACHINERY],
@@ -155,13 +166,13 @@ ASSIGNMENTS = {a.name: a for a in [
        forbidden_keywords=(("lstm_forward", "reverse", 8),),
        references=(("bidirectional_lstm",
                     "lstmlib.bidirectional:bidirectional_forward"),)),
-    _a("08_training", "adding_problem.ipynb",
+    _a("08_training",
        ["mse", "clip_grad_norm", "train_step", "build_model"],
        ["mse", "clip_grad_norm", "global_norm", "train"],
        references=(("mse", "lstmlib.losses:mse"),
                    ("clip_grad_norm", "lstmlib.optim:clip_grad_norm"),
                    ("clip_grad_norm", "lstmlib.optim:global_norm"))),
-    _a("09_performance", "kernels.ipynb",
+    _a("09_performance",
        ["lstm_step_fused", "lstm_gates_kernel"],
        # nothing of lstmlib's (its kernels included) belongs in a kernel the
        # student compiles; the self-check helpers stay allowed
@@ -174,7 +185,7 @@ ASSIGNMENTS = {a.name: a for a in [
                    ("lstm_gates_kernel",
                     "lstmlib.kernels.cuda:lstm_gates_kernel"),
                    ("lstm_gates_kernel", "lstmlib.kernels.cuda:_lstm_update"))),
-    _a("10_attention", "attention.ipynb",
+    _a("10_attention",
        ["attention_forward", "attention_backward"],
        ["attention_forward", "attention_backward", "softmax"],
        references=(("attention_forward", "lstmlib.attention:attention_forward"),

@@ -292,6 +292,16 @@ def _fill(template, assignment, fn):
                            mod_tail=mod[m:], params=params, args=args, deco=deco)
 
 
+def test_the_analysis_covers_the_manifest_and_refuses_a_function_no_part_grades():
+    from lstmlib.grading import assignments
+    assert list(sim.ASSIGNMENTS) == list(assignments.ASSIGNMENTS)
+    for name, a in sim.ASSIGNMENTS.items():
+        assert a.notebook == assignments.find(name).notebook + ".ipynb"
+    with pytest.raises(ValueError, match=r"graded: expected functions of 01_rnn_forward.*"
+                                         r"received \['lstm_forward'\]"):
+        sim._a("01_rnn_forward", ["rnn_forward", "lstm_forward"], [])
+
+
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 @pytest.mark.parametrize("target", sorted(TARGETS), ids=lambda t: f"{t[0]}-{t[1]}")
 def test_delegation_is_detected_and_only_there(target, attack):
@@ -466,17 +476,26 @@ def test_hostile_notebooks_do_not_stall_the_check():
     assert ("student", "amy", "zed") in _pairs(report)
 
 
-def test_trusted_module_imports_nothing_from_the_kernel_side():
-    tree = ast.parse((ROOT / "lstmlib" / "grading" / "similarity.py").read_text())
+def _imports(path) -> set:
     imported = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add("." * node.level + (node.module or ""))
+    return imported
+
+
+def test_trusted_module_imports_nothing_from_the_kernel_side():
+    """similarity imports the standard library, tqdm and, of this package,
+    only the manifest of the assignments, which imports the standard
+    library alone."""
     kernel_side = {"lstmlib", "numpy", "torch", "numba"}
-    assert not any(i.startswith(".") for i in imported), imported
+    imported = _imports(ROOT / "lstmlib" / "grading" / "similarity.py")
+    assert {i for i in imported if i.startswith(".")} == {".assignments"}, imported
     assert not {i.split(".")[0] for i in imported} & kernel_side, imported
+    manifest = _imports(ROOT / "lstmlib" / "grading" / "assignments.py")
+    assert manifest <= set(sys.stdlib_module_names) | {"__future__"}, manifest
 
 
 # ---------------------------------------------------------------------------
