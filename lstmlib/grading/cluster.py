@@ -448,7 +448,7 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
       grading one submission at a time: the throughput of one process per
       core, the baseline the cluster is measured against;
     - on a LocalCluster of ``workers`` processes (into the course's
-      gradebook, from an empty ledger).
+      gradebook, every submission graded again: ``regrade``).
 
     The pool and the cluster take turns, ``rounds`` times each, in the
     order pool, cluster, cluster, pool, ... so that a machine that speeds up

@@ -399,46 +399,11 @@ class Course:
         return results
 
     def _merge(self, job, result):
-        """Copy one scratch outcome into the real gradebook and autograded/."""
-        from nbgrader.api import Gradebook, MissingEntry
-        dest = self.config.autograded / job.student / job.assignment
-        with Gradebook(self.config.db_url) as gb:
-            if result.status != "graded":
-                log = job.scratch / "autograde.log"
-                _keep_log(self, result, log.read_bytes() if log.is_file() else b"")
-                gb.update_or_create_student(job.student)   # so the export lists them
-                try:
-                    gb.remove_submission(job.assignment, job.student)
-                except MissingEntry:
-                    pass
-                if dest.exists():
-                    shutil.rmtree(dest)
-                result.score = 0.0
-                result.max_score = gb.find_assignment(job.assignment).max_score
-                return
-            with Gradebook(f"sqlite:///{job.course / 'gradebook.db'}") as sgb:
-                ssub = sgb.find_submission(job.assignment, job.student)
-                gb.update_or_create_student(job.student)
-                gb.update_or_create_submission(job.assignment, job.student,
-                                               timestamp=ssub.timestamp)
-                for snb in ssub.notebooks:
-                    rnb = gb.find_submission_notebook(snb.name, job.assignment, job.student)
-                    rnb.late_submission_penalty = snb.late_submission_penalty
-                    for sgrade in snb.grades:
-                        grade = gb.find_grade(sgrade.name, snb.name, job.assignment, job.student)
-                        grade.auto_score = sgrade.auto_score
-                        grade.needs_manual_grade = (grade.manual_score is not None
-                                                    or sgrade.auto_score is None)
-                    for scomment in snb.comments:
-                        comment = gb.find_comment(scomment.name, snb.name, job.assignment,
-                                                  job.student)
-                        comment.auto_comment = scomment.auto_comment
-                gb.db.commit()
-            sub = gb.find_submission(job.assignment, job.student)
-            result.score, result.max_score = float(sub.score), float(sub.max_score)
-        if dest.exists():
-            shutil.rmtree(dest)
-        _copy_regular(job.course / "autograded" / job.student / job.assignment, dest)
+        """Copy one scratch outcome into the real gradebook and autograded/:
+        the same merge as a Dask worker's result gets (:func:`_merge_result`)."""
+        result.payload = _payload(job, result)
+        _merge_result(self, result)
+        result.payload = {}
 
     def merge_result(self, result, gradebook=None) -> "Result":
         """Write one :func:`grade_submission` Result into the real gradebook
@@ -945,29 +910,38 @@ def grade_submission(course_root, assignment, student, *, files=None, gradebook_
         job = _Job(course, assignment, student, notebooks, work / "job", uid=uid,
                    sandboxed=not mode.startswith("UNSANDBOXED"))
         result = job.run()
-        payload = {"timestamp": None, "notebooks": [], "files": {}, "log": ""}
-        log_path = work / "job" / "autograde.log"
-        if log_path.is_file():
-            payload["log"] = log_path.read_bytes()[-log_bytes:].decode(errors="replace")
-        if result.status == "graded":
-            from nbgrader.api import Gradebook
-            with Gradebook(f"sqlite:///{job.course / 'gradebook.db'}") as sgb:
-                ssub = sgb.find_submission(assignment, student)
-                payload["timestamp"] = ssub.timestamp.isoformat() if ssub.timestamp else None
-                for snb in ssub.notebooks:
-                    payload["notebooks"].append({
-                        "name": snb.name, "late_submission_penalty": snb.late_submission_penalty,
-                        "grades": [(g.name, g.auto_score) for g in snb.grades],
-                        "comments": [(c.name, c.auto_comment) for c in snb.comments]})
-                result.score, result.max_score = float(ssub.score), float(ssub.max_score)
-            graded = job.course / "autograded" / student / assignment
-            payload["files"] = {p.relative_to(graded).as_posix(): p.read_bytes()
-                                for p in _regular_files(graded)} if graded.is_dir() else {}
-        result.payload = payload
+        result.payload = _payload(job, result, log_bytes)
         result.scratch = ""
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _payload(job, result, log_bytes=65536) -> dict:
+    """What :func:`_merge_result` needs of a finished job's scratch course:
+    the tail of nbgrader's log and, for a graded submission, its timestamp,
+    per notebook the late penalty, every cell's auto score and comment, and
+    the graded notebook files (bytes). Sets the result's score from the
+    scratch gradebook."""
+    payload = {"timestamp": None, "notebooks": [], "files": {}, "log": ""}
+    log_path = job.scratch / "autograde.log"
+    if log_path.is_file():
+        payload["log"] = log_path.read_bytes()[-log_bytes:].decode(errors="replace")
+    if result.status == "graded":
+        from nbgrader.api import Gradebook
+        with Gradebook(f"sqlite:///{job.course / 'gradebook.db'}") as sgb:
+            ssub = sgb.find_submission(job.assignment, job.student)
+            payload["timestamp"] = ssub.timestamp.isoformat() if ssub.timestamp else None
+            for snb in ssub.notebooks:
+                payload["notebooks"].append({
+                    "name": snb.name, "late_submission_penalty": snb.late_submission_penalty,
+                    "grades": [(g.name, g.auto_score) for g in snb.grades],
+                    "comments": [(c.name, c.auto_comment) for c in snb.comments]})
+            result.score, result.max_score = float(ssub.score), float(ssub.max_score)
+        graded = job.course / "autograded" / job.student / job.assignment
+        payload["files"] = {p.relative_to(graded).as_posix(): p.read_bytes()
+                            for p in _regular_files(graded)} if graded.is_dir() else {}
+    return payload
 
 
 def _merge_result(course: Course, result: Result, gradebook=None) -> Result:
