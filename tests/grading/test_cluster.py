@@ -223,7 +223,7 @@ def test_cluster_grades_like_sequential_and_only_once(pristine, sequential, tmp_
 
     # unchanged submissions: nothing graded again
     proc = cli(course, "autograde", ASSIGNMENT, "--cluster", "local:2", *UNSAFE)
-    assert f"0 graded" in proc.stdout and f"{STUDENTS} already graded" in proc.stdout
+    assert "0 graded" in proc.stdout and f"{STUDENTS} already graded" in proc.stdout
     assert "cluster:" not in proc.stderr                  # no cluster even started
     assert cell_scores(course) == sequential
     assert [r["attempts"] for r in ledger_rows(course)] == [1] * STUDENTS

@@ -224,8 +224,6 @@ def _submit(course, assignment, student, files):
         (folder / f"{name}.ipynb").write_text(json.dumps(nb))
 
 
-
-
 def test_a_temporary_folder_too_long_for_sockets_is_refused(tmp_path, monkeypatch):
     """The kernels' sockets live below the scratch folder, and a socket's
     path has at most 107 bytes: a longer temporary folder is refused before
@@ -243,6 +241,7 @@ def test_a_temporary_folder_too_long_for_sockets_is_refused(tmp_path, monkeypatc
         Course(course, log=lambda m: None).autograde("tiny", unsafe_no_sandbox=not SANDBOX_OK)
     assert list(long.iterdir()) == []
     assert not (course / "grading" / "autograded" / "alice").exists()
+
 
 def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
     """The machine's fault, not the student's: the nbgrader process grading
