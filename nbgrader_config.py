@@ -60,13 +60,14 @@ c.Exchange.root = _os.path.join(_course, "grading", "exchange")
 # Deleted test cells are put back (from the gradebook) before grading.
 c.OverwriteCells.add_missing_cells = True
 
-# Plain `nbgrader autograde` would run the students' code as the instructor,
-# outside the sandbox: it refuses and names `python -m lstmlib.grading
-# autograde` (sandboxed, per submission), unless LSTMLIB_UNSANDBOXED_AUTOGRADE=1
-# is set for trusted notebooks. Either way the graded test cells are decided
-# in nbgrader's process (lstmlib/grading/trusted.py), not in the kernel.
+# Every way of grading runs the students' code in the grading sandbox
+# (lstmlib/grading/sandbox.py) and decides the graded test cells in
+# nbgrader's process (lstmlib/grading/trusted.py): `python -m lstmlib.grading
+# autograde` (per submission, in parallel, resumable), plain `nbgrader
+# autograde`, and nbgrader's API, which the formgrader's Autograde button
+# calls. Only LSTMLIB_UNSANDBOXED_AUTOGRADE=1 (trusted notebooks) grades
+# without the sandbox.
 c.Autograde.autograde_preprocessors = [
-    "lstmlib.grading.trusted.RequirePipeline",
     "lstmlib.grading.trusted.TrustedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",

@@ -550,9 +550,9 @@ c.Autograde.autograde_preprocessors = [
 c.OverwriteCells.add_missing_cells = True
 c.Execute.timeout = {cell_timeout!r}
 c.Execute.startup_timeout = 120
-c.Execute.kernel_name = {kernel_name!r}
-c.KernelManager.transport = "ipc"
-c.KernelManager.ip = {ipc_prefix!r}
+c.TrustedExecute.box_dir = {box_dir!r}
+c.TrustedExecute.box_uid = {box_uid!r}
+c.TrustedExecute.unsandboxed = {unsandboxed!r}
 c.GuardedExecute.status_file = {status_file!r}
 c.GuardedExecute.max_cell_output_bytes = {max_cell!r}
 c.GuardedExecute.max_notebook_output_bytes = {max_nb!r}
@@ -670,21 +670,11 @@ class _Job:
                       exclude=lambda rel: rel.suffix == ".ipynb")
         for sub_dir in ("rt", "kernel", "share", "cfg", "data"):
             (self.scratch / sub_dir).mkdir(parents=True, exist_ok=True)
-        policy = sandbox.write_policy(
-            self.scratch / "policy.json", sandboxed=self.sandboxed, limits=self.cfg.limits,
-            hidden=sandbox.default_hidden([
-                self.cfg.root, self.cfg.source, self.cfg.release, self.cfg.submitted,
-                self.cfg.autograded, self.cfg.feedback, self.cfg.grading_dir,
-                self.cfg.exchange, self.scratch.parent, *self.cfg.hide]),
-            expose_ro=sandbox.python_exposures(),
-            kernel_dir=self.scratch / "kernel", runtime_dir=self.scratch / "rt",
-            exit_file=self.scratch / "exit.json", scratch_root=self.scratch, uid=self.uid)
-        sandbox.write_kernelspec(self.scratch / "share", policy)
         (self.course / "nbgrader_config.py").write_text(_SCRATCH_CONFIG.format(
             real_config=str(self.cfg.config_file), course=str(self.course),
             course_id=self.cfg.course_id, db_url=f"sqlite:///{self.course / 'gradebook.db'}",
-            cell_timeout=self.cfg.cell_timeout, kernel_name=sandbox.KERNEL_NAME,
-            ipc_prefix=str(self.scratch / "rt" / "k"),
+            cell_timeout=self.cfg.cell_timeout, box_dir=str(self.scratch),
+            box_uid=self.uid, unsandboxed=not self.sandboxed,
             status_file=str(self.scratch / "status.jsonl"),
             max_cell=self.cfg.max_cell_output_bytes, max_nb=self.cfg.max_notebook_output_bytes,
             call_timeout=self.cfg.call_seconds, exit_file=str(self.scratch / "exit.json"),

@@ -21,11 +21,19 @@ cells that ran before are run again (without their outputs), and grading
 goes on with the next cell. A student cell that dies or hangs is handled
 the same way.
 
-Delegation is decided here too, from the notebook's code
-(:func:`lstmlib.grading.similarity.delegating_functions`): a part whose
-function calls lstmlib's own implementation of it (or torch's recurrent
-modules) fails with the reason, whatever the kernel's guards said (the
-kernel's guards run in the student's process and can be switched off).
+The kernel runs in the grading sandbox (:mod:`lstmlib.grading.sandbox`),
+set up here for every notebook, whoever runs nbgrader: the course's
+``python -m lstmlib.grading autograde``, plain ``nbgrader autograde`` or
+nbgrader's API (the formgrader's Autograde button). Its file system holds no
+course files and, instead of the lstmlib package, the assignment's kernel
+edition (:mod:`lstmlib.grading.kernel_edition`): what the notebook hands
+out, never the reference of a graded function, so a kernel has nothing to
+compute an answer with but the student's own code. Only an explicit opt-out
+(``LSTMLIB_UNSANDBOXED_AUTOGRADE=1``, for trusted notebooks) grades without
+the sandbox.
+
+What the kernel prints while it answers a call stays out of the graded
+notebook (and so out of the feedback): the inputs are the grader's.
 """
 from __future__ import annotations
 
@@ -34,18 +42,20 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from jupyter_core.utils import ensure_async
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import assignments, checks, similarity
+from . import assignments, checks, sandbox
 from ._core import GradingError
 from ._nbext import GuardedExecute
 
@@ -87,6 +97,15 @@ class TrustedExecute(GuardedExecute):
     inputs_file = Unicode(
         "", help="JSON-lines file receiving a digest of the inputs of every graded "
                  "cell").tag(config=True)
+    box_dir = Unicode(
+        "", help="Folder for the sandbox of this grading (policy, kernelspec, kernel "
+                 "edition, the kernel's sockets); empty: a temporary folder per "
+                 "notebook").tag(config=True)
+    box_uid = Integer(
+        61999, help="uid the kernel runs as when grading runs as root").tag(config=True)
+    unsandboxed = Bool(
+        False, help="Run the kernel without the sandbox (trusted notebooks only; also "
+                    "set by LSTMLIB_UNSANDBOXED_AUTOGRADE=1)").tag(config=True)
 
     # ------------------------------------------------------------------ set-up
     def preprocess(self, nb, resources=None, km=None):
@@ -99,7 +118,7 @@ class TrustedExecute(GuardedExecute):
         self._broken = ""
         self._call_indices = set()
         self._events = []
-        self._delegating = {}
+        self._quiet_outputs = 0
         if assignment in assignments.ASSIGNMENTS:
             a = assignments.ASSIGNMENTS[assignment]
             if info.get("notebook", a.notebook) == a.notebook:
@@ -110,14 +129,30 @@ class TrustedExecute(GuardedExecute):
             start = time.monotonic()
             checks.prepare(assignment, salt=self._salt)
             self.log.info("cases of %s drawn in %.2f s", assignment, time.monotonic() - start)
-            self._delegating = _delegation(nb, assignment, self.log)
-        try:
-            return super().preprocess(nb, resources, km=km)
-        finally:
-            if self.inputs_file and self._digests:
-                with open(self.inputs_file, "a") as fh:
-                    fh.write(json.dumps({"notebook": info.get("notebook", ""),
-                                         "cells": self._digests}) + "\n")
+        workdir = ((resources or {}).get("metadata", {}) or {}).get("path") or os.getcwd()
+        with _Box(self, assignment, workdir) as box:
+            self._box = box
+            try:
+                return super().preprocess(nb, resources, km=km)
+            finally:
+                if self._quiet_outputs:
+                    self.log.info("%d outputs printed by the kernel during graded calls "
+                                  "were left out of the notebook", self._quiet_outputs)
+                if self.inputs_file and self._digests:
+                    with open(self.inputs_file, "a") as fh:
+                        fh.write(json.dumps({"notebook": info.get("notebook", ""),
+                                             "cells": self._digests}) + "\n")
+
+    def create_kernel_manager(self):
+        """The kernel is the box's: its kernelspec, its socket folder."""
+        from jupyter_client.kernelspec import KernelSpecManager
+        box = self._box
+        self.kernel_name = sandbox.KERNEL_NAME
+        self.km = self.kernel_manager_class(
+            kernel_name=sandbox.KERNEL_NAME, config=self.config,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(box.kernels)]),
+            transport="ipc", ip=str(box.runtime / "k"))
+        return self.km
 
     # ------------------------------------------------------------------ cells
     async def async_execute_cell(self, cell, cell_index, execution_count=None,
@@ -154,28 +189,17 @@ class TrustedExecute(GuardedExecute):
         part, which, _points = self._manifest[grade_id]
         check = assignments.check_function(part)
         loop = asyncio.get_running_loop()
-        self._cell_streams = []
         self._cell_inputs = hashlib.sha256()
         handles = [RemoteFunction(name, _Channel(self, loop)) for name in part.functions]
         start = time.monotonic()
         cell.outputs = []
-        delegating = [f"Part {part.letter} ({part.title}): your {name} "
-                      f"{self._delegating[name]}"
-                      for name in part.functions if name in self._delegating]
         try:
-            if delegating:
-                raise GradingError("\n".join(delegating) + "\nWrite it yourself with numpy: "
-                                   "this part scores zero.")
             await asyncio.to_thread(check, *handles, which)
         except GradingError as exc:
-            cell.outputs.extend(self._cell_streams)
             cell.outputs.append(_error("AssertionError", str(exc)))
         except Exception as exc:            # a bug on this side: the cell fails, visibly
-            cell.outputs.extend(self._cell_streams)
             cell.outputs.append(_error("GraderError", f"the grader could not run this test: "
                                                       f"{type(exc).__name__}: {exc}"))
-        else:
-            cell.outputs.extend(self._cell_streams)
         self.log.info("graded cell %s in %.2f s (%d calls so far)", grade_id,
                       time.monotonic() - start, self._calls)
         self._digests[grade_id] = self._cell_inputs.hexdigest()
@@ -218,8 +242,8 @@ class TrustedExecute(GuardedExecute):
                     continue
                 if isinstance(candidate, dict) and candidate.get("token") == request["token"]:
                     reply = candidate
-            elif out.get("output_type") == "stream" and len(self._cell_streams) < 20:
-                self._cell_streams.append(out)
+            elif out.get("output_type") in ("stream", "display_data", "execute_result"):
+                self._quiet_outputs += 1
         timed_out = any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"
                         for o in tmp.outputs)
         if timed_out:
@@ -293,17 +317,6 @@ class TrustedExecute(GuardedExecute):
         super().on_cell_executed(**kwargs)
 
 
-def _delegation(nb, assignment, log):
-    """{function: reason} of the graded functions that delegate (an analysis
-    that fails leaves the checks to decide, and is logged)."""
-    try:
-        return similarity.delegating_functions(nb, assignment)
-    except Exception as exc:                # noqa: BLE001
-        log.warning("the delegation check of %s failed: %s: %s", assignment,
-                    type(exc).__name__, exc)
-        return {}
-
-
 async def _plain_execute(self, cell, _index=None):
     """nbclient's own cell execution (no canary, no grade logic) of a cell
     that is not in the notebook: it is appended for the time of the call
@@ -345,23 +358,57 @@ def _error(ename, evalue):
 UNSAFE_ENV = "LSTMLIB_UNSANDBOXED_AUTOGRADE"
 
 
-class RequirePipeline(NbGraderPreprocessor):
-    """First autograde preprocessor of the course's nbgrader_config.py.
+def box_limits(config) -> "sandbox.Limits":
+    """The sandbox's limits from the ``GradingSandbox`` section of a
+    traitlets config (nbgrader_config.py); the defaults elsewhere."""
+    import dataclasses
+    section = config.get("GradingSandbox", {}) if config is not None else {}
+    return sandbox.Limits(**{f.name: int(section[f.name])
+                             for f in dataclasses.fields(sandbox.Limits) if f.name in section})
 
-    Plain ``nbgrader autograde`` runs every student's code as the
-    instructor, outside any sandbox: it is refused with the command to use
-    instead, unless the instructor sets LSTMLIB_UNSANDBOXED_AUTOGRADE=1
-    (trusted notebooks only). The grading pipeline replaces the list of
-    preprocessors in its own configuration and never meets this one.
-    """
 
-    def preprocess(self, nb, resources):
-        if os.environ.get(UNSAFE_ENV) == "1":
-            self.log.warning("%s=1: grading without the sandbox", UNSAFE_ENV)
-            return nb, resources
-        assignment = resources.get("nbgrader", {}).get("assignment", "ASSIGNMENT")
-        raise RuntimeError(
-            "plain `nbgrader autograde` would run the students' code as you, outside "
-            "the grading sandbox. Grade with `python -m lstmlib.grading autograde "
-            f"{assignment}` (sandboxed; the same checks), or set "
-            f"{UNSAFE_ENV}=1 to grade trusted notebooks without the sandbox.")
+class _Box:
+    """The sandbox of one notebook's grading: a folder holding the policy,
+    the kernelspec that starts the kernel through the launcher, the kernel
+    edition and the kernel's sockets. The grading pipeline gives each
+    submission's folder (``box_dir``); plain ``nbgrader autograde`` and the
+    formgrader get a temporary one, removed afterwards."""
+
+    def __init__(self, executor, assignment, workdir):
+        self.executor = executor
+        self.assignment = assignment
+        self.workdir = os.path.realpath(workdir)
+        self.temporary = not executor.box_dir
+
+    def __enter__(self):
+        ex = self.executor
+        unsafe = bool(ex.unsandboxed) or os.environ.get(UNSAFE_ENV) == "1"
+        if unsafe:
+            ex.log.warning("grading %s WITHOUT the sandbox (%s): only for trusted notebooks",
+                           self.assignment or "a notebook",
+                           "TrustedExecute.unsandboxed" if ex.unsandboxed else f"{UNSAFE_ENV}=1")
+        else:
+            # refuses, with the reason and what to do, where bwrap cannot run
+            ex.log.info("sandbox: %s", sandbox.require())
+        self.root = Path(tempfile.mkdtemp(prefix="lstmlib-box-") if self.temporary
+                         else ex.box_dir).resolve()
+        self.runtime = self.root / "rt"
+        for sub in ("rt", "kernel", "share"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if not ex.exit_file:
+            ex.exit_file = str(self.root / "exit.json")
+        inside = self.workdir == str(self.root) or self.workdir.startswith(str(self.root) + "/")
+        policy = sandbox.write_policy(
+            self.root / "policy.json", sandboxed=not unsafe, limits=box_limits(ex.config),
+            hidden=sandbox.default_hidden([self.workdir]),
+            expose_ro=sandbox.python_exposures(),
+            kernel_dir=self.root / "kernel", runtime_dir=self.runtime,
+            exit_file=Path(ex.exit_file),
+            scratch_root=self.root if inside else Path(self.workdir), uid=ex.box_uid)
+        self.kernels = sandbox.write_kernelspec(self.root / "share", policy).parent
+        return self
+
+    def __exit__(self, *exc):
+        if self.temporary:
+            shutil.rmtree(self.root, ignore_errors=True)
+        return False
