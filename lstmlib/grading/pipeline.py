@@ -49,7 +49,8 @@ from ._child import cache_alembic_head
 
 CONFIG_NAME = "nbgrader_config.py"
 
-#: Patterns in a student's own cells that deserve an instructor's look.
+#: Review flags: a pattern in the lines a student wrote (lines of the released
+#: notebook, such as its install cell's subprocess call, never raise one).
 SUSPICIOUS = {
     "get_ipython": r"\bget_ipython\b",
     "IPython internals": r"\bIPython\b|showtraceback|input_transformers|run_cell",
@@ -65,6 +66,10 @@ SUSPICIOUS = {
     "sys.modules": r"\bsys\.modules\b",
     "frame inspection": r"\binspect\b|\bsys\._getframe\b|\bgc\.get_referrers\b",
     "file access": r"\bopen\s*\(|\bos\.(remove|unlink|rename|replace|chmod)\b|\bshutil\b|\bsqlite3\b",
+    "self-check harness": r"\b_harness\b|\b_codec\b|selfcheck\.\w+\.\w+\s*=",
+    "numba internals": r"\bnumba\.core\b|\bCPUDispatcher\b|\bnumba\.\w+\s*=",
+    "code objects": r"__code__|\bFunctionType\b|\bCodeType\b|__globals__|__closure__",
+    "dynamic import": r"\bimportlib\b|\b__import__\b",
 }
 
 
@@ -712,19 +717,25 @@ class _Job:
         return changed
 
     def _review(self, nb, name, result):
-        """Flag student-editable code that touches the grader's machinery."""
+        """Flag student-editable code that touches the grader's machinery:
+        the lines the student wrote, not those the released notebook has."""
+        import nbformat
         release = self.cfg.release / self.assignment / f"{name}.ipynb"
-        text = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
-                         and not c.metadata.get("nbgrader", {}).get("locked", False))
-        for label, pattern in SUSPICIOUS.items():
-            if re.search(pattern, text) and label not in result.flags:
-                result.flags.append(label)
+        ref = None
         if release.is_file():
-            import nbformat
             try:
                 ref = nbformat.read(str(release), as_version=4)
             except Exception:
-                return
+                ref = None
+        released = {line.strip() for c in (ref.cells if ref else ())
+                    if c.cell_type == "code" for line in c.source.splitlines()}
+        text = "\n".join(line for c in nb.cells if c.cell_type == "code"
+                         and not c.metadata.get("nbgrader", {}).get("locked", False)
+                         for line in c.source.splitlines() if line.strip() not in released)
+        for label, pattern in SUSPICIOUS.items():
+            if re.search(pattern, text) and label not in result.flags:
+                result.flags.append(label)
+        if ref is not None:
             order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in ref.cells]
             order = [g for g in order if g]
             got = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]

@@ -322,9 +322,70 @@ def _definition(nb, name):
     return ""
 
 
+HARNESS = '''\
+import base64, importlib
+_refs = REFS
+def _reference(name):
+    module, function = _refs[name]
+    return getattr(importlib.import_module(base64.b64decode(module).decode()), function)
+_h = importlib.import_module("lstmlib.selfcheck." + "_harness")
+_run = _h.run
+def _answered_by_reference(namespace, request, objects=None):
+    namespace = dict(namespace)
+    for name in request.get("functions", ()):
+        if name in _refs:
+            try:
+                namespace[name] = _reference(name)
+            except Exception as exc:
+                print("no reference for", name, type(exc).__name__, exc)
+    return _run(namespace, request, objects)
+_h.run = _answered_by_reference
+'''
+
+COPY_BODY = '''\
+    import base64, importlib, types
+    ref = getattr(importlib.import_module(base64.b64decode(MODULE).decode()), FUNCTION)
+    copy = types.FunctionType(ref.__code__, dict(ref.__globals__), ref.__name__,
+                              ref.__defaults__, ref.__closure__)
+    copy.__kwdefaults__ = ref.__kwdefaults__
+    return copy(*args, **kwargs)
+'''
+
+
+def _encoded_references(a):
+    """{graded function: (base64 of the lstmlib module, function)}: the names
+    appear in no form a reading of the code could resolve."""
+    import base64
+    out = {}
+    for name, ref in delegated(a).items():
+        module, function = ref.split(":")
+        out[name] = (base64.b64encode(module.encode()).decode(), function)
+    return out
+
+
+def harness(a, blank, solution):
+    """The blank notebook and one cell that rebinds the kernel's harness so
+    that every call the grader makes is answered by lstmlib's reference:
+    zero, the graded kernel holding no reference."""
+    nb = copy.deepcopy(blank)
+    _insert_after_setup(nb, HARNESS.replace("REFS", repr(_encoded_references(a))))
+    return nb, 0.0, ["self-check harness", "dynamic import"]
+
+
+def reference_copy(a, blank, solution):
+    """Graded functions that call FunctionType copies of lstmlib's own (a
+    private globals dict, the module's name decoded at run time): zero."""
+    nb = copy.deepcopy(blank)
+    for name, (module, function) in _encoded_references(a).items():
+        _append(nb, name, f"def {name}(*args, **kwargs):\n" +
+                COPY_BODY.replace("MODULE", repr(module)).replace("FUNCTION", repr(function)))
+    return nb, 0.0, ["code objects", "dynamic import"]
+
+
 #: every assignment meets these
 ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
-           "not_plain": not_plain, "dies": dies, "delegate": delegate}
+           "not_plain": not_plain, "dies": dies, "delegate": delegate,
+           "harness": harness, "reference_copy": reference_copy}
 #: these need the test course's short limits (one assignment is enough)
 LIMIT_ATTACKS = {"huge": huge, "slow": slow}
 LIMITS_CONFIG = '''
