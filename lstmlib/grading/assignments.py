@@ -13,6 +13,17 @@ handle per name and ``which``), and its two test cells: the self-check
 ("visible") and the hidden tests, each with its points and what its cases
 are about. The grader draws the numbers of every case afresh at each
 grading; what a case tests (sizes, dtype, no bias...) stays as written.
+
+What a graded kernel holds of lstmlib (:mod:`lstmlib.grading.kernel_edition`
+builds it from these fields): ``hands_out``, ``{module: (names, ...)}``,
+what the notebook hands out (its imports, what its non-graded cells and the
+kernel's recipes use, the named tuples the grader sends); ``packages``, the
+distributions its kernel needs besides ipykernel; ``pins``,
+``{"module.function": {argument: value}}``, arguments removed from a
+handed-out function and fixed to a value; ``withheld``, references the
+edition never holds besides the parts' own functions (a module, or
+``"module.name"``): a manifest that hands out something needing one of
+them is refused.
 """
 from __future__ import annotations
 
@@ -41,6 +52,11 @@ class Assignment:
     chapter: tuple              # (title, book page)
     parts: tuple
     implement: str = ""         # for the book's table (default: the parts' titles)
+    # the graded kernel's edition of lstmlib (see the module's docstring)
+    hands_out: dict = dataclasses.field(default_factory=dict, hash=False)
+    packages: tuple = ("numpy",)
+    pins: dict = dataclasses.field(default_factory=dict, hash=False)
+    withheld: tuple = ()
 
     @property
     def points(self) -> float:
@@ -71,14 +87,20 @@ ASSIGNMENTS = {a.name: a for a in [
                          hid_cases="B=1 ReLU; D=H; no biases; float32"),
                    _part("B", "rnn_forward", "rnn_forward",
                          vis_cases="T=5, B=3, tanh",
-                         hid_cases="T=1; B=1 ReLU; no biases; float32"))),
+                         hid_cases="T=1; B=1 ReLU; no biases; float32")),
+               withheld=("lstmlib.rnn",)),
     Assignment("02_bptt", "bptt", "Backpropagation through time", ("BPTT", "02_bptt.md"), (
         _part("A", "rnn_step_backward", "rnn_step_backward",
               vis_cases="B=3, D=4, H=5, tanh", hid_cases="B=1 ReLU; D=H; no biases; float32"),
         _part("B", "rnn_backward", "rnn_backward", vis_cases="T=5, B=3",
               hid_cases="T=1; B=1 ReLU; no biases, dh_n=None; float32"),
         _part("C", "numerical_gradient", "numerical_gradient", hid=1,
-              vis_cases="x (3, 4), df given", hid_cases="a 3-D x, df=None; another h"))),
+              vis_cases="x (3, 4), df given", hid_cases="a 3-D x, df=None; another h")),
+        # RNNCache: the caches the grader sends to rnn_backward
+        hands_out={"lstmlib.rnn": ("RNNStepCache", "RNNCache", "rnn_forward",
+                                   "rnn_step_forward"),
+                   "lstmlib.gradcheck": ("rel_error",)},
+        withheld=("lstmlib.gradcheck.check_layer_gradients",)),
     Assignment("03_gradient_norms", "gradient_norms", "Vanishing gradients, measured",
                ("Vanishing gradients", "03_vanishing_gradients.md"), (
                    _part("A", "input_gradient_norms", "input_gradient_norms",
@@ -89,23 +111,35 @@ ASSIGNMENTS = {a.name: a for a in [
                          vis_cases="T=30", hid_cases="other T, near, far"),
                    _part("D", "the experiment", "experiment", functions=("ratios",),
                          vis_cases="the conclusions",
-                         hid_cases="the numbers of the notebook's configuration"))),
+                         hid_cases="the numbers of the notebook's configuration")),
+               # the layers find their cells by the module's name (cells.get_cell)
+               hands_out={"lstmlib": ("RNN", "LSTM"), "lstmlib.rnn": ("CELL",),
+                          "lstmlib.lstm": ("CELL",)},
+               packages=("numpy", "matplotlib"), withheld=("lstmlib.analysis",)),
     Assignment("04_lstm_cell", "lstm_cell", "The LSTM cell", ("LSTM", "04_lstm.md"), (
         _part("A", "lstm_step_forward", "lstm_step_forward",
               vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"),
         _part("B", "lstm_step_backward", "lstm_step_backward",
-              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"))),
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32")),
+        hands_out={"lstmlib.activations": ("sigmoid",), "lstmlib.lstm": ("LSTMStepCache",),
+                   "lstmlib.gradcheck": ("numerical_gradient", "rel_error")},
+        withheld=("lstmlib.lstm.lstm_forward", "lstmlib.lstm.lstm_backward")),
     Assignment("05_lstm_sequence", "lstm_sequence", "The LSTM over a sequence",
                ("LSTM", "04_lstm.md"), (
                    _part("A", "lstm_forward", "lstm_forward", vis_cases="T=5, B=3",
                          hid_cases="T=1; B=1; no biases; float32"),
                    _part("B", "lstm_backward", "lstm_backward", vis_cases="T=5, B=3",
-                         hid_cases="T=1; B=1; no biases with dh_n=dc_n=None; float32"))),
+                         hid_cases="T=1; B=1; no biases with dh_n=dc_n=None; float32")),
+               hands_out={"lstmlib.lstm": ("lstm_step_forward", "lstm_step_backward",
+                                           "LSTMCache", "LSTMStepCache")},
+               withheld=("lstmlib.bidirectional", "lstmlib.lstm.CELL")),
     Assignment("06_gru", "gru", "The GRU cell", ("GRU", "05_gru.md"), (
         _part("A", "gru_step_forward", "gru_step_forward",
               vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"),
         _part("B", "gru_step_backward", "gru_step_backward",
-              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32"))),
+              vis_cases="B=3, D=4, H=5", hid_cases="B=1; D=H; no biases; float32")),
+        hands_out={"lstmlib.activations": ("sigmoid",), "lstmlib.gru": ("GRUStepCache",)},
+        withheld=("lstmlib.gru.gru_forward", "lstmlib.gru.gru_backward")),
     Assignment("07_bidirectional", "bidirectional", "A bidirectional LSTM",
                ("Bidirectional RNNs", "06_bidirectional.md"), (
                    _part("A", "reverse_padded", "reverse_padded", hid=1,
@@ -117,7 +151,12 @@ ASSIGNMENTS = {a.name: a for a in [
                          functions=("bidirectional_lstm",), hid=1,
                          vis_cases="T=5, B=3, padded",
                          hid_cases="T=1; B=1; no padding, no biases; float32")),
-               "`reverse_padded`, `bidirectional_lstm` (output, final states)"),
+               "`reverse_padded`, `bidirectional_lstm` (output, final states)",
+               # with reverse=True, lstm_forward walks the backward direction
+               # the exercise asks for: the edition's takes no reverse
+               hands_out={"lstmlib.lstm": ("lstm_forward",)},
+               pins={"lstmlib.lstm.lstm_forward": {"reverse": False}},
+               withheld=("lstmlib.bidirectional", "lstmlib.layers")),
     Assignment("08_training", "adding_problem", "Training on the adding problem",
                ("Training", "07_training.md"), (
                    _part("A", "mse", "mse", hid=1, vis_cases="pred (4, 1)",
@@ -130,7 +169,15 @@ ASSIGNMENTS = {a.name: a for a in [
                    _part("D", "build_model", "training",
                          functions=("build_model", "train_step"),
                          vis_cases="200 steps from one seed",
-                         hid_cases="the same from two other seeds"))),
+                         hid_cases="the same from two other seeds")),
+               hands_out={"lstmlib": ("SequenceModel", "Linear", "LSTM", "GRU", "RNN",
+                                      "Adam", "SGD"),
+                          "lstmlib.optim": ("Adam", "SGD"),
+                          "lstmlib.data": ("adding_problem",),
+                          "lstmlib.rnn": ("CELL",), "lstmlib.lstm": ("CELL",),
+                          "lstmlib.gru": ("CELL",)},
+               withheld=("lstmlib.losses.mse", "lstmlib.optim.clip_grad_norm",
+                         "lstmlib.optim.global_norm", "lstmlib.train", "lstmlib.tbptt")),
     Assignment("09_performance", "kernels", "Numba and CUDA kernels",
                ("Numba and CUDA", "08_performance.md"), (
                    _part("A", "lstm_step_fused (Numba)", "fused_step",
@@ -141,7 +188,12 @@ ASSIGNMENTS = {a.name: a for a in [
                          functions=("lstm_gates_kernel",), check="kernel_parts.gates_kernel",
                          cell="lstm_gates_kernel", vis_cases="B=4, H=8",
                          hid_cases="B and H not multiples of the block; float32")),
-               "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)"),
+               "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)",
+               # performance_checks: the kernel's side of its self-checks
+               hands_out={"lstmlib.lstm": ("lstm_step_forward",),
+                          "lstmlib.kernels.performance_checks": (
+                              "prepare", "fused_step", "gates_kernel", "launch", "BLOCK")},
+               packages=("numpy", "numba"), withheld=("lstmlib.lstm.lstm_forward",)),
     Assignment("10_attention", "attention", "Additive attention",
                ("Sequence to sequence with attention", "10_seq2seq_attention.md"), (
                    _part("A", "attention_forward", "attention_forward",
@@ -150,7 +202,9 @@ ASSIGNMENTS = {a.name: a for a in [
                    _part("B", "attention_backward", "attention_backward",
                          vis_cases="S=5, B=3, H_q=4, H_k=6, A=7",
                          hid_cases="padding; S=1, B=1; float32")),
-               "`attention_forward` (with padding), `attention_backward`"),
+               "`attention_forward` (with padding), `attention_backward`",
+               hands_out={"lstmlib.attention": ("AttentionCache",)},
+               withheld=("lstmlib.attention.softmax", "lstmlib.seq2seq")),
 ]}
 
 
