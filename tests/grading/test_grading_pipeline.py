@@ -17,9 +17,10 @@ reported; a kernel killed in one part leaves the other parts graded).
 (the default command, on Dask; a run in between grades nothing, the
 submission being unchanged; then ``--regrade``): different inputs (the
 report's digests), full marks both times.
-``test_plain_nbgrader_autograde`` shows plain ``nbgrader autograde``
-refusing, and, with the instructor's explicit opt-in, giving the same
-scores through the same trusted checks.
+``test_plain_nbgrader_autograde`` and
+``test_nbgrader_api_autograde_is_the_sandboxed_path`` grade through plain
+``nbgrader autograde`` and nbgrader's API (the formgrader's Autograde
+button): the same sandbox, the same trusted checks, the same scores.
 """
 from __future__ import annotations
 
@@ -362,6 +363,9 @@ def test_assignment_scores(assignment, tmp_path):
     unflagged = {s: (want, got[s]["flags"]) for s, want in flags.items()
                  if not set(want) <= set(got[s]["flags"])}
     assert not unflagged, unflagged
+    # a flag means something: the released notebook's own code raises none
+    assert got["full"]["flags"] == [] and got["blank"]["flags"] == [], \
+        (got["full"]["flags"], got["blank"]["flags"])
     assert not os.path.exists(hostile_real.BOMB_MARK), "something unpickled an answer"
     assert proc.returncode == 0
     # the delegating parts fail on the grader's reading of the code (the
@@ -412,15 +416,16 @@ def test_two_gradings_draw_fresh_cases(tmp_path):
     assert all(first[k] != second[k] for k in first), (first, second)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("assignment", _assignments())
-def test_plain_nbgrader_autograde(assignment, tmp_path):
-    """Plain nbgrader refuses (naming the command); with the instructor's
-    explicit LSTMLIB_UNSANDBOXED_AUTOGRADE=1 it grades through the same
-    trusted checks: full, blank and an attack on every assignment, and on
-    01 every mistake of the bank and a second attack."""
-    import mistakes
-    course, notebooks = _course_with(tmp_path, assignment, SCORES_CONFIG)
+def _gradebook_scores(course, assignment):
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course}/grading/gradebook.db") as gb:
+        return {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+
+
+def _plain_course(tmp_path, assignment, attacks):
+    """A course with the full solution, the blank notebook and ``attacks``
+    submitted; the expected scores."""
+    course, _ = _course_with(tmp_path, assignment, SCORES_CONFIG)
     manifest = hostile_real.assignment(assignment)
     name = manifest.notebook
     solution = json.loads((course / "solutions" / assignment / f"{name}.ipynb").read_text())
@@ -428,32 +433,73 @@ def test_plain_nbgrader_autograde(assignment, tmp_path):
     expected = {"full": manifest.points, "blank": 0.0}
     _submit(course, assignment, "full", {name: solution})
     _submit(course, assignment, "blank", {name: blank})
-    attacks = ["frames"]
-    if assignment == "01_rnn_forward":
-        attacks.append("rebind")
-        for mistake in mistakes.load(assignment).MISTAKES:
-            student = _student_id(mistake.name)
-            _submit(course, assignment, student, {name: mistakes.apply(solution, mistake)})
-            expected[student] = float(mistake.expected_score)
     for attack in attacks:
         nb, score, _ = hostile_real.ATTACKS[attack](manifest, blank, solution)
         _submit(course, assignment, f"x-{attack}", {name: nb})
         expected[f"x-{attack}"] = score
+    return course, expected
+
+
+def _nbgrader_env():
     bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k != "LSTMLIB_UNSANDBOXED_AUTOGRADE"}
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    nbgrader = [str(bindir / "nbgrader"), "autograde", assignment, "--create", "--force"]
-    refused = subprocess.run(nbgrader + ["--student=full"], cwd=course, env=env,
-                             capture_output=True, text=True, timeout=600)
-    text = refused.stdout + refused.stderr
-    assert f"python -m lstmlib.grading autograde {assignment}" in text, text[-3000:]
-    assert not (course / "grading" / "autograded" / "full").exists() or not list(
-        (course / "grading" / "autograded" / "full").rglob("*.ipynb"))
-    env["LSTMLIB_UNSANDBOXED_AUTOGRADE"] = "1"
-    proc = subprocess.run(nbgrader, cwd=course, env=env, capture_output=True, text=True,
-                          timeout=2400)
-    from nbgrader.api import Gradebook
-    with Gradebook(f"sqlite:///{course}/grading/gradebook.db") as gb:
-        got = {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SANDBOX_OK, reason=f"the sandbox cannot run here: {SANDBOX_WHY}")
+@pytest.mark.parametrize("assignment", _assignments())
+def test_plain_nbgrader_autograde(assignment, tmp_path):
+    """Plain ``nbgrader autograde`` grades in the sandbox, through the same
+    trusted checks: full marks, zero for the blank notebook and for the
+    harness answered by the reference (the kernel holds none)."""
+    course, expected = _plain_course(tmp_path, assignment, ["harness"])
+    proc = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde",
+                           assignment, "--create", "--force"], cwd=course, env=_nbgrader_env(),
+                          capture_output=True, text=True, timeout=1200)
+    log = proc.stdout + proc.stderr
+    assert "sandbox: bubblewrap works" in log, log[-3000:]
+    assert "WITHOUT the sandbox" not in log
+    got = _gradebook_scores(course, assignment)
     wrong = {s: (got.get(s), e) for s, e in expected.items() if got.get(s) != e}
-    assert not wrong, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not wrong, log[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SANDBOX_OK, reason=f"the sandbox cannot run here: {SANDBOX_WHY}")
+def test_nbgrader_api_autograde_is_the_sandboxed_path(tmp_path):
+    """The formgrader's Autograde button calls ``NbGraderAPI.autograde`` in
+    the server's own process: it grades in the sandbox with the trusted
+    checks (a perfect submission full marks, a blank one and two attacks
+    zero), and the instructor's explicit opt-out grades without it."""
+    assignment = "05_lstm_sequence"
+    course, expected = _plain_course(tmp_path, assignment, ["harness", "reference_copy"])
+    script = (
+        "import json, sys\n"
+        "from traitlets.config.loader import PyFileConfigLoader\n"
+        "from nbgrader.apps.api import NbGraderAPI\n"
+        "from nbgrader.auth import Authenticator\n"
+        "from nbgrader.coursedir import CourseDirectory\n"
+        "cfg = PyFileConfigLoader('nbgrader_config.py', path='.').load_config()\n"
+        "coursedir = CourseDirectory(config=cfg, root='.')\n"
+        "api = NbGraderAPI(coursedir, Authenticator(config=cfg), config=cfg)\n"
+        "out = {s: api.autograde(sys.argv[1], s) for s in sys.argv[2:]}\n"
+        "print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", script, assignment, *expected], cwd=course,
+                          env=_nbgrader_env(), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replies = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(r["success"] for r in replies.values()), {s: r.get("error") for s, r in
+                                                          replies.items()}
+    for student, reply in replies.items():
+        assert "sandbox: bubblewrap works" in reply["log"], reply["log"][-2000:]
+    got = _gradebook_scores(course, assignment)
+    wrong = {s: (got.get(s), e) for s, e in expected.items() if got.get(s) != e}
+    assert not wrong, proc.stdout[-3000:]
+    env = dict(_nbgrader_env(), LSTMLIB_UNSANDBOXED_AUTOGRADE="1")
+    proc = subprocess.run([sys.executable, "-c", script, assignment, "full"], cwd=course,
+                          env=env, capture_output=True, text=True, timeout=600)
+    reply = json.loads(proc.stdout.strip().splitlines()[-1])["full"]
+    assert "WITHOUT the sandbox" in reply["log"] and "bubblewrap works" not in reply["log"]
+    assert _gradebook_scores(course, assignment)["full"] == expected["full"]
