@@ -21,10 +21,10 @@ the instructor's report must show. The attacks:
 ``dies``         the full solution, except the last graded function, which
                  kills its kernel: the parts before (and after) it keep
                  their points, the submission is graded.
-``delegate``     the full solution, except that the kernel's delegation
-                 guards are switched off and every function that lstmlib
+``delegate``     the full solution, except that every function that lstmlib
                  implements calls lstmlib's own: zero for the parts of those
-                 functions (the grader reads the code), the rest kept.
+                 functions (the graded kernel's edition of lstmlib does not
+                 hold them: the import fails), the rest kept.
 ``huge``/``slow`` (run where the test course sets short limits) an answer
                  of megabytes; a function that never returns: zero.
 """
@@ -96,7 +96,7 @@ def _nothing(*a, **k):
     return None
 for modname in ("lstmlib.selfcheck.checks", "lstmlib.grading.checks",
                 "lstmlib.grading._core", "lstmlib.grading.kernel_parts",
-                "lstmlib.kernels.performance_checks", "lstmlib.selfcheck.guards"):
+                "lstmlib.kernels.performance_checks"):
     try:
         mod = importlib.import_module(modname)
     except Exception as exc:
@@ -272,20 +272,6 @@ def dies(a, blank, solution):
     return nb, a.points - lost, ["process control"]
 
 
-GUARDS_OFF = '''\
-from lstmlib.selfcheck import guards as _guards
-class _Off:
-    log = []
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        return False
-_guards.tripwires = lambda *a, **k: _Off()
-_guards.require_own_function = lambda *a, **k: None
-_guards.check_log = lambda *a, **k: None
-'''
-
-
 def delegated(a):
     """{graded function: "module:function" of lstmlib that implements it}."""
     from lstmlib.grading.similarity import ASSIGNMENTS as STATIC
@@ -297,7 +283,6 @@ def delegated(a):
 
 def delegate(a, blank, solution):
     nb = copy.deepcopy(solution)
-    _insert_after_setup(nb, GUARDS_OFF)
     refs = delegated(a)
     for name, ref in refs.items():
         module, function = ref.split(":")
@@ -380,6 +365,80 @@ def reference_copy(a, blank, solution):
         _append(nb, name, f"def {name}(*args, **kwargs):\n" +
                 COPY_BODY.replace("MODULE", repr(module)).replace("FUNCTION", repr(function)))
     return nb, 0.0, ["code objects", "dynamic import"]
+
+
+BESIDE = '''\
+import glob, json, os
+found = sorted(glob.glob(os.path.join(ROOT, "**", "solutions", ASSIGNMENT, "*.ipynb"),
+                         recursive=True))
+for path in found:
+    for cell in json.load(open(path))["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            exec("".join(cell["source"]), globals())
+print("read", len(found), "notebooks of the course beside")
+'''
+
+MEMORY = '''\
+import os, time
+children = []
+for k in range(CHILDREN):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            block = bytearray(EACH)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    children.append(pid)
+time.sleep(10)
+print("children alive after 10 s:", children)
+'''
+
+DISK = '''\
+import errno, os
+for folder in (os.getcwd(), "/tmp"):
+    written = 0
+    try:
+        with open(os.path.join(folder, "filler.bin"), "wb") as fh:
+            for _ in range(TOO_MUCH // (1 << 20)):
+                fh.write(b"x" * (1 << 20))
+                written += 1 << 20
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        print(f"disk-attack {folder}: {errno.errorcode.get(exc.errno)} after {written >> 20} MiB")
+    else:
+        print(f"disk-attack {folder}: wrote {written >> 20} MiB")
+'''
+
+
+def beside(a, blank, solution, root):
+    """The blank notebook and a cell that runs the solution cells of every
+    notebook of this assignment found under ``root`` (a course folder placed
+    beside the graded one): zero, the box showing no other folder."""
+    nb = copy.deepcopy(blank)
+    _insert_after_setup(nb, BESIDE.replace("ROOT", repr(str(root)))
+                        .replace("ASSIGNMENT", repr(a.name)))
+    return nb, 0.0, ["file access"]
+
+
+def memory(a, blank, solution, children=4, each=400 << 20):
+    """Forked children that together hold more than the box's memory
+    (each under it): zero, the box bounded as a whole."""
+    nb = copy.deepcopy(blank)
+    _insert_after_setup(nb, MEMORY.replace("CHILDREN", str(children))
+                        .replace("EACH", str(each)))
+    return nb, 0.0, ["process control"]
+
+
+def disk(a, blank, solution, too_much=256 << 20):
+    """Writes more than the box's disk limit, in its working folder and in
+    /tmp: the writes fail (ENOSPC), the grading goes on, zero."""
+    nb = copy.deepcopy(blank)
+    _insert_after_setup(nb, DISK.replace("TOO_MUCH", str(too_much)))
+    return nb, 0.0, ["file access"]
 
 
 #: every assignment meets these
