@@ -14,7 +14,6 @@ The same recipes run the self-checks at home (:mod:`lstmlib.selfcheck.checks`),
 without the transport.
 """
 import json
-import math
 import traceback
 
 import numpy as np
@@ -209,69 +208,12 @@ def _variable(calls, p):
     return calls[0]
 
 
-def _no_delegation_kernels(where, py_func):
-    code = py_func.__code__
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= set(const.co_names)
-    for name in sorted(names):
-        obj = py_func.__globals__.get(name)
-        mod = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
-        if isinstance(mod, str) and mod.split(".")[0] in ("lstmlib", "torch"):
-            raise Refused(f"{where}: your function uses {name!r} from {mod}; write the "
-                          f"computation yourself (this part scores zero otherwise).")
-
-
-def _numba_step(calls, p):
-    """Part A of 09: a Numba CPU function; what numba says about it, and
-    what it returns on the grader's inputs."""
-    fn = calls[0].fn
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:
-        CPUDispatcher = ()
-    info = {"type": type(fn).__name__, "dispatcher": isinstance(fn, CPUDispatcher),
-            "forceobj": bool(getattr(fn, "targetoptions", {}).get("forceobj"))
-            if isinstance(fn, CPUDispatcher) else False}
-    if not info["dispatcher"] or info["forceobj"]:
-        return {"info": info}
-    _no_delegation_kernels(p["where"], fn.py_func)
-    try:
-        out = fn(*p["args"])
-    except Exception as exc:                        # noqa: BLE001 (compile errors too)
-        raise Raised(_describe_exception(exc, 600)) from None
-    info["nopython_signatures"] = [str(s) for s in fn.nopython_signatures]
-    return {"info": info, "out": out}
-
-
-def _cuda_gates(calls, p):
-    """Part B of 09: launch the kernel on the grader's inputs."""
-    kernel = calls[0].fn
-    info = {"type": type(kernel).__name__,
-            "kernel": hasattr(kernel, "__getitem__") and hasattr(kernel, "py_func")}
-    if not info["kernel"]:
-        return {"info": info}
-    _no_delegation_kernels(p["where"], kernel.py_func)
-    a, c_prev, block = p["a"], p["c_prev"], tuple(p["block"])
-    B, H = c_prev.shape
-    h = np.zeros_like(c_prev)
-    c = np.zeros_like(c_prev)
-    grid = (math.ceil(B / block[0]), math.ceil(H / block[1]))
-    try:
-        kernel[grid, block](a, c_prev, h, c)
-    except Exception as exc:                        # noqa: BLE001
-        raise Raised(_describe_exception(exc, 400)) from None
-    return {"info": info, "out": (h, c)}
-
-
 RECIPES = {"call": _call, "numgrad": _numgrad, "layer_call": _layer_call,
            "layer_mutate": _layer_mutate, "clip": _clip, "train_steps": _train_steps,
-           "training": _training, "variable": _variable, "numba_step": _numba_step,
-           "cuda_gates": _cuda_gates}
+           "training": _training, "variable": _variable}
 #: recipes whose functions are checked by their own rules (not by guards'
 #: "a plain Python function of the notebook")
-_OWN_RULES = ("variable", "numba_step", "cuda_gates")
+_OWN_RULES = ("variable",)
 
 
 def run(namespace, request, objects=None):

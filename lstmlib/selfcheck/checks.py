@@ -8,8 +8,16 @@ in this kernel, through the same recipes and guards that a graded kernel
 uses (:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
 same plain-data format, so a self-check passes or fails as the graded cell
 does. When the notebook is graded these cells are not run in the kernel.
+
+The kernels of exercise 9 (``fused_step``, ``gates_kernel``) are judged
+from their source, as the grader judges them
+(:mod:`lstmlib.grading.kernel_parts`): the handle gives the cell that
+defines the function, which the check compiles and runs in a fresh Python
+process of its own.
 """
+import linecache
 import os
+import types
 
 from . import _codec, _harness
 
@@ -19,15 +27,31 @@ _PARTS = ("rnn_step_forward", "rnn_forward", "rnn_step_backward", "rnn_backward"
           "lstm_forward", "lstm_backward", "gru_step_forward", "gru_step_backward",
           "reverse_padded", "bidirectional_output", "bidirectional_states", "mse",
           "clip_grad_norm", "train_step", "training", "attention_forward",
-          "attention_backward")
+          "attention_backward", "fused_step", "gates_kernel")
+#: parts whose checks live in lstmlib.grading.kernel_parts
+_KERNEL_PARTS = ("fused_step", "gates_kernel")
 
 
 class LocalFunction:
     """A function of this kernel, handed to a check."""
 
+    #: the self-checks run the kernels' source without the grading sandbox
+    at_home = True
+
     def __init__(self, obj, name):
         self.obj = obj
         self.name = name
+
+    @property
+    def cells(self):
+        """The source of the cell (or file) that defines the function, as
+        IPython recorded it; empty if there is none (not a function)."""
+        fn = getattr(self.obj, "py_func", self.obj)
+        code = getattr(fn, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            return ()
+        lines = linecache.getlines(code.co_filename)
+        return ("".join(lines),) if lines else ()
 
     def ask(self, request):
         objects = [f.obj for f in request.pop("_handles")]
@@ -41,7 +65,10 @@ class LocalFunction:
         return {"ok": _codec.encode(value)}
 
 
-def _grader_checks():
+def _grader_checks(part=None):
+    if part in _KERNEL_PARTS:
+        from lstmlib.grading import kernel_parts
+        return kernel_parts
     from lstmlib.grading import checks
     return checks
 
@@ -63,7 +90,7 @@ def _make(part):
             if functions_and_which and isinstance(functions_and_which[-1], str) \
             else (*functions_and_which, "visible")
         handles = [LocalFunction(f, getattr(f, "__name__", part)) for f in functions]
-        return getattr(_grader_checks(), part)(*handles, which)
+        return getattr(_grader_checks(part), part)(*handles, which)
     check.__name__ = part
     check.__doc__ = f"Self-check of the part {part}: ``{part}(function, 'visible')``."
     return check
