@@ -109,9 +109,11 @@ ASSIGNMENTS = {a.name: a for a in [
                          vis_cases="value 3", hid_cases="H=1, a negative value; value 0"),
                    _part("C", "gradient_ratio", "gradient_ratio", hid=1,
                          vis_cases="T=30", hid_cases="other T, near, far"),
-                   _part("D", "the experiment", "experiment", functions=("ratios",),
-                         vis_cases="the conclusions",
-                         hid_cases="the numbers of the notebook's configuration")),
+                   _part("D", "the experiment", "experiment",
+                         functions=("input_gradient_norms", "set_forget_bias",
+                                    "gradient_ratio"),
+                         vis_cases="the conclusions, on the notebook's configuration",
+                         hid_cases="the numbers, on a configuration the grader draws")),
                # the layers find their cells by the module's name (cells.get_cell)
                hands_out={"lstmlib": ("RNN", "LSTM"), "lstmlib.rnn": ("CELL",),
                           "lstmlib.lstm": ("CELL",)},
@@ -189,10 +191,7 @@ ASSIGNMENTS = {a.name: a for a in [
                          cell="lstm_gates_kernel", vis_cases="B=4, H=8",
                          hid_cases="B and H not multiples of the block; float32")),
                "`lstm_step_fused` (Numba, CPU), `lstm_gates_kernel` (CUDA)",
-               # performance_checks: the kernel's side of its self-checks
-               hands_out={"lstmlib.lstm": ("lstm_step_forward",),
-                          "lstmlib.kernels.performance_checks": (
-                              "prepare", "fused_step", "gates_kernel", "launch", "BLOCK")},
+               hands_out={"lstmlib.lstm": ("lstm_step_forward",)},
                packages=("numpy", "numba"), withheld=("lstmlib.lstm.lstm_forward",)),
     Assignment("10_attention", "attention", "Additive attention",
                ("Sequence to sequence with attention", "10_seq2seq_attention.md"), (

@@ -549,14 +549,32 @@ def _prepare_bptt():
             ]})
 
     def ng_case(name, seed, shape, with_df, h):
+        # f = tanh(x @ W) with W drawn here: the kernel receives f's values at
+        # x and at x +/- h e_i only (its f returns NaN anywhere else), so a
+        # right gradient is central differences of those values
         rng = _rng(seed)
         x = _randn(rng, shape, "float64")
         W = _randn(rng, (shape[-1], 3), "float64")
         df = _randn(rng, shape[:-1] + (3,), "float64") if with_df else None
-        y = _core._np_tanh(x @ W)
-        g = (1 - y * y) if df is None else (1 - y * y) * df
-        expected = g @ W.T
-        return _Case(name, (x, W, df, h), None, (expected,))
+        values = [_core._np_tanh(x @ W)]
+        flat = x.ravel().copy()
+        for i in _core._range(x.size):
+            for step in (h, -h):
+                z = flat.copy()
+                z[i] = flat[i] + step               # as x[i] = old + h
+                values.append(_core._np_tanh(z.reshape(shape) @ W))
+        weight = (values[0] * 0 + 1) if df is None else df
+        central, forward = [], []
+        for i in _core._range(x.size):
+            plus, minus = values[1 + 2 * i], values[2 + 2 * i]
+            central.append(float(((plus - minus) * weight).sum() / (2 * h)))
+            forward.append(float(((plus - values[0]) * weight).sum() / h))
+        expected = _core._np_array(central).reshape(shape)
+        hy = [("one-sided differences (f(x + h e_i) - f(x)) / h: use central "
+               "differences, (f(x + h e_i) - f(x - h e_i)) / (2 h), whose error is "
+               "of order h**2, not h.", (_core._np_array(forward).reshape(shape),))]
+        return _Case(name, (x, df, h), None, (expected,), hy,
+                     extra=_core._np_concatenate([v[None] for v in values]))
 
     _PARTS["numerical_gradient"] = _Part(
         "Part C (numerical_gradient)", names, {
@@ -610,39 +628,51 @@ def rnn_backward(fn, which="visible"):
 
 def numerical_gradient(fn, which="visible"):
     """Part C of 02_bptt: ``fn(f, x, df, h)`` -> dL/dx by central differences
-    for L = sum(f() * df), f reading x in place."""
+    for L = sum(f() * df), f reading x in place.
+
+    f's formula stays here: the kernel receives the values of f at x and at
+    x +/- h e_i, computed here, and its f returns the one whose point is the
+    current x (within a few ulps) and NaN anywhere else. A right gradient
+    is therefore made of f's values at exactly those points: nothing the
+    kernel reports about its calls decides the grade (the count it sends is
+    read for the messages only). What the kernel still reports: that x is
+    back to its original values afterwards."""
     part, cases = _graded("numerical_gradient", fn, which)
     for where, case in cases:
-        x, W, df, h = thaw(case.args)
+        x, df, h = thaw(case.args)
+        values = thaw(case.extra)
         x0 = x.copy()
-        # the kernel builds f = lambda: tanh(x @ W) over its own x, calls
-        # fn(f, x, df, h) and reports the gradient, x afterwards and how
-        # many times f ran
-        got = _ask(where, part, "numgrad", [fn], {"x": x, "W": W, "df": df, "h": h})
-        out, x_after, n_calls = unpack(where, got, 3, "(gradient, x, calls)")
+        got = _ask(where, part, "numgrad", [fn], {"x": x, "df": df, "h": h, "values": values})
+        out, x_after, seen = unpack(where, got, 3, "(gradient, x, calls)")
         exp = thaw(case.expected)[0]
         _core.check_type_shape_dtype(where, "the gradient", out, exp)
         if not same_values(x_after, x0, 0.0, 0.0):
             fail(f"{where}: x was changed by your function: after perturbing "
                  f"x[i] by +h and -h, put the original value back.")
-        n = _core._int(x.size)
-        if _core._type(n_calls) is not _core._int or n_calls < 2 * n:
-            fail(f"{where}: f was called {n_calls} times, but central "
-                 f"differences need 2 calls per entry of x ({2 * n}).")
+        seen = seen if _core._type(seen) is _core._dict else {}
+        elsewhere = seen.get("elsewhere")
 
         def cause(bad):
+            if _core._type(elsewhere) is _core._int and elsewhere > 0:
+                return (f"f was evaluated {elsewhere} time(s) at a point other than x "
+                        f"and x +/- h e_i (there the grader's f returns NaN): perturb "
+                        f"one entry at a time, x[i] = old + h then old - h, and put "
+                        f"x[i] back before the next entry.")
+            text = _matching_hypothesis([out], case.hyps)
+            if text:
+                return text
             for scale, text in ((2.0, "divide by 2*h (central differences), "
                                       "not by h."),
                                 (0.5, "the difference is f(x+h) - f(x-h) "
                                       "divided by 2*h, not by 4*h.")):
-                if same_values(out, exp * scale, 1e-4, 1e-6):
+                if same_values(out, exp * scale, 1e-6, 1e-8):
                     return text
             if df is not None:
                 return ("L = sum(f() * df): multiply the difference of the two "
                         "evaluations by df before summing.")
             return "check the perturbation of x[i] and the sum over f's output."
 
-        compare(where, "the gradient", out, exp, cause, rtol=1e-5, atol=1e-7)
+        compare(where, "the gradient", out, exp, cause, rtol=1e-7, atol=1e-9)
 
 
 # ---------------------------------------------------------------------------
@@ -1361,27 +1391,59 @@ def _prepare_gradient_norms():
             "hidden": [ratio_case("T=5, near=0, far=4", 1, 5, 0, 4),
                        ratio_case("T=12, near=2, far=7", 2, 12, 2, 7)]})
 
-    # the experiment, with the notebook's configuration (fixed seeds: the
-    # numbers are those of the notebook, the same at every grading)
+    # the experiment: the student's three functions run it on a configuration
+    # sent from here (the layers' parameters and the input included) and the
+    # ratios are compared with those measured here. The self-check uses the
+    # notebook's configuration and tests the conclusions; the hidden test
+    # draws another one and tests the numbers.
+    def experiment_case(name, config, x, rnn, lstm):
+        T, D, H = config["T"], config["D"], config["H"]
+        near, far = config["near"], config["far"]
+        layers, expected = {}, {}
+        for key, layer, value in (("rnn", rnn, None), ("lstm", lstm, 0.0),
+                                  ("lstm_forget_bias", lstm, config["forget_bias"])):
+            kind = "rnn" if layer is rnn else "lstm"
+            # the kernel receives the layer as drawn, before set_forget_bias
+            spec = {"kind": kind, "D": D, "H": H, "nl": "tanh",
+                    "params": {k: v.copy() for k, v in layer.params.items()}}
+            params = {k: v.copy() for k, v in layer.params.items()}
+            if value is not None:
+                spec["forget_bias"] = value
+                params["bias_ih_l0"][H:2 * H] = value
+                params["bias_hh_l0"][H:2 * H] = 0.0
+            norms = ign(_make_layer(kind, 0, D, H, "tanh", params), x)
+            expected[key] = {"norms": norms,
+                             "ratio": float(norms[T - 1 - far] / norms[T - 1 - near]),
+                             "biases": {k: params[k] for k in ("bias_ih_l0", "bias_hh_l0")
+                                        if k in params}}
+            layers[key] = spec
+        return _Case(name, (), None, expected,
+                     extra={"x": x, "near": near, "far": far, "layers": layers,
+                            "config": config})
+
     E = GRADIENT_EXPERIMENT
+    notebook = dict(E)
     x = _core._default_rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
-    T, near, far = E["T"], E["near"], E["far"]
-
-    def ratio(layer):
-        n = ign(layer, x)
-        return float(n[T - 1 - far] / n[T - 1 - near])
-
-    rnn = RNN(E["D"], E["H"], rng=_core._default_rng(E["rnn_seed"]))
-    results = {"rnn": ratio(rnn)}
-    for key, fb in (("lstm", 0.0), ("lstm_forget_bias", E["forget_bias"])):
-        layer = LSTM(E["D"], E["H"], rng=_core._default_rng(E["lstm_seed"]))
-        H = E["H"]
-        layer.params["bias_ih_l0"][H:2 * H] = fb
-        layer.params["bias_hh_l0"][H:2 * H] = 0.0
-        results[key] = ratio(layer)
+    visible = experiment_case(
+        "the notebook's configuration", notebook, x,
+        RNN(E["D"], E["H"], rng=_core._default_rng(E["rnn_seed"])),
+        LSTM(E["D"], E["H"], rng=_core._default_rng(E["lstm_seed"])))
+    rng = _rng(1750)
+    T = _core._int(rng.integers(12, 31))
+    near = _core._int(rng.integers(0, 3))
+    far = _core._int(rng.integers(T // 2, T - 1))
+    if (near, far) == (E["near"], E["far"]):
+        far -= 1
+    drawn = {"T": T, "D": _core._int(rng.integers(2, 6)), "H": _core._int(rng.integers(4, 13)),
+             "B": _core._int(rng.integers(1, 3)), "near": near, "far": far,
+             "forget_bias": float(rng.choice([1.0, 2.0, 2.5, 4.0]))}
+    hidden = experiment_case(
+        f"a drawn configuration (T={T}, D={drawn['D']}, H={drawn['H']}, B={drawn['B']}, "
+        f"near={near}, far={far}, forget bias {drawn['forget_bias']:g})", drawn,
+        _randn(rng, (T, drawn["B"], drawn["D"])),
+        RNN(drawn["D"], drawn["H"], rng=_rng(1751)), LSTM(drawn["D"], drawn["H"], rng=_rng(1752)))
     _PARTS["experiment"] = _Part("Part D (the experiment)", names,
-                                 {"visible": [_Case("ratios", (), None, results)],
-                                  "hidden": [_Case("ratios", (), None, results)]})
+                                 {"visible": [visible], "hidden": [hidden]})
 
 
 def _make_layer(kind, seed, D, H, nl, params):
@@ -1452,58 +1514,80 @@ def gradient_ratio(fn, which="visible"):
              + (f"\n  Likely cause: {cause}" if cause else ""))
 
 
-def experiment(ratios, which="visible"):
-    """Part D of 03_gradient_norms: the dict of measured ratios."""
+def _experiment_cause(key, got, exp, H):
+    """Which of the student's functions made the ratio ``key`` differ."""
+    if key != "rnn":
+        for k, e in exp["biases"].items():
+            if not same_values(got.get("biases", {}).get(k), e, 0.0, 0.0):
+                return (f"after set_forget_bias, the LSTM's {k} is not the expected one: "
+                        f"rows H:2H ({H}:{2 * H}) of bias_ih_l0 become the value, those of "
+                        f"bias_hh_l0 0, nothing else changes (Part B).")
+    if not same_values(got.get("norms"), exp["norms"]):
+        return (f"input_gradient_norms gives other norms for this layer than the "
+                f"grader's (Part A).")
+    return ("the norms are right, so gradient_ratio is wrong: norms[T-1-far] / "
+            "norms[T-1-near] (Part C).")
+
+
+def experiment(input_gradient_norms, set_forget_bias, gradient_ratio, which="visible"):
+    """Part D of 03_gradient_norms: the experiment, run by the student's
+    ``input_gradient_norms``, ``set_forget_bias`` and ``gradient_ratio`` on
+    a configuration sent from here (layers' parameters, input, near, far,
+    forget bias), never read from the notebook's variables. The self-check
+    ("visible") runs the notebook's configuration and tests the conclusions;
+    the hidden test runs a configuration drawn here and compares the three
+    ratios with the grader's own."""
     part = _get_part("experiment")
-    where = part.label
-    exp = thaw(part.cases["visible"][0].expected)
-    ratios = _ask(where, part, "variable", [ratios], {})
-    if _core._isinstance(ratios, protocol.Unsupported):
-        fail(f"{where}: ratios should be a dict with the keys "
-             f"{_sorted(exp)}, received {ratios.type_name}.")
-    if _core._type(ratios) is not _core._dict:
-        fail(f"{where}: ratios should be a dict with the keys "
-             f"{_sorted(exp)}, received {_core.type_name(ratios)}.")
-    if _sorted(ratios) != _sorted(exp):
-        fail(f"{where}: ratios should have the keys {_sorted(exp)}, received "
-             f"{_sorted(_core._list(ratios))}.")
-    got = {k: _core.to_float(where, f"ratios[{k!r}]", ratios[k]) for k in exp}
+    case = _cases(part, which)[0]
+    where = f"{part.label}, {case.name}"
+    exp = thaw(case.expected)
+    extra = thaw(case.extra)
+    config = extra.pop("config")
+    got = _ask(where, part, "experiment",
+               [input_gradient_norms, set_forget_bias, gradient_ratio], extra)
+    if _core._type(got) is not _core._dict or _sorted(got) != _sorted(exp):
+        fail(f"{where}: the grader could not read the experiment's results.")
+    ratios = {}
+    for k in exp:
+        if _core._type(got[k]) is not _core._dict:
+            fail(f"{where}: the grader could not read the experiment's results.")
+        ratios[k] = _core.to_float(where, f"gradient_ratio's value for {k!r}",
+                                   got[k].get("ratio"))
     if which == "visible":
         # the conclusions, whatever the exact numbers
-        if not got["rnn"] < 1e-2:
-            fail(f"{where}: for the tanh RNN the gradient 20 steps back should "
-                 f"be far smaller than 1 step back (ratio < 0.01), yours is "
-                 f"{got['rnn']:.3g}: check the experiment's set-up.")
-        if not got["lstm_forget_bias"] > got["lstm"]:
-            fail(f"{where}: the LSTM with forget bias {GRADIENT_EXPERIMENT['forget_bias']} "
+        if not ratios["rnn"] < 1e-2:
+            fail(f"{where}: for the tanh RNN the gradient {config['far']} steps back "
+                 f"should be far smaller than {config['near']} step back (ratio < 0.01), "
+                 f"yours is {ratios['rnn']:.3g}: check input_gradient_norms and "
+                 f"gradient_ratio.")
+        if not ratios["lstm_forget_bias"] > ratios["lstm"]:
+            fail(f"{where}: the LSTM with forget bias {config['forget_bias']} "
                  f"should keep more gradient than with forget bias 0: "
-                 f"{got['lstm_forget_bias']:.3g} vs {got['lstm']:.3g}.")
+                 f"{ratios['lstm_forget_bias']:.3g} vs {ratios['lstm']:.3g}: check "
+                 f"set_forget_bias.")
         return
-    for k in _sorted(exp):
-        if not _core._abs(got[k] - exp[k]) <= 1e-6 * _core._abs(exp[k]):
-            fail(f"{where}: ratios[{k!r}] is {got[k]:.6g}, expected {exp[k]:.6g} "
-                 f"for the configuration given in the notebook "
-                 f"({GRADIENT_EXPERIMENT}). Likely cause: a different set-up "
-                 f"(seeds, sizes, forget bias) or a wrong step in Parts A-C.")
+    for k in ("rnn", "lstm", "lstm_forget_bias"):
+        e = exp[k]["ratio"]
+        if not _core._abs(ratios[k] - e) <= 1e-6 * _core._abs(e):
+            fail(f"{where}: the ratio of {k!r} is {ratios[k]:.6g}, expected {e:.6g}.\n"
+                 f"  Likely cause: {_experiment_cause(k, got[k], exp[k], config['H'])}")
 
 
 # ---------------------------------------------------------------------------
 # 08 training
 
 TRAINING = {"T": 6, "batch": 32, "steps": 200, "max_norm": 1.0,
-            "eval_n": 512, "threshold": 0.04}
+            "eval_n": 512, "threshold": 0.04, "chunk": 50, "max_hidden": 128}
 _TRAIN = {}          # captured classes and functions for the training checks
 
 
 def _prepare_training():
     import lstmlib
-    from lstmlib import data, losses, lstm, optim
+    from lstmlib import data, losses, optim
     _TRAIN.update(SequenceModel=lstmlib.SequenceModel, LSTM=lstmlib.LSTM,
                   GRU=lstmlib.GRU, RNN=lstmlib.RNN, Linear=lstmlib.Linear,
-                  Adam=optim.Adam, adding=data.adding_problem,
-                  lstm_forward=lstm.lstm_forward,
-                  gru_forward=lstmlib.gru.gru_forward,
-                  rnn_forward=lstmlib.rnn.rnn_forward)
+                  Adam=optim.Adam, SGD=optim.SGD, AdamW=optim.AdamW,
+                  mse=losses.mse, clip=optim.clip_grad_norm, adding=data.adding_problem)
     names = ("mse", "clip_grad_norm", "train", "global_norm")
     ref_mse = losses.mse
     ref_clip = optim.clip_grad_norm
@@ -1652,31 +1736,151 @@ def _qual(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _trusted_predict(where, kind, nonlinearity, p, hp, x):
-    """The predictions of a one-layer model with parameters ``p`` (the
-    recurrent layer) and ``hp`` (the Linear head), computed here with the
-    reference functions, never by the student's model."""
-    for k, v in _core._list(p.items()) + _core._list(hp.items()):
-        if _core._type(v) is not _core._ndarray or v.dtype.kind != "f":
-            fail(f"{where}: the model's parameter {k} is not a numpy array of floats")
-    try:
-        w = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
-        B, H = x.shape[1], w[1].shape[1]
-        x = x.astype(w[0].dtype)
-        h0 = _core._np_zeros((B, H), x.dtype)
-        if kind == "LSTM":
-            out = _TRAIN["lstm_forward"](x, h0, h0.copy(), *w)[0]
-        elif kind == "GRU":
-            out = _TRAIN["gru_forward"](x, h0, *w)[0]
+#: the optimisers Part D accepts, with the hyper-parameters read from them
+_OPTIMIZERS = {"Adam": ("lr", "b1", "b2", "eps"), "AdamW": ("lr", "b1", "b2", "eps",
+                                                            "weight_decay"),
+               "SGD": ("lr", "momentum")}
+
+
+def _number(where, what, value, low=0.0):
+    if _core._type(value) not in (_core._int, _core._float) or _core._isnan(value) or \
+            _core._isinf(value) or not value >= low:
+        fail(f"{where}: {what} should be a finite number of at least {low}, "
+             f"received {fmt(value, 60)}.")
+    return _core._float(value)
+
+
+def _training_reference(where, info, seed):
+    """The model and optimiser that ``info`` (the kernel's description of
+    what build_model built) describes, built here with parameters drawn from
+    the grader's seed."""
+    if _core._type(info) is not _core._dict:
+        fail(f"{where}: the grader could not read what build_model built.")
+    if "built" in info:
+        fail(f"{where}: expected your function to return (model, optimizer), "
+             f"received {info['built']}.")
+    if info.get("model") != _qual(_TRAIN["SequenceModel"]):
+        fail(f"{where}: build_model should return an lstmlib.SequenceModel, "
+             f"received {_core._str(info.get('model', '?')).rpartition('.')[2]}.")
+    kinds = {_qual(_TRAIN[k]): k for k in ("LSTM", "GRU", "RNN")}
+    kind = kinds.get(info.get("rnn"))
+    if kind is None or info.get("num_layers") != 1 or info.get("bidirectional") is not False \
+            or info.get("readout") != "last" or info.get("head") != _qual(_TRAIN["Linear"]) \
+            or info.get("input_size") != 2 or info.get("batch_first") is not False:
+        fail(f"{where}: the model should be one lstmlib LSTM, GRU or RNN layer "
+             f"(2 input features, one layer, one direction, time-major) with a "
+             f"Linear head reading the last step.")
+    H = info.get("hidden_size")
+    if _core._type(H) is not _core._int or not 1 <= H <= TRAINING["max_hidden"]:
+        fail(f"{where}: hidden_size should be an int from 1 to {TRAINING['max_hidden']}, "
+             f"received {fmt(H, 60)}.")
+    options = info.get("options")
+    allowed = ({"nonlinearity": ("tanh", "relu")} if kind == "RNN" else {})
+    if _core._type(options) is not _core._dict or _core._any(
+            k not in allowed or v not in allowed[k] for k, v in options.items()):
+        fail(f"{where}: the {kind} layer's options {fmt(options, 120)} are not among "
+             f"those this part accepts ({allowed or 'none'}).")
+    described = info.get("params")
+    if _core._type(described) is not _core._dict:
+        fail(f"{where}: the grader could not read the model's parameters.")
+    dtypes = {d[1] for d in described.values()
+              if _core._type(d) is _core._list and _core._len(d) == 2}
+    if _core._len(dtypes) != 1 or _core._list(dtypes)[0] not in ("float64", "float32"):
+        fail(f"{where}: the model's parameters should all be float64 (or all float32), "
+             f"received {_sorted(_core._str(d) for d in dtypes)}.")
+    dtype = _core._list(dtypes)[0]
+    rng = _rng(3000 + seed)
+    rnn = _TRAIN[kind](2, H, bias=info.get("bias") is True, rng=rng, dtype=dtype,
+                       **options)
+    head = _TRAIN["Linear"](H, 1, bias="head.bias" in described, rng=rng, dtype=dtype)
+    model = _TRAIN["SequenceModel"](rnn, head)
+    shapes = {k: [_core._list(v.shape), _core._str(v.dtype)] for k, v in model.params.items()}
+    if described != shapes:
+        wrong = _sorted(k for k in _core._list(shapes) + _core._list(described)
+                        if shapes.get(k) != described.get(k))
+        fail(f"{where}: the model's parameters should be {shapes} for a {kind} of "
+             f"hidden size {H} with a Linear head of one output; yours differ at "
+             f"{wrong[:4]}: {[described.get(k) for k in wrong[:4]]}.")
+    name = _core._str(info.get("optimizer", "?")).rpartition(".")[2]
+    if info.get("optimizer") not in {_qual(_TRAIN[k]) for k in _OPTIMIZERS}:
+        fail(f"{where}: the optimiser should be one of lstmlib's "
+             f"({', '.join(_OPTIMIZERS)}), received {name}.")
+    hyper = {k: _number(where, f"the optimiser's {k}", info.get(f"optimizer.{k}"))
+             for k in _OPTIMIZERS[name]}
+    if not hyper["lr"] > 0:
+        fail(f"{where}: the learning rate should be positive, received {hyper['lr']}.")
+    if name == "SGD":
+        opt = _TRAIN["SGD"](model.params, hyper["lr"], momentum=hyper["momentum"])
+    else:
+        extra = {"weight_decay": hyper["weight_decay"]} if name == "AdamW" else {}
+        opt = _TRAIN[name](model.params, lr=hyper["lr"], betas=(hyper["b1"], hyper["b2"]),
+                           eps=hyper["eps"], **extra)
+    return model, opt, kind, dtype
+
+
+def _optimizer_state(opt):
+    """The state of a reference optimiser (Adam's step count and moments,
+    SGD's velocity), copied."""
+    if _core._hasattr(opt, "velocity"):
+        return {"velocity": {k: v.copy() for k, v in opt.velocity.items()}}
+    return {"t": opt.t, "m": {k: v.copy() for k, v in opt.m.items()},
+            "v": {k: v.copy() for k, v in opt.v.items()}}
+
+
+_STEP_HINT = ("one step is: pred = model.forward(x); loss, d = mse(pred, y); "
+              "model.backward(d); clip_grad_norm(model.grads, max_norm); "
+              "optimizer.step(model.grads); return loss")
+
+
+def _check_chunk(where, first, chunk, got, dtype):
+    """Compare the kernel's report on one chunk of steps (the losses and the
+    parameters after it) with the reference's."""
+    start, exp_losses, exp_params = chunk
+    last = first + _core._len(exp_losses) - 1
+    if _core._type(got) is not _core._dict or _core._type(got.get("losses")) is not _core._list \
+            or _core._len(got["losses"]) != _core._len(exp_losses) \
+            or _core._type(got.get("params")) is not _core._dict:
+        fail(f"{where}: the grader could not read the losses and parameters of "
+             f"steps {first}-{last}.")
+    rtol, atol = (1e-5, 1e-8) if dtype == "float64" else (2e-3, 1e-5)
+    keys = _sorted(exp_params)
+    params = got["params"]
+    right = _core._all(same_values(params.get(k), exp_params[k], rtol, atol) for k in keys)
+    unchanged = _core._all(same_values(params.get(k), start[k], 0.0, 0.0) for k in keys)
+    missing = (f"the parameters did not change during steps {first}-{last}: the update "
+               f"(optimizer.step(model.grads)) is missing, or it replaced the arrays "
+               f"instead of changing them in place")
+    for i, (loss, e) in _core._enumerate(_core._zip(got["losses"], exp_losses)):
+        value = _core.to_float(f"{where}, step {first + i}",
+                               "the loss returned by train_step", loss)
+        if _core._abs(value - e) <= rtol * _core._abs(e) + atol:
+            continue
+        if i == 0 or right:
+            why = ("the model's parameters at this step were the grader's, so the "
+                   "loss itself is computed differently: the mean of (pred - y)**2 "
+                   "over the batch, before the update")
+            if right:
+                why += " (your updates are right: only the returned loss differs)"
+        elif unchanged:
+            why = missing
         else:
-            out = _TRAIN["rnn_forward"](x, h0, *w, nonlinearity=nonlinearity)[0]
-        y = out[-1] @ hp["weight"].T
-        if "bias" in hp:
-            y = y + hp["bias"]
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
-        fail(f"{where}: the model's parameters do not make a one-layer model with a "
-             f"Linear head ({_core._type(exc).__name__}: {_core._str(exc)[:200]}).")
-    return y
+            done = f"step {first}" if i == 1 else f"steps {first}-{first + i - 1}"
+            why = (f"the loss of {done} was right, so the update made by step "
+                   f"{first + i - 1} differs from the grader's")
+        fail(f"{where}, step {first + i}: train_step returned the loss {value!r}, "
+             f"expected {e!r}.\n  Likely cause: {why}.\n  ({_STEP_HINT})")
+    if right:
+        return
+
+    def hint(wrong, actuals, expecteds, matched=False):
+        if unchanged:
+            return missing
+        return (f"the losses of steps {first}-{last} were right, so the update "
+                f"differs (gradient, clipping or optimizer.step): {_STEP_HINT}")
+
+    _check_outputs(f"{where}, after steps {first}-{last}",
+                   [f"model.params[{k!r}]" for k in keys],
+                   [params.get(k) for k in keys], [exp_params[k] for k in keys], [], hint)
 
 
 def training(build_model, step_fn, which="visible"):
@@ -1685,65 +1889,62 @@ def training(build_model, step_fn, which="visible"):
     steps on the adding problem must bring the held-out MSE below
     TRAINING["threshold"].
 
-    The kernel builds the model, trains it with the student's train_step on
-    batches from a seed sent by the grader, and hands over the model's
-    description and parameters; the held-out error is computed here, on a
-    held-out set drawn here, from those parameters with the reference
-    forward pass. What still trusts the kernel: that the parameters are
-    the outcome of those steps (a model trained elsewhere would pass), and
-    the count of forward passes.
+    The grader runs the training. The kernel describes what build_model
+    builds (layer, sizes, head, optimiser and its hyper-parameters); the
+    grader builds that model, draws its initial parameters from its own
+    seed and trains it with the reference step (lstmlib's forward, mse,
+    backward, clip_grad_norm, the same optimiser) on batches drawn here.
+    The student's train_step must make the same steps: in chunks of
+    TRAINING["chunk"] steps, the kernel receives the grader's parameters
+    and optimiser state at the chunk's start (loaded into a fresh
+    build_model's model and optimiser, in place), calls train_step on the
+    chunk's batches and reports every loss and the parameters at the end,
+    which must equal the grader's. The held-out error is computed here,
+    from the grader's own parameters: nothing trained elsewhere enters.
     """
     part = _get_part("training")
-    where0 = part.label
     C = TRAINING
-    kinds = {_qual(_TRAIN[k]): k for k in ("LSTM", "GRU", "RNN")}
     for case in _cases(part, which):
-        where = f"{where0}, {case.name}"
+        where = f"{part.label}, {case.name}"
         (seed,) = thaw(case.args)
-        got = _ask(where, part, "training", [build_model, step_fn], {
-            "seed": _seed(3000 + seed), "data_seed": _seed(3100 + seed),
-            "steps": C["steps"], "batch": C["batch"], "T": C["T"],
-            "max_norm": C["max_norm"]})
-        if _core._type(got) is not _core._dict:
-            fail(f"{where}: the grader could not read the kernel's report.")
-        if "built" in got:
-            fail(f"{where}: expected your function to return (model, optimizer), "
-                 f"received {got['built']}.")
-        info = got.get("info") or {}
-        if info.get("model") != _qual(_TRAIN["SequenceModel"]):
-            fail(f"{where}: build_model should return an lstmlib.SequenceModel, "
-                 f"received {_core._str(info.get('model', '?')).rpartition('.')[2]}.")
-        kind = kinds.get(info.get("rnn"))
-        if kind is None or info.get("num_layers") != 1 or info.get("bidirectional") or \
-                info.get("readout") != "last" or info.get("head") != _qual(_TRAIN["Linear"]):
-            fail(f"{where}: the model should be one lstmlib LSTM, GRU or RNN "
-                 f"layer (one layer, one direction) with a Linear head reading "
-                 f"the last step.")
-        calls = got.get("forward_calls")
-        if _core._type(calls) is not _core._int or calls > C["steps"]:
-            fail(f"{where}: train_step ran the model {calls} times in "
-                 f"{C['steps']} steps: one step is one forward pass.")
-        params, head = got.get("params"), got.get("head_params")
-        if _core._type(params) is not _core._dict or _core._type(head) is not _core._dict:
-            fail(f"{where}: the grader could not read the model's parameters.")
-        xe, ye = _TRAIN["adding"](C["eval_n"], C["T"], _rng(3200 + seed))
-        pred = _trusted_predict(where, kind, info.get("nonlinearity"), params, head, xe)
-        pv, yv = _core.as_plain(pred), _core.as_plain(ye)
-        if _core._len(pv) != _core._len(yv):
-            fail(f"{where}: the model predicts {_core._len(pv)} numbers for "
-                 f"{_core._len(yv)} targets.")
+        info = _ask(where, part, "training_model", [build_model], {"seed": _seed(3000 + seed)})
+        model, opt, kind, dtype = _training_reference(where, info, seed)
+        rng = _rng(3100 + seed)
+        batches = [_TRAIN["adding"](C["batch"], C["T"], rng, dtype=dtype)
+                   for _ in _core._range(C["steps"])]
+        losses = []
+        for first in _core._range(0, C["steps"], C["chunk"]):
+            chunk_batches = batches[first:first + C["chunk"]]
+            start = {k: v.copy() for k, v in model.params.items()}
+            state = _optimizer_state(opt)
+            chunk_losses = []
+            for x, y in chunk_batches:
+                loss, d = _TRAIN["mse"](model.forward(x), y)
+                model.backward(d)
+                _TRAIN["clip"](model.grads, C["max_norm"])
+                opt.step(model.grads)
+                chunk_losses.append(_core._float(loss))
+            losses += chunk_losses
+            got = _ask(where, part, "training", [build_model, step_fn], {
+                "seed": _seed(3000 + seed), "params": start, "state": state,
+                "batches": [_core._list(b) for b in chunk_batches],
+                "max_norm": C["max_norm"]})
+            _check_chunk(where, first, (start, chunk_losses, {
+                k: v.copy() for k, v in model.params.items()}), got, dtype)
+        xe, ye = _TRAIN["adding"](C["eval_n"], C["T"], _rng(3200 + seed), dtype=dtype)
+        pv, yv = _core.as_plain(model.forward(xe)), _core.as_plain(ye)
         err = 0.0
         for a, b in _core._zip(pv, yv):
             err += (a - b) * (a - b)
         err /= _core._len(yv)
         if not err < C["threshold"]:      # NaN fails too
-            first = [fmt(v, 30) for v in (got.get("losses") or [])]
-            fail(f"{where}: after {C['steps']} steps the held-out MSE is "
-                 f"{err:.4g}, it must be below {C['threshold']} (predicting "
-                 f"1.0 for every sequence gives about 0.167). Your losses at "
-                 f"steps 0, {C['steps'] // 2}, {C['steps'] - 1}: {first}. Likely "
-                 f"causes: a learning rate too small or too large, a wrong "
-                 f"gradient, or gradients not applied.")
+            marks = [fmt(losses[i], 30) for i in (0, C["steps"] // 2, C["steps"] - 1)]
+            fail(f"{where}: your train_step makes the right steps, but after "
+                 f"{C['steps']} of them the held-out MSE is {err:.4g}; it must be "
+                 f"below {C['threshold']} (predicting 1.0 for every sequence gives "
+                 f"about 0.167). The losses at steps 0, {C['steps'] // 2}, "
+                 f"{C['steps'] - 1}: {marks}. Likely cause: build_model's choices "
+                 f"(a learning rate too small or too large, a hidden size too small).")
 
 
 # ---------------------------------------------------------------------------

@@ -99,15 +99,30 @@ def _call(calls, p):
 
 
 def _numgrad(calls, p):
-    x, W, df, h = p["x"], p["W"], p["df"], p["h"]
-    count = [0]
+    """f knows only the values the grader sent: at x (``values[0]``) and at
+    x + h e_i, x - h e_i (``values[1 + 2i]``, ``values[2 + 2i]``, i the flat
+    index); anywhere else it returns NaN. Nothing here holds f's formula."""
+    x, df, h, values = p["x"], p["df"], p["h"], p["values"]
+    x0 = x.ravel().copy()
+    tol = 8 * np.finfo(x0.dtype).eps        # x[i] += h; x[i] -= 2 * h lands a few ulps off
+    seen = {"calls": 0, "elsewhere": 0}
 
     def f():
-        count[0] += 1
-        return np.tanh(x @ W)
+        seen["calls"] += 1
+        d = np.asarray(x, dtype=x0.dtype).ravel() - x0
+        moved = np.flatnonzero(np.abs(d) > tol * np.abs(x0))
+        if moved.size == 0:
+            return values[0].copy()
+        if moved.size == 1:
+            i = int(moved[0])
+            for k, step in ((1 + 2 * i, h), (2 + 2 * i, -h)):
+                if abs(d[i] - step) <= tol * (abs(x0[i]) + h):
+                    return values[k].copy()
+        seen["elsewhere"] += 1
+        return np.full_like(values[0], np.nan)
 
     out = calls[0](f, x, df, h)
-    return (out, x, count[0])
+    return (out, x, seen)
 
 
 def _layer(spec):
@@ -165,43 +180,67 @@ def _qualname(obj):
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _training(calls, p):
-    """build_model, then ``steps`` train_steps on the adding problem."""
-    from lstmlib.data import adding_problem
-    build, step = calls
-    out = build(np.random.default_rng(p["seed"]))
+def _training_model(calls, p):
+    """Part D of 08: what ``build_model(rng)`` builds, described as plain
+    data (the grader draws the parameters itself)."""
+    out = calls[0](np.random.default_rng(p["seed"]))
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         return {"built": type(out).__name__}
     model, opt = out
     rnn = getattr(model, "rnn", None)
     head = getattr(model, "head", None)
     info = {"model": _qualname(model), "rnn": _qualname(rnn), "head": _qualname(head),
-            "num_layers": getattr(rnn, "num_layers", None),
-            "bidirectional": getattr(rnn, "bidirectional", None),
-            "readout": getattr(model, "readout", None),
-            "nonlinearity": getattr(rnn, "nonlinearity", None),
-            "hidden_size": getattr(rnn, "hidden_size", None)}
-    for k in ("num_layers", "bidirectional", "readout", "nonlinearity", "hidden_size"):
-        if type(info[k]) not in (int, bool, str, type(None)):
-            info[k] = repr(info[k])[:80]
-    count = [0]
-    if hasattr(model, "forward"):
-        original = model.forward
+            "optimizer": _qualname(opt)}
+    for k in ("num_layers", "bidirectional", "nonlinearity", "hidden_size", "input_size",
+              "bias", "batch_first"):
+        info[k] = getattr(rnn, k, None)
+    info["options"] = getattr(rnn, "options", None)
+    info["readout"] = getattr(model, "readout", None)
+    for k in ("lr", "b1", "b2", "eps", "momentum", "weight_decay"):
+        info[f"optimizer.{k}"] = getattr(opt, k, None)
+    params = getattr(model, "params", None)
+    info["params"] = {k: [list(np.shape(v)), str(getattr(v, "dtype", type(v).__name__))]
+                      for k, v in params.items()} if isinstance(params, dict) else None
+    for k, v in list(info.items()):
+        if type(v) not in (int, float, bool, str, dict, type(None)):
+            info[k] = repr(v)[:80]
+    return info
 
-        def counted(*a, **k):
-            count[0] += 1
-            return original(*a, **k)
-        model.forward = counted
-    rng = np.random.default_rng(p["data_seed"])
-    losses = []
-    for _ in range(p["steps"]):
-        x, y = adding_problem(p["batch"], p["T"], rng)
-        losses.append(step(model, opt, x, y, p["max_norm"]))
-    params = {k: v for k, v in getattr(rnn, "params", {}).items()}
-    head_params = {k: v for k, v in getattr(head, "params", {}).items()}
-    marks = [losses[i] for i in (0, len(losses) // 2, -1)] if losses else []
-    return {"info": info, "forward_calls": count[0], "losses": marks,
-            "params": params, "head_params": head_params}
+
+def _training(calls, p):
+    """Part D of 08: a fresh ``build_model``, the grader's parameters and
+    optimiser state loaded into it in place, then the student's train_step
+    on each of the grader's batches; the losses and the parameters after."""
+    build, step = calls
+    model, opt = build(np.random.default_rng(p["seed"]))
+    params = model.params
+    for k, v in p["params"].items():
+        params[k][...] = v
+    for name, value in p["state"].items():
+        if isinstance(value, dict):
+            held = getattr(opt, name)
+            for k, v in value.items():
+                held[k][...] = v
+        else:
+            setattr(opt, name, value)
+    losses = [step(model, opt, x, y, p["max_norm"]) for x, y in p["batches"]]
+    return {"losses": losses, "params": {k: v.copy() for k, v in model.params.items()}}
+
+
+def _experiment(calls, p):
+    """Part D of 03: the experiment on the grader's configuration, with the
+    student's input_gradient_norms, set_forget_bias and gradient_ratio."""
+    norms_of, set_forget_bias, ratio_of = calls
+    out = {}
+    for key, spec in p["layers"].items():
+        layer = _layer(spec)
+        if "forget_bias" in spec:
+            set_forget_bias(layer, spec["forget_bias"])
+        norms = norms_of(layer, p["x"])
+        out[key] = {"norms": norms, "ratio": ratio_of(norms, p["near"], p["far"]),
+                    "biases": {k: layer.params[k] for k in ("bias_ih_l0", "bias_hh_l0")
+                               if k in layer.params}}
+    return out
 
 
 def _variable(calls, p):
@@ -210,7 +249,8 @@ def _variable(calls, p):
 
 RECIPES = {"call": _call, "numgrad": _numgrad, "layer_call": _layer_call,
            "layer_mutate": _layer_mutate, "clip": _clip, "train_steps": _train_steps,
-           "training": _training, "variable": _variable}
+           "training_model": _training_model, "training": _training,
+           "experiment": _experiment, "variable": _variable}
 #: recipes whose functions are checked by their own rules (not by guards'
 #: "a plain Python function of the notebook")
 _OWN_RULES = ("variable",)

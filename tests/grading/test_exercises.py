@@ -518,3 +518,209 @@ def test_fresh_cases_pass_the_solution_and_differ(assignment):
         trusted.prepare(assignment)
     half = len(seen) // 2
     assert half and seen[:half] != seen[half:]
+
+
+# ---------------------------------------------------------------------------
+# what a kernel used to report about itself (08's training, 03's experiment,
+# 02's count of f's calls) is decided by the grader: the mistake banks and
+# the matching attacks of tests/hostile/real.py, graded in this process with
+# fresh cases (the CLI runs the same through test_grading_pipeline)
+
+from tests.hostile import real as hostile_real  # noqa: E402
+
+_DECIDED_HERE = ("02_bptt", "03_gradient_norms", "08_training")
+
+
+def _run_cells(nb):
+    """The code cells of notebook ``nb`` (a dict) that are not test cells,
+    run in a fresh namespace; a cell that raises is skipped."""
+    import contextlib
+    import io
+    ns = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code" and not nbgrader_meta(cell).get("grade"):
+                try:
+                    exec(source(cell), ns)
+                except Exception:           # a blank answer, or what depends on one
+                    pass
+    return ns
+
+
+def _score(assignment, nb, salt=5):
+    """The points notebook ``nb`` gets from the grader's checks (fresh cases
+    from ``salt``), its functions called in this process; and the message
+    of every failed cell."""
+    from lstmlib.grading import checks as trusted
+    from lstmlib.selfcheck.checks import LocalFunction
+    a = manifest.ASSIGNMENTS[assignment]
+    ns = _run_cells(nb)
+    total, failed = 0.0, {}
+    trusted.prepare(assignment, salt=salt)
+    try:
+        for part in a.parts:
+            check = manifest.check_function(part)
+            for which, (gid, points, _) in (("visible", part.visible), ("hidden", part.hidden)):
+                missing = [f for f in part.functions if f not in ns]
+                try:
+                    if missing:
+                        raise AssertionError(f"not defined: {missing}")
+                    check(*[LocalFunction(ns[f], f) for f in part.functions], which)
+                except AssertionError as exc:
+                    failed[gid] = str(exc)
+                else:
+                    total += points
+    finally:
+        trusted.prepare(assignment)
+    return total, failed
+
+
+@pytest.mark.parametrize("assignment", _DECIDED_HERE)
+def test_mistakes_keep_their_scores_with_fresh_cases(assignment):
+    bank = mistakes.load(assignment)
+    sol = load(solution(assignment))
+    total, failed = _score(assignment, sol)
+    assert total == bank.FULL_SCORE, failed
+    wrong = {}
+    for m in bank.MISTAKES:
+        total, failed = _score(assignment, mistakes.apply(sol, m))
+        if total != m.expected_score:
+            wrong[m.name] = (total, m.expected_score, failed)
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("assignment", _DECIDED_HERE)
+def test_attacks_on_what_the_kernel_reported_score_zero_for_their_part(assignment):
+    a = manifest.ASSIGNMENTS[assignment]
+    blank, sol = load(release(assignment)), load(solution(assignment))
+    builders = hostile_real.MATCHED_ATTACKS[assignment]
+    assert builders
+    for name, build in builders.items():
+        nb, expected, _ = build(a, blank, sol)
+        total, failed = _score(assignment, nb)
+        assert total == expected, (name, total, expected, failed)
+        assert expected < a.points, name
+
+
+def test_training_messages_name_the_step_and_the_cause():
+    """Part D of 08 through the self-check: a train_step that returns 0.0
+    fails at step 0 with the expected loss; one that forgets the update
+    fails on the next step's loss and says that the parameters did not
+    change; one that returns the sum of squares instead of the mean is
+    told its updates are right."""
+    ns = _run_cells(load(solution("08_training")))
+    checks.prepare("08_training")
+
+    def zero(model, optimizer, x, y, max_norm=1.0):
+        return 0.0
+
+    def no_update(model, optimizer, x, y, max_norm=1.0):
+        loss, d = ns["mse"](model.forward(x), y)
+        model.backward(d)
+        return loss
+
+    def summed(model, optimizer, x, y, max_norm=1.0):
+        loss = ns["train_step"](model, optimizer, x, y, max_norm)
+        return loss * y.size
+
+    with pytest.raises(AssertionError, match=r"step 0: train_step returned the loss 0\.0"):
+        checks.training(ns["build_model"], zero, "visible")
+    with pytest.raises(AssertionError, match=r"step 1: .*\n.*did not change during steps 0-49"):
+        checks.training(ns["build_model"], no_update, "visible")
+    with pytest.raises(AssertionError, match="your updates are right"):
+        checks.training(ns["build_model"], summed, "visible")
+
+
+def test_training_refuses_what_the_grader_cannot_replay():
+    ns = _run_cells(load(solution("08_training")))
+    checks.prepare("08_training")
+    lstmlib = ns["lstmlib"]
+
+    def two_layers(rng):
+        model = lstmlib.SequenceModel(lstmlib.LSTM(2, 8, num_layers=2, rng=rng),
+                                      lstmlib.Linear(8, 1, rng=rng))
+        return model, lstmlib.Adam(model.params, lr=0.02)
+
+    def huge(rng):
+        model = lstmlib.SequenceModel(lstmlib.LSTM(2, 512, rng=rng),
+                                      lstmlib.Linear(512, 1, rng=rng))
+        return model, lstmlib.Adam(model.params, lr=0.02)
+
+    with pytest.raises(AssertionError, match="one layer, one direction"):
+        checks.training(two_layers, ns["train_step"], "visible")
+    with pytest.raises(AssertionError, match="hidden_size should be an int from 1 to 128"):
+        checks.training(huge, ns["train_step"], "visible")
+
+
+def test_numerical_gradient_gets_f_at_the_central_points_only():
+    """f returns NaN away from x and x +/- h e_i: one-sided differences are
+    told apart from central ones (rtol 1e-7), an evaluation elsewhere is
+    named, and f's closure holds no formula."""
+    seen = {}
+
+    def central(f, x, df=None, h=1e-5):
+        seen["closure"] = {c.cell_contents.__class__.__name__ for c in f.__closure__}
+        grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] += h                       # lands a few ulps off old + h - 2h
+            plus = f()
+            x[i] -= 2 * h
+            minus = f()
+            x[i] = old
+            d = plus - minus if df is None else (plus - minus) * df
+            grad[i] = d.sum() / (2 * h)
+        return grad
+
+    def one_sided(f, x, df=None, h=1e-5):
+        base, grad = f(), np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + h
+            d = f() - base if df is None else (f() - base) * df
+            x[i] = old
+            grad[i] = d.sum() / h
+        return grad
+
+    def all_at_once(f, x, df=None, h=1e-5):
+        x += h
+        plus = f()
+        x -= h
+        return np.full_like(x, (plus - f()).sum() / h)
+
+    checks.prepare("02_bptt")
+    for which in ("visible", "hidden"):
+        checks.numerical_gradient(central, which)
+    assert "function" not in seen["closure"] and "ndarray" in seen["closure"]
+    with pytest.raises(AssertionError, match="one-sided differences"):
+        checks.numerical_gradient(one_sided, "visible")
+    with pytest.raises(AssertionError, match=r"f was evaluated 1 time\(s\) at a point other"):
+        checks.numerical_gradient(all_at_once, "visible")
+
+
+def test_experiment_runs_the_students_functions_on_the_graders_configuration():
+    """Part D of 03 never reads ``ratios``: with Parts A-C blank it fails
+    whatever the notebook holds; the hidden case's configuration is drawn
+    (another near and far than the notebook's); a wrong forget bias is
+    named in the message."""
+    from lstmlib.grading import checks as trusted
+    ns = _run_cells(load(solution("03_gradient_norms")))
+    fns = [ns[f] for f in ("input_gradient_norms", "set_forget_bias", "gradient_ratio")]
+    checks.prepare("03_gradient_norms")
+    for which in ("visible", "hidden"):
+        checks.experiment(*fns, which)
+    hidden = trusted._PARTS["experiment"].cases["hidden"][0]
+    config = trusted.thaw(hidden.extra)["config"]
+    assert (config["near"], config["far"]) != (1, 20)
+
+    def both_biases(layer, value):
+        H = layer.hidden_size
+        layer.params["bias_ih_l0"][H:2 * H] = value
+        layer.params["bias_hh_l0"][H:2 * H] = value
+
+    with pytest.raises(AssertionError, match=r"'lstm_forget_bias'.*\n.*set_forget_bias"):
+        checks.experiment(fns[0], both_biases, fns[2], "hidden")
+    blank = _run_cells(load(release("03_gradient_norms")))
+    with pytest.raises(AssertionError, match="raised NotImplementedError"):
+        checks.experiment(*[blank[f] for f in ("input_gradient_norms", "set_forget_bias",
+                                               "gradient_ratio")], "visible")

@@ -336,7 +336,7 @@ def test_assignment_scores(assignment, tmp_path):
                 solution[bank.NOTEBOOK], mistake)}))
             expected[student] = float(mistake.expected_score)
     manifest = hostile_real.assignment(assignment)
-    attacks = dict(hostile_real.ATTACKS, **(hostile_real.LIMIT_ATTACKS if limits else {}))
+    attacks = hostile_real.attacks(assignment, limits)
     name = manifest.notebook
     for attack, build in attacks.items():
         nb, score, want = build(manifest, blank[name], solution[name])

@@ -27,6 +27,22 @@ the instructor's report must show. The attacks:
                  hold them: the import fails), the rest kept.
 ``huge``/``slow`` (run where the test course sets short limits) an answer
                  of megabytes; a function that never returns: zero.
+
+And, where the assignment matches (:data:`MATCHED_ATTACKS`), attacks on
+what a kernel used to report about itself:
+
+``pasted_training`` (08) build_model loads parameters trained elsewhere
+                 (pasted as numbers) and train_step returns 0.0: zero for
+                 Parts C and D, the grader trains from its own parameters.
+``idle_step``    (08) the same pasted parameters, and a train_step that
+                 returns the batch's true loss but changes nothing: zero
+                 for Parts C and D.
+``pasted_ratios`` (03) the dict ``ratios`` holds the right numbers, pasted,
+                 and Parts A-C are blank: zero, the grader runs the
+                 experiment with the student's functions.
+``closure_gradient`` (02) numerical_gradient returns the analytic gradient
+                 from what f's closure holds, without calling f: zero for
+                 Part C, f's closure holding no formula.
 """
 from __future__ import annotations
 
@@ -219,12 +235,10 @@ KILL_BODY = '''\
 def _victim(a):
     """The function the ``dies`` attack turns into a killer (the last graded
     function) and the points it costs: every part that calls it (in 03 the
-    experiment's cell calls gradient_ratio too)."""
+    experiment, run with the student's functions, calls gradient_ratio too)."""
     name = {"08_training": "build_model", "03_gradient_norms": "gradient_ratio"}.get(
         a.name, a.parts[-1].functions[0])
     lost = sum(q.points for q in a.parts if name in q.functions)
-    if a.name == "03_gradient_norms":
-        lost += a.parts[-1].points
     return name, lost
 
 
@@ -441,6 +455,119 @@ def disk(a, blank, solution, too_much=256 << 20):
     return nb, 0.0, ["file access"]
 
 
+def _trained_parameters(steps=400):
+    """An LSTM(2, 16) + Linear(16, 1) trained on the adding problem here,
+    outside any grading: {name: nested lists}."""
+    import numpy as np
+
+    import lstmlib
+    from lstmlib import data, losses, optim
+    rng = np.random.default_rng(2024)
+    model = lstmlib.SequenceModel(lstmlib.LSTM(2, 16, rng=rng), lstmlib.Linear(16, 1, rng=rng))
+    opt = optim.Adam(model.params, lr=0.02)
+    for _ in range(steps):
+        x, y = data.adding_problem(32, 6, rng)
+        _, d = losses.mse(model.forward(x), y)
+        model.backward(d)
+        optim.clip_grad_norm(model.grads, 1.0)
+        opt.step(model.grads)
+    return {k: v.tolist() for k, v in model.params.items()}
+
+
+PASTED_MODEL = '''\
+_PASTED = PARAMS
+
+
+def build_model(rng):
+    model = lstmlib.SequenceModel(lstmlib.LSTM(2, 16, rng=rng), lstmlib.Linear(16, 1, rng=rng))
+    for key, value in _PASTED.items():
+        model.params[key][...] = np.array(value)
+    return model, lstmlib.Adam(model.params, lr=0.02)
+'''
+
+ZERO_STEP = '''\
+def train_step(model, optimizer, x, y, max_norm=1.0):
+    return 0.0
+'''
+
+IDLE_STEP = '''\
+def train_step(model, optimizer, x, y, max_norm=1.0):
+    diff = model.forward(x) - y
+    return float((diff * diff).mean())
+'''
+
+
+def _lost(a, names):
+    return sum(p.points for p in a.parts if set(p.functions) & set(names))
+
+
+def _pasted(solution, step):
+    nb = copy.deepcopy(solution)
+    _append(nb, "build_model", PASTED_MODEL.replace("PARAMS", repr(_trained_parameters())))
+    _append(nb, "train_step", step)
+    return nb
+
+
+def pasted_training(a, blank, solution):
+    """08: parameters trained elsewhere, pasted into build_model, and a
+    train_step returning 0.0: Parts C and D score zero, A and B are kept."""
+    return _pasted(solution, ZERO_STEP), a.points - _lost(a, ["train_step"]), []
+
+
+def idle_step(a, blank, solution):
+    """08: the pasted parameters and a train_step that reports the batch's
+    true loss but makes no update: Parts C and D score zero."""
+    return _pasted(solution, IDLE_STEP), a.points - _lost(a, ["train_step"]), []
+
+
+def pasted_ratios(a, blank, solution):
+    """03: the notebook's ``ratios`` holds the right numbers (computed here
+    with lstmlib.analysis), Parts A-C are blank: zero."""
+    import numpy as np
+
+    import lstmlib
+    from lstmlib.analysis import input_gradient_norms
+    from lstmlib.grading.checks import GRADIENT_EXPERIMENT as E
+    x = np.random.default_rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
+    T, H, near, far = E["T"], E["H"], E["near"], E["far"]
+    ratios = {}
+    for key, fb in (("rnn", None), ("lstm", 0.0), ("lstm_forget_bias", E["forget_bias"])):
+        if fb is None:
+            layer = lstmlib.RNN(E["D"], H, rng=np.random.default_rng(E["rnn_seed"]))
+        else:
+            layer = lstmlib.LSTM(E["D"], H, rng=np.random.default_rng(E["lstm_seed"]))
+            layer.params["bias_ih_l0"][H:2 * H] = fb
+            layer.params["bias_hh_l0"][H:2 * H] = 0.0
+        norms = input_gradient_norms(layer, x)
+        ratios[key] = float(norms[T - 1 - far] / norms[T - 1 - near])
+    nb = copy.deepcopy(blank)
+    cells = [c for c in _cells(nb)
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "experiment"]
+    if len(cells) != 1:
+        raise ValueError(f"{a.name}: expected one cell with grade_id 'experiment'")
+    cells[0]["source"] = f"ratios = {ratios!r}\nprint(ratios)\n"
+    return nb, 0.0, []
+
+
+CLOSURE_GRADIENT = '''\
+def numerical_gradient(f, x, df=None, h=1e-5):
+    # the analytic gradient of tanh(x @ W) from what f's closure holds
+    env = dict(zip(f.__code__.co_freevars, (c.cell_contents for c in f.__closure__)))
+    W = env["W"]
+    y = np.tanh(env["x"] @ W)
+    g = (1 - y * y) if df is None else (1 - y * y) * df
+    return g @ W.T
+'''
+
+
+def closure_gradient(a, blank, solution):
+    """02: numerical_gradient never calls f, it reads f's closure for the
+    formula: zero for Part C (f holds values, no formula), A and B kept."""
+    nb = copy.deepcopy(solution)
+    _append(nb, "numerical_gradient", CLOSURE_GRADIENT)
+    return nb, a.points - _lost(a, ["numerical_gradient"]), []
+
+
 #: every assignment meets these
 ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
            "not_plain": not_plain, "dies": dies, "delegate": delegate,
@@ -452,6 +579,18 @@ LIMITS_CONFIG = '''
 c.GradingSandbox.call_seconds = 5
 c.TrustedExecute.max_answer_bytes = 1 << 20
 '''
+
+
+#: attacks on what one assignment's kernel used to report about itself
+MATCHED_ATTACKS = {"08_training": {"pasted_training": pasted_training, "idle_step": idle_step},
+                   "03_gradient_norms": {"pasted_ratios": pasted_ratios},
+                   "02_bptt": {"closure_gradient": closure_gradient}}
+
+
+def attacks(name, limits=False):
+    """The builders one assignment meets: every assignment's, its own, and
+    (``limits``) those needing the short limits."""
+    return dict(ATTACKS, **MATCHED_ATTACKS.get(name, {}), **(LIMIT_ATTACKS if limits else {}))
 
 
 def assignment(name):

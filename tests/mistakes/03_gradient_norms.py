@@ -3,8 +3,11 @@
 Test cells: Part A (input_gradient_norms) visible 1 + hidden 2; Part B
 (set_forget_bias) visible 1 (value 3) + hidden 1 (value -1; value 0);
 Part C (gradient_ratio) visible 1 + hidden 1; Part D (the experiment, run
-with the student's A-C) visible 1 (conclusions: RNN ratio < 0.01, forget
-bias 3 keeps more gradient than 0) + hidden 2 (the exact numbers).
+by the grader with the student's A-C, never read from the notebook's
+``ratios``) visible 1 (the notebook's configuration; conclusions: RNN ratio
+< 0.01, forget bias 3 keeps more gradient than 0) + hidden 2 (a
+configuration the grader draws: other sizes, seeds, forget bias, near and
+far; the exact numbers).
 """
 
 from tests.mistakes import Mistake
@@ -42,9 +45,10 @@ MISTAKES = [
             "norms[T - 1 - far] / norms[T - 1 - near]", "norms[far] / norms[near]",
             5.0, "C fails; the RNN's ratio compares a late step with an early "
                  "one (> 1): D fails; A 3 + B 2"),
-    Mistake("experiment run with another seed", "experiment",
-            "lstmlib.RNN(D, H, rng=np.random.default_rng(RNN_SEED))",
-            "lstmlib.RNN(D, H, rng=np.random.default_rng(5))", 8.0,
-            "another small-weight RNN still vanishes (D visible passes) but the "
-            "number differs from the configuration's (D hidden fails)"),
+    Mistake("ratio ignores near and far", "gradient_ratio",
+            "return float(norms[T - 1 - far] / norms[T - 1 - near])",
+            "return float(norms[T - 1 - 20] / norms[T - 1 - 1])", 7.0,
+            "C visible (near=1, far=20) passes, C hidden (other near, far) fails; "
+            "D visible runs the notebook's configuration (1, 20) and passes, D "
+            "hidden draws other distances and fails: A 3 + B 2 + C 1 + D 1"),
 ]

@@ -3,9 +3,11 @@
 Test cells: Part A (mse) visible 1 + hidden 1; Part B (clip_grad_norm)
 visible 1 (norm above max_norm) + hidden 1 (below; three arrays, 0.5);
 Part C (train_step, against lstmlib's step) visible 1 (one step, no
-clipping) + hidden 1 (clipping active; float32); Part D (200 steps of the
-student's build_model + train_step must reach held-out MSE < 0.04)
-visible 1 + hidden 2.
+clipping) + hidden 1 (clipping active; float32); Part D (the grader trains
+the model build_model describes, from its own initial parameters, and the
+student's train_step must make the same 200 steps: every returned loss and
+the parameters after every 50 steps; the grader's parameters must then reach
+held-out MSE < 0.04) visible 1 + hidden 2.
 """
 
 from tests.mistakes import Mistake
@@ -16,8 +18,10 @@ FULL_SCORE = 9.0
 MISTAKES = [
     Mistake("loss summed instead of averaged", "mse",
             "loss = float((diff * diff).mean())", "loss = float((diff * diff).sum())",
-            5.0, "A fails (loss value) and C fails (returned loss); dpred is "
-                 "unchanged, so training is identical: B 2 + D 3"),
+            2.0, "A fails (loss value) and C fails (returned loss); dpred is "
+                 "unchanged, so the updates are right, but D checks the loss "
+                 "train_step returns at every step too (the sum, not the mean): "
+                 "D fails; B 2"),
     Mistake("gradient of the loss with the wrong sign", "mse",
             "dpred = 2 * diff / diff.size", "dpred = 2 * (target - pred) / diff.size",
             2.0, "A fails, C fails, and gradient ascent cannot bring the MSE "
@@ -37,6 +41,6 @@ MISTAKES = [
     Mistake("read-out at every step instead of the last", "build_model",
             "lstmlib.Linear(H, 1, rng=rng))",
             "lstmlib.Linear(H, 1, rng=rng), readout=\"all\")", 6.0,
-            "the model does not predict one number per sequence: D fails; A, "
-            "B, C untouched (6)"),
+            "D accepts a head reading the last step only (the model then "
+            "predicts one number per sequence): D fails; A, B, C untouched (6)"),
 ]
