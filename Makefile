@@ -14,7 +14,7 @@ OMP_NUM_THREADS ?= 1
 MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS OMP_NUM_THREADS MKL_NUM_THREADS
 
-.PHONY: book test test-fast setup system-deps serve clean
+.PHONY: book catalogs test test-fast setup system-deps serve clean
 
 # pytest on both cores, test by test; a module whose fixtures are costly
 # (browser, server, database, class of submissions) names its xdist_group
@@ -32,9 +32,21 @@ setup: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# Both editions: English in _build/html, Persian in _build/html/fa (its
+# translations in locale/fa; it reuses the notebooks the English build
+# executed, .jupyter_cache).
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	$(PY) scripts/build_book_fa.py
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	@echo "The Persian edition is at $(CURDIR)/_build/html/fa/index.html"
+
+# After a change to the English text: the message templates of every page
+# (_build/gettext), merged into the Persian catalogs (locale/fa/LC_MESSAGES);
+# new messages come in untranslated, changed ones fuzzy (CONTRIBUTING.md).
+catalogs: $(STAMP)
+	$(PY) scripts/build_book_fa.py --gettext
+	$(VENV)/bin/sphinx-intl update -p _build/gettext -l fa -d locale
 
 test: $(STAMP) system-deps book
 	$(PYTEST)

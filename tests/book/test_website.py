@@ -13,6 +13,13 @@ rendered with a caption, page weight under 5 MB. Then: the search box finds
 exercise pages show the student version, notebook pages carry launch and
 download buttons. Screenshots of key pages go to _build/screenshots/.
 
+The Persian edition (_build/html/fa, built by `make book`) is crawled with
+the English one, every check above included, and: its pages are right to
+left (<html dir="rtl" lang="fa">) with code, math and outputs left to right
+and the bundled Persian font in use; its images have Persian alt text; each
+page links to its counterpart in the other edition, both ways; the Persian
+query «دروازه فراموشی» (forget gate) finds the LSTM chapter first.
+
 Without chromium and chromedriver these tests skip, except in CI (env CI
 set), where a missing browser is a failure.
 """
@@ -47,10 +54,15 @@ REPORT = ROOT / "_build" / "website-report.json"
 MAX_PAGE_BYTES = 5_000_000  # 5 MB
 LSTM_PAGE = "book/04_lstm.html"
 GLOSSARY_PAGE = "book/appendix_glossary.html"
+PERSIAN = "fa/"  # the Persian edition, under the site's root
+FA_INTRO_PAGE = PERSIAN + "book/intro.html"
+FA_LSTM_PAGE = PERSIAN + LSTM_PAGE
 SCREENSHOT_PAGES = {
     "intro": "index.html",
     "lstm": LSTM_PAGE,
     "glossary": GLOSSARY_PAGE,
+    "fa-intro": FA_INTRO_PAGE,
+    "fa-lstm": FA_LSTM_PAGE,
 }
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
@@ -75,6 +87,12 @@ def site():
         if proc.returncode != 0 or not (SITE / "index.html").is_file():
             pytest.fail("building the book failed:\n" + proc.stdout[-3000:]
                         + proc.stderr[-3000:])
+    if not (SITE / PERSIAN / "index.html").is_file():
+        cmd = [sys.executable, str(ROOT / "scripts" / "build_book_fa.py"), "-q"]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail("building the Persian edition failed:\n"
+                        + proc.stdout[-3000:] + proc.stderr[-3000:])
     return SITE
 
 
@@ -244,6 +262,10 @@ const nav = performance.getEntriesByType('navigation')[0];
 return {
   url: location.href,
   title: document.title,
+  lang: document.documentElement.lang,
+  dir: document.documentElement.dir,
+  editionLinks: [...document.querySelectorAll('a.edition-link')].map(a => ({
+    href: a.href, hreflang: a.getAttribute('hreflang'), shown: visible(a)})),
   refs, images, figures,
   mathCount: maths.length,
   mjxCount: document.querySelectorAll('mjx-container').length,
@@ -347,9 +369,11 @@ def visit(driver, base, path, screenshot=None):
 
 
 def site_pages(site):
-    """Every HTML page of the site (theme templates in _static excluded)."""
+    """Every HTML page of the site, both editions (theme templates in
+    _static excluded)."""
     return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                  if not p.relative_to(site).parts[0].startswith("_"))
+                  if not any(part.startswith("_")
+                             for part in p.relative_to(site).parts))
 
 
 @pytest.fixture(scope="module")
@@ -633,52 +657,60 @@ def test_screenshots_saved(crawl):
 # Search, glossary, exercises, buttons
 # --------------------------------------------------------------------------
 
-def test_search_finds_forget_gate_in_lstm_chapter(crawl, driver, server):
-    """Type "forget gate" in the search box; the first result is the LSTM."""
+def search(driver, server, start, query, done, screenshot):
+    """Type `query` in the search box of page `start`, wait until the search
+    is done (its summary contains one of `done`), open the first result.
+    Returns (path of the page landed on, titles of the top results, the
+    text of that page's main element)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(server + "index.html")
+    driver.get(server + start)
     # index.html forwards to the first chapter: wait for the real page.
     button = WebDriverWait(driver, 10).until(
         lambda d: next((b for b in d.find_elements(
             By.CSS_SELECTOR, "button.search-button__button")
             if b.is_displayed()), None),
-        message="no visible search button on the home page")
+        message=f"no visible search button on {start}")
     button.click()
     box = WebDriverWait(driver, 10).until(
         lambda d: next((e for e in d.find_elements(
             By.CSS_SELECTOR, "input[name='q']") if e.is_displayed()), None))
-    box.send_keys("forget gate", Keys.ENTER)
+    box.send_keys(query, Keys.ENTER)
     WebDriverWait(driver, 10).until(
         lambda d: urlsplit(d.current_url).path.endswith("/search.html"))
-    assert parse_qs(urlsplit(driver.current_url).query).get("q") == \
-        ["forget gate"]
+    assert parse_qs(urlsplit(driver.current_url).query).get("q") == [query]
 
     def finished(d):
         summary = d.find_elements(By.CSS_SELECTOR,
                                   "#search-results .search-summary")
         text = summary[0].text if summary else ""
-        return text if ("found" in text or "did not match" in text) else None
+        return text if any(marker in text for marker in done) else None
 
     summary = WebDriverWait(driver, 30).until(finished)
     time.sleep(0.3)  # results are appended one by one
     SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / "search.png"))
+    driver.save_screenshot(str(SHOTS / screenshot))
     results = driver.find_elements(By.CSS_SELECTOR,
                                    "#search-results ul.search > li a")
-    assert results, f"no search results for 'forget gate': {summary!r}"
+    assert results, f"no search results for {query!r}: {summary!r}"
     titles = [r.text for r in results[:5]]
     results[0].click()
     WebDriverWait(driver, 10).until(
         lambda d: not urlsplit(d.current_url).path.endswith("/search.html"))
     landed = urlsplit(driver.current_url).path
+    return landed, titles, driver.find_element(By.TAG_NAME, "main").text
+
+
+def test_search_finds_forget_gate_in_lstm_chapter(crawl, driver, server):
+    """Type "forget gate" in the search box; the first result is the LSTM."""
+    landed, titles, text = search(driver, server, "index.html", "forget gate",
+                                  ("found", "did not match"), "search.png")
     assert landed == "/" + LSTM_PAGE, (
         f"first result for 'forget gate' is {landed}, not the LSTM chapter; "
         f"top results: {titles}")
-    assert "forget gate" in driver.find_element(
-        By.TAG_NAME, "main").text.lower()
+    assert "forget gate" in text.lower()
 
 
 def test_glossary_is_right_to_left(crawl, driver, server):
@@ -790,3 +822,165 @@ def test_install_cell_is_in_the_notebook_but_not_on_the_page(crawl, site):
         if nb.is_file() and "lstmlib @ git+" not in nb.read_text():
             problems.append(f"{nb.relative_to(site)}: no install cell")
     assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# The Persian edition
+# --------------------------------------------------------------------------
+
+PERSIAN_LETTERS = re.compile("[\u0600-\u06ff]")
+# What Sphinx's search page says when it is done, in Persian
+# (locale/fa/LC_MESSAGES/sphinx.po and Sphinx's own Persian catalog).
+FA_SEARCH_DONE = ("پایان یافت", "هم خوانی نداشت")
+
+
+def _english_only(page):
+    """Pages that stay English in the Persian edition (_config.fa.yml)."""
+    import fnmatch
+    import yaml
+    cfg = yaml.safe_load((ROOT / "_config.fa.yml").read_text(encoding="utf-8"))
+    patterns = cfg["sphinx"]["config"].get("persian_english_only", [])
+    docname = page.removeprefix(PERSIAN).removesuffix(".html")
+    return any(fnmatch.fnmatch(docname, p) for p in patterns)
+
+
+def _toc_pages():
+    toc = (ROOT / "_toc.yml").read_text()
+    return [Path(f).with_suffix(".html").as_posix() for f in
+            re.findall(r"^\s*(?:-\s*)?(?:file|root):\s*(\S+)", toc, re.M)]
+
+
+def test_persian_edition_has_every_page(site, crawl):
+    missing = [p for p in _toc_pages() if not (site / PERSIAN / p).is_file()]
+    assert not missing, "pages missing from the Persian edition:\n" + _fmt(missing)
+    crawled = [p for p in crawl if p.startswith(PERSIAN)]
+    assert len(crawled) >= len(_toc_pages()), \
+        f"only {len(crawled)} Persian pages crawled"
+
+
+def test_persian_pages_are_right_to_left(crawl):
+    problems = [f"{p}: <html lang={pg.data['lang']!r} dir={pg.data['dir']!r}>"
+                for p, pg in crawl.items() if p.startswith(PERSIAN)
+                and (pg.data["lang"] != "fa" or pg.data["dir"] != "rtl")]
+    problems += [f"{p}: <html dir={pg.data['dir']!r}> in the English edition"
+                 for p, pg in crawl.items() if not p.startswith(PERSIAN)
+                 and pg.data["dir"] == "rtl"]
+    assert not problems, "page direction:\n" + _fmt(problems)
+
+
+# Directions and fonts as laid out on a Persian page.
+LAYOUT_JS = r"""
+const dir = el => getComputedStyle(el).direction;
+const shown = el => el.getClientRects().length > 0;
+const pick = sel => [...document.querySelectorAll(sel)].filter(shown);
+const persian = /[\u0600-\u06FF]/;
+const paras = pick('main p').filter(p => persian.test(p.textContent)
+                                     && !p.closest('pre, .cell_output'));
+const adm = pick('main div.admonition')[0];
+const side = document.querySelector('.bd-sidebar-primary');
+const article = document.querySelector('.bd-article');
+return {
+  paragraphs: paras.length,
+  ltrParagraphs: paras.filter(p => dir(p) !== 'rtl')
+    .map(p => p.textContent.trim().slice(0, 60)),
+  code: pick('main pre').map(dir),
+  math: pick('main mjx-container').map(dir),
+  outputs: pick('main div.cell_output').map(dir),
+  fontFamily: paras.length ? getComputedStyle(paras[0]).fontFamily : '',
+  vazirmatn: [...document.fonts].filter(f => f.family.replace(/"/g, '')
+             === 'Vazirmatn').map(f => f.status),
+  admonition: adm ? {right: parseFloat(getComputedStyle(adm).borderRightWidth),
+                     left: parseFloat(getComputedStyle(adm).borderLeftWidth)}
+                  : null,
+  sidebarOnTheRight: side && article && shown(side)
+    ? side.getBoundingClientRect().left > article.getBoundingClientRect().left
+    : null,
+};
+"""
+
+
+def test_persian_text_rtl_with_code_and_math_ltr(crawl, driver, server):
+    """On the Persian LSTM chapter: Persian paragraphs right to left, in the
+    bundled Vazirmatn font; code, math and outputs left to right; the
+    admonitions' rule and the sidebar on the right."""
+    assert FA_LSTM_PAGE in crawl, f"no {FA_LSTM_PAGE} in the site"
+    driver.get(server + FA_LSTM_PAGE)
+    driver.execute_async_script(WAIT_READY_JS)
+    layout = driver.execute_script(LAYOUT_JS)
+    assert layout["paragraphs"] >= 10, \
+        f"{FA_LSTM_PAGE}: only {layout['paragraphs']} Persian paragraphs"
+    assert not layout["ltrParagraphs"], (
+        "Persian paragraphs left to right:\n" + _fmt(layout["ltrParagraphs"]))
+    for what in ("code", "math", "outputs"):
+        assert layout[what], f"{FA_LSTM_PAGE}: no {what} on the page"
+        assert set(layout[what]) == {"ltr"}, \
+            f"{FA_LSTM_PAGE}: {what} not left to right: {layout[what]}"
+    assert "Vazirmatn" in layout["fontFamily"], layout["fontFamily"]
+    assert "loaded" in layout["vazirmatn"], \
+        f"the Vazirmatn font did not load: {layout['vazirmatn']}"
+    adm = layout["admonition"]
+    assert adm and adm["right"] > 0 and adm["left"] == 0, \
+        f"admonition's rule not on the right (start) side: {adm}"
+    assert layout["sidebarOnTheRight"] is True, "sidebar not on the right"
+
+
+def test_persian_images_have_persian_alt_text(crawl):
+    problems, checked = [], 0
+    for p, pg in crawl.items():
+        if not p.startswith(PERSIAN) or _english_only(p):
+            continue
+        for img in pg.data["images"]:
+            if img["decorative"] or not img["shown"]:
+                continue
+            checked += 1
+            if not PERSIAN_LETTERS.search(img["alt"] or ""):
+                problems.append(f"{p}: {img['src'].rsplit('/', 1)[-1][:50]} "
+                                f"alt={(img['alt'] or '')[:60]!r}")
+    assert checked >= 10, f"only {checked} images in the Persian edition"
+    assert not problems, "Persian pages with English alt text:\n" + _fmt(problems)
+
+
+def test_every_page_links_to_its_counterpart(crawl, driver, server):
+    """Each page of either edition shows a link to the same page in the
+    other one; following it on the LSTM chapter and back lands where it
+    should."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    problems, checked = [], 0
+    for p in _toc_pages():
+        for page, other in [(p, PERSIAN + p), (PERSIAN + p, p)]:
+            if page not in crawl:
+                problems.append(f"{page}: not crawled")
+                continue
+            checked += 1
+            links = crawl[page].data["editionLinks"]
+            if [(link["href"], link["shown"]) for link in links] != \
+                    [(server + other, True)]:
+                problems.append(f"{page}: links {links}, expected one "
+                                f"visible link to {other}")
+    assert checked >= 2 * len(_toc_pages())
+    assert not problems, "links between the editions:\n" + _fmt(problems)
+
+    driver.get(server + LSTM_PAGE)
+    for target in (FA_LSTM_PAGE, LSTM_PAGE):
+        driver.find_element(By.CSS_SELECTOR, "a.edition-link").click()
+        WebDriverWait(driver, 10).until(
+            lambda d: urlsplit(d.current_url).path == "/" + target,
+            message=f"the edition link did not lead to {target}")
+
+
+@pytest.mark.parametrize("query", [
+    "دروازه فراموشی",
+    # the same typed on an Arabic keyboard (yeh), with the ezafe mark
+    "دروازهٔ فراموشي",
+])
+def test_persian_search_finds_the_lstm_chapter(crawl, driver, server, query):
+    shot = "fa-search.png" if query == "دروازه فراموشی" else "fa-search-2.png"
+    landed, titles, text = search(driver, server, PERSIAN + "index.html",
+                                  query, FA_SEARCH_DONE, shot)
+    assert landed == "/" + FA_LSTM_PAGE, (
+        f"first result for {query!r} is {landed}, not the Persian LSTM "
+        f"chapter; top results: {titles}")
+    assert "دروازه" in text
+

@@ -1,0 +1,339 @@
+"""The Persian edition of the book: search, right-to-left pages, the links
+between the two editions.
+
+Loaded by both builds (_config.yml: sphinx local_extensions). The English
+edition is built into _build/html, the Persian one (language "fa", the
+translations in locale/fa/LC_MESSAGES, _config.fa.yml) into _build/html/fa;
+scripts/build_book_fa.py runs the Persian build.
+
+- Every page links to the same page in the other edition: a link at the
+  top of the article and a <link rel="alternate" hreflang> in its head.
+- A search language for Persian (``fa``): the index and the query are
+  normalised alike (Arabic yeh and kaf to their Persian forms, diacritics
+  and tatweel dropped), a word written with a zero-width non-joiner
+  (می‌شود) is indexed whole and by its parts, so that a query typed with
+  or without the joiner finds it, and the commonest Persian stop words are
+  left out. Latin words go through the English stemmer, as in the English
+  edition.
+- Persian pages: ``dir="rtl"`` on <html>, the stylesheet persian.css (the
+  layout mirrored with logical properties; code, math, outputs and tables of
+  numbers kept left to right) and the bundled Vazirmatn font (SIL OFL,
+  _ext/static/fonts; the English edition loads it too, for the Persian of
+  its glossary, and the browser fetches it only for Persian letters).
+- Pages that stay English in the Persian edition (persian_english_only in
+  _config.fa.yml: the exercises' notebooks, the instructor guide) get no
+  catalog; their Persian page says so in Persian above the English text,
+  which keeps its left-to-right layout.
+- Kept in step: the Persian build records every message of a translated
+  page that its catalog does not translate (a sentence added to the English
+  text since the catalog was last updated) in _build/.fa/untranslated.json,
+  which tests/book/test_catalogs.py reads.
+- The theme's strings in Persian: Sphinx and pydata-sphinx-theme read
+  locale/fa/LC_MESSAGES/sphinx.po, sphinx-book-theme its own catalog,
+  booktheme.po, compiled here since the theme ships none for Persian.
+"""
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+
+from sphinx.search.en import SearchEnglish
+from sphinx.transforms import SphinxTransform
+from sphinx.util.i18n import CatalogInfo, docname_to_domain
+from docutils import nodes
+from sphinx.util.nodes import extract_messages, traverse_parent
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOCALE = ROOT / "locale"
+
+PERSIAN = "fa"
+# Where each edition lives, relative to the site's root (_build/html).
+EDITION_DIRS = {"en": "", PERSIAN: "fa/"}
+EDITION_NAMES = {"en": "English", PERSIAN: "فارسی"}
+LINK_TEXT = {"en": "Read this page in Persian:",
+             PERSIAN: "این صفحه به انگلیسی:"}
+
+# --------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------
+
+ZWNJ = "\u200c"
+# Arabic letters typed for their Persian forms, and the marks a query may or
+# may not carry (fathatan..sukun, superscript alef, hamza above, tatweel).
+_FOLD = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc",
+                       "\u0643": "\u06a9", "\u0629": "\u0647"})
+_MARKS = re.compile("[\u064b-\u065f\u0670\u0640]")
+_WORD = re.compile(r"[\w\u200c]+")
+
+# The commonest Persian function words, normalised as the index is.
+PERSIAN_STOPWORDS = set("""
+و در به از که این آن را با است برای یک تا هم بر نیز یا اما می نمی
+ها های هر خود ما او شود شده کند کرد بود باشد دارد شد نه اگر پس چه
+همه ای آنها اینها هست بین روی زیر پیش پیش از چون ولی بی
+""".split())
+
+
+def normalise(text):
+    """The form in which the index stores Persian text (and the query)."""
+    text = _MARKS.sub("", text.translate(_FOLD))
+    return text.replace("\u200d", "").replace("\u00a0", " ")
+
+
+def split_words(text):
+    """Words of `text`, normalised; one written with a zero-width
+    non-joiner counts whole (joined) and by its parts."""
+    words = []
+    for token in _WORD.findall(normalise(text)):
+        parts = [p for p in token.split(ZWNJ) if p]
+        if not parts:
+            continue
+        words.append("".join(parts))
+        if len(parts) > 1:
+            words.extend(parts)
+    return words
+
+
+# The same in the browser: the query is split and normalised as the index
+# was, and Persian words are kept as they are (no stemming); Latin words go
+# through the English Porter stemmer of the English edition.
+JS_SPLITTER = r"""
+function splitQuery(query) {
+  const folded = query
+    .replace(/[\u064a\u0649]/g, '\u06cc').replace(/\u0643/g, '\u06a9')
+    .replace(/\u0629/g, '\u0647')
+    .replace(/[\u064b-\u065f\u0670\u0640\u200d]/g, '')
+    .replace(/\u200c/g, '');
+  return folded.split(/[^\p{Letter}\p{Number}_\p{Emoji_Presentation}]+/gu)
+    .filter(term => term);
+}
+"""
+
+JS_STEMMER_WRAPPER = r"""
+var PorterStemmer = Stemmer;
+Stemmer = function() {
+  const porter = new PorterStemmer();
+  this.stemWord = function(w) {
+    return /^[\x00-\x7f]+$/.test(w) ? porter.stemWord(w) : w;
+  };
+};
+"""
+
+
+class SearchPersian(SearchEnglish):
+    """Persian search: normalised words, ZWNJ-aware, Persian stop words."""
+
+    lang = PERSIAN
+    language_name = "Persian"
+    stopwords = SearchEnglish.stopwords | PERSIAN_STOPWORDS
+    js_splitter_code = JS_SPLITTER
+    js_stemmer_code = SearchEnglish.js_stemmer_code + JS_STEMMER_WRAPPER
+
+    def split(self, input):
+        return split_words(input)
+
+    def stem(self, word):
+        if word.isascii():
+            return super().stem(word)
+        return normalise(word)
+
+    def word_filter(self, word):
+        return bool(word) and word not in self.stopwords
+
+
+# --------------------------------------------------------------------------
+# The two editions
+# --------------------------------------------------------------------------
+
+def _edition(app):
+    return PERSIAN if app.config.language == PERSIAN else "en"
+
+
+def counterpart(pagename, edition):
+    """(language, URL relative to the page) of `pagename` in the other
+    edition."""
+    other = "en" if edition == PERSIAN else PERSIAN
+    depth = pagename.count("/") + (1 if edition == PERSIAN else 0)
+    return other, "../" * depth + EDITION_DIRS[other] + pagename + ".html"
+
+
+def _link_editions(app, pagename, templatename, context, doctree):
+    if app.builder.name != "html" or doctree is None:
+        return  # search, index: no counterpart worth a link
+    edition = _edition(app)
+    other, url = counterpart(pagename, edition)
+    direction = "rtl" if other == PERSIAN else "ltr"
+    context["metatags"] = context.get("metatags", "") + (
+        f'\n<link rel="alternate" hreflang="{other}" href="{url}">')
+    link = (f'<p class="edition-switch">{LINK_TEXT[edition]} '
+            f'<a class="edition-link" href="{url}" hreflang="{other}" '
+            f'lang="{other}" dir="{direction}">{EDITION_NAMES[other]}</a></p>\n')
+    context["body"] = link + context.get("body", "")
+
+
+_HTML_TAG = re.compile(r"<html\b([^>]*)>")
+
+
+def _right_to_left(app, exception):
+    """dir="rtl" on every page of the Persian edition."""
+    if (exception is not None or app.builder.name != "html"
+            or _edition(app) != PERSIAN):
+        return
+
+    def add_dir(match):
+        # The forwarding page at the edition's root is written in English
+        # by _ext/website.py.
+        attrs = match.group(1).replace('lang="en"', 'lang="fa"')
+        if "dir=" in attrs:
+            return f"<html{attrs}>"
+        return f'<html{attrs} dir="rtl">'
+
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        new = _HTML_TAG.sub(add_dir, text, count=1)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+
+
+ENGLISH_ONLY_NOTE = (
+    '<div class="admonition note english-only" lang="fa" dir="rtl">\n'
+    '<p class="admonition-title">یادداشت</p>\n<p>{text}</p>\n</div>\n')
+ENGLISH_ONLY_TEXT = {
+    "exercises/": "دفترچه‌های تمرین فعلاً به انگلیسی‌اند. شرح فارسی هر تمرین "
+                  "در صفحهٔ «تمرین‌ها» آمده است؛ متن انگلیسی تمرین در ادامه "
+                  "می‌آید.",
+    "": "این صفحه فعلاً فقط به انگلیسی است و متن انگلیسی آن در ادامه "
+        "می‌آید.",
+}
+
+
+def english_only(config, docname):
+    return any(fnmatch.fnmatch(docname, pattern)
+               for pattern in config.persian_english_only)
+
+
+def _english_only_page(app, pagename, templatename, context, doctree):
+    """A page that stays English in the Persian edition says so in Persian
+    and keeps its English text left to right."""
+    if (doctree is None or _edition(app) != PERSIAN
+            or not english_only(app.config, pagename)):
+        return
+    text = next(v for k, v in ENGLISH_ONLY_TEXT.items()
+                if pagename.startswith(k))
+    context["body"] = (ENGLISH_ONLY_NOTE.format(text=text)
+                       + '<div lang="en" dir="ltr">\n'
+                       + context.get("body", "") + "</div>\n")
+
+
+class RecordUntranslated(SphinxTransform):
+    """After Sphinx's Locale transform: which messages of this page did its
+    catalog leave untranslated?"""
+
+    default_priority = 21
+
+    def apply(self, **kwargs):
+        if self.config.language != PERSIAN or self.app.builder.name == "gettext":
+            return
+        docname = self.env.docname
+        if english_only(self.config, docname):
+            return
+        domain = docname_to_domain(docname, self.config.gettext_compact)
+        catalogs = [Path(self.env.srcdir, d, PERSIAN, "LC_MESSAGES",
+                         domain + ".po") for d in self.config.locale_dirs]
+        if not any(c.is_file() for c in catalogs):
+            missing = [f"no catalog {domain}.po"]
+        else:
+            # The front matter (docinfo) is metadata, never shown nor
+            # extracted into the catalogs.
+            missing = [msg for node, msg in extract_messages(self.document)
+                       if node.get("translated") is False
+                       and not any(isinstance(p, nodes.docinfo)
+                                   for p in traverse_parent(node))]
+        store = self.env.__dict__.setdefault("persian_untranslated", {})
+        store.pop(docname, None)
+        if missing:
+            store[docname] = list(dict.fromkeys(missing))
+
+
+def _purge(app, env, docname):
+    getattr(env, "persian_untranslated", {}).pop(docname, None)
+
+
+def _merge(app, env, docnames, other):
+    store = env.__dict__.setdefault("persian_untranslated", {})
+    store.update(getattr(other, "persian_untranslated", {}))
+
+
+def _write_untranslated(app, exception):
+    if (exception is not None or _edition(app) != PERSIAN
+            or app.builder.name != "html"):
+        return
+    store = getattr(app.env, "persian_untranslated", {})
+    report = Path(app.doctreedir).parent / "untranslated.json"
+    report.write_text(json.dumps(
+        {doc: store[doc] for doc in sorted(store) if doc in app.env.all_docs},
+        ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+_TRANSLATIONS = re.compile(r"(Documentation\.addTranslations\()(.*)(\);)",
+                           re.S)
+
+
+def _complete_js_translations(app, exception):
+    """Sphinx's Persian translations.js leaves a few strings of the search
+    page in English ("Search finished, found N page(s)..."): the page's copy
+    gets them from locale/fa/LC_MESSAGES/sphinx.po."""
+    if (exception is not None or app.builder.name != "html"
+            or _edition(app) != PERSIAN):
+        return
+    from babel.messages.pofile import read_po
+
+    js = Path(app.outdir, "_static", "translations.js")
+    po = LOCALE / PERSIAN / "LC_MESSAGES" / "sphinx.po"
+    match = _TRANSLATIONS.search(js.read_text(encoding="utf-8")) \
+        if js.is_file() else None
+    if match is None or not po.is_file():
+        return
+    data = json.loads(match.group(2))
+    with open(po, "rb") as f:
+        ours = {m.id: m.string for m in read_po(f) if m.id and m.string}
+    data["messages"].update(ours)
+    js.write_text(match.group(1) + json.dumps(data, ensure_ascii=False,
+                                              indent=1) + match.group(3) + "\n",
+                  encoding="utf-8")
+
+
+def _configure(app, config):
+    static = str(HERE / "static")
+    if static not in config.html_static_path:
+        config.html_static_path.append(static)
+
+
+def _theme_catalog(app):
+    """sphinx-book-theme's strings in Persian (it ships no Persian)."""
+    catalog = CatalogInfo(str(LOCALE / PERSIAN / "LC_MESSAGES"), "booktheme",
+                          "utf-8")
+    if Path(catalog.po_path).is_file():
+        if catalog.is_outdated():
+            catalog.write_mo(PERSIAN)
+        app.add_message_catalog("booktheme", str(LOCALE))
+
+
+def setup(app):
+    app.add_config_value("persian_english_only", [], "env")
+    app.add_search_language(SearchPersian)
+    app.add_transform(RecordUntranslated)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.connect("html-page-context", _english_only_page)
+    app.connect("build-finished", _write_untranslated)
+    app.connect("config-inited", _configure)
+    app.add_css_file("vazirmatn.css")
+    if app.config.language == PERSIAN:
+        app.add_css_file("persian.css")
+        _theme_catalog(app)
+    app.connect("html-page-context", _link_editions)
+    app.connect("build-finished", _right_to_left)
+    app.connect("build-finished", _complete_js_translations)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
