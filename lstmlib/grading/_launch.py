@@ -10,17 +10,21 @@ starts ``ipykernel_launcher`` inside bubblewrap with resource limits and
 waits for it, recording how it ended (exit status or signal) in the
 policy's ``exit_file`` so the instructor's report can say why a kernel died.
 
-The kernel's working folder is a *copy* of the folder nbgrader executes in:
-inside the box the copy is mounted at the same path, so the student's code
-sees the usual layout, but nothing it writes (a symlink named like the
-output notebook, say) ever reaches the folder nbgrader writes into.
+The kernel's working folder is a *copy* of the folder nbgrader executes in
+(regular files only): it is mounted read-only inside the box, and the
+bootstrap copies it into a size-limited tmpfs at the same path, so the
+student's code sees the usual layout, but nothing it writes (a symlink named
+like the output notebook, say) ever reaches the folder nbgrader writes into,
+and the total it writes is bounded. All the box's processes together are
+held to the policy's limits by :class:`sandbox.Supervisor` (a cgroup per
+box where the machine allows it, else a watchdog), which is removed when
+the kernel ends.
 """
 from __future__ import annotations
 
 import ctypes
 import json
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -73,40 +77,6 @@ def copy_regular_tree(src, dst, uid=None):
             shutil.copyfile(source, target, follow_symlinks=False)
             if uid is not None:
                 os.chown(target, uid, uid)
-
-
-def _count_tasks(uid):
-    count = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{pid}").st_uid == uid:
-                count += len(os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            continue
-    return count
-
-
-def _limits_preexec(limits, uid_for_nproc_count):
-    nproc = limits["max_processes"]
-    if uid_for_nproc_count is not None:
-        # An unprivileged instructor cannot switch uid: RLIMIT_NPROC counts
-        # all their tasks, so allow what they already run plus the budget.
-        nproc += _count_tasks(uid_for_nproc_count)
-    cpu = limits["cpu_seconds"]
-
-    def preexec():
-        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"],) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_file_bytes"],) * 2)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits["max_open_files"],) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setsid()
-        _die_with_parent()
-
-    return preexec
 
 
 def _describe(returncode, limits):
@@ -170,14 +140,19 @@ def main(argv=None):
         os.chown(kernel_conn, uid, uid)
 
     python_cmd = [policy["python"], "-m", "ipykernel_launcher", *kernel_args]
+    box_limits = sandbox._limits(limits)
     if sandboxed:
         command = sandbox.bwrap_command(
-            bwrap=policy["bwrap"], hidden=policy["hidden"],
-            expose_ro=policy["expose_ro"],
-            binds=[(kernel_dir, cwd), (runtime_dir, runtime_dir)],
+            bwrap=policy["bwrap"], hidden=policy.get("hidden", ()),
+            expose_ro=policy.get("expose_ro", ()),
+            distributions=policy.get("distributions", sandbox.KERNEL_DISTRIBUTIONS),
+            python_path=policy.get("python_path", ()),
+            absent=policy.get("absent", sandbox.ABSENT_MODULES),
+            binds=[(runtime_dir, runtime_dir)],
+            work=(kernel_dir, cwd, box_limits.work_bytes),
             chdir=cwd, env=sandbox.kernel_env("/tmp"), as_root=as_root,
             uid=uid, setpriv=policy["setpriv"], command=python_cmd,
-            tmp_bytes=limits["tmp_bytes"])
+            tmp_bytes=box_limits.tmp_bytes)
         env, run_cwd = {}, "/"
     else:
         command = python_cmd
@@ -185,9 +160,16 @@ def main(argv=None):
         env["TMPDIR"] = env["IPYTHONDIR"] = kernel_dir
         env["MPLCONFIGDIR"] = env["NUMBA_CACHE_DIR"] = kernel_dir
         run_cwd = kernel_dir
-    preexec = _limits_preexec(limits, None if as_root else os.getuid())
-    proc = subprocess.Popen(command, cwd=run_cwd, env=env, preexec_fn=preexec,
-                            stdin=subprocess.DEVNULL)
+    supervisor = sandbox.Supervisor(box_limits, runtime_dir=runtime_dir if sandboxed else None)
+    # An unprivileged instructor cannot switch uid: RLIMIT_NPROC counts all
+    # their tasks, so allow what they already run plus the budget.
+    nproc = None if as_root else box_limits.max_processes + sandbox._count_tasks(os.getuid())
+    try:
+        proc = subprocess.Popen(command, cwd=run_cwd, env=env, stdin=subprocess.DEVNULL,
+                                preexec_fn=supervisor.preexec(nproc))
+    except BaseException:
+        supervisor.close()
+        raise
 
     def forward(signum, _frame):
         try:
@@ -197,11 +179,14 @@ def main(argv=None):
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    returncode = proc.wait()
+    try:
+        returncode = supervisor.wait(proc)
+        reason = supervisor.describe_end(returncode) or _describe(returncode, limits)
+    finally:
+        supervisor.close()
     try:
         with open(policy["exit_file"], "w") as fh:
-            json.dump({"returncode": returncode,
-                       "reason": _describe(returncode, limits)}, fh)
+            json.dump({"returncode": returncode, "reason": reason}, fh)
     except OSError:
         pass
     return returncode if returncode >= 0 else 128 - returncode

@@ -2,31 +2,46 @@
 
 nbgrader executes a student's notebook with a Jupyter kernel that runs as
 whoever runs ``nbgrader autograde``. This module builds the command line
-that puts that kernel in a box:
+that puts that kernel in a box built from an allow-list:
 
-* a private mount namespace where ``/`` is read-only and the course
-  (repository, source notebooks with hidden tests, gradebook, exchange,
-  every student's files, ``/tmp``, home folders, ``/run``) is covered by
-  empty tmpfs mounts; only the Python installation and the ``lstmlib``
-  package are mapped back (read-only), and one scratch folder, a copy of
-  the student's own files, is writable;
+* a private mount namespace that starts *empty* and maps read-only only
+  what the Python runtime needs: ``/usr`` and the ``/lib*``, ``/bin``
+  links, a handful of ``/etc`` files, the interpreter and its standard
+  library, and from the virtual environment's site-packages only the
+  distributions the assignment hands out (the dependency closure of
+  ``ipykernel`` and ``numpy`` plus, say, ``matplotlib``), each top-level
+  file or folder bound one by one. lstmlib comes from folders the caller
+  names (``python_path``: the assignment's kernel edition), never from the
+  repository. Everything else (the course, other courses, the repository,
+  torch, ``/root``, ``/home``, the host's ``/tmp``) is simply absent;
+* writable: only the working folder and ``/tmp``, two size-limited tmpfs
+  (``disk_bytes`` in all). A small trusted bootstrap (``_bootstrap.py``)
+  fills the working folder with a copy of the student's files, mounted
+  read-only, then executes the kernel; writing past the limit fails with
+  ENOSPC inside the kernel;
+* importing a module the box lacks (``torch``, the grader) fails with a
+  message saying so (``sitecustomize`` in ``_bootstrap.py``);
 * no network (``--unshare-net``), its own PID/IPC/UTS namespaces, a new
   session (no terminal injection), killed with its parent;
 * an unprivileged user: when grading runs as root, bwrap (as root) builds
   the namespaces and ``setpriv`` then drops to a dedicated uid with no
-  capabilities and ``no_new_privs``, so the per-user process limit holds;
-  when grading runs as an ordinary user, bwrap runs unprivileged (it needs
-  unprivileged user namespaces) and the kernel keeps that user's uid;
-* resource limits (``setrlimit``): address space, CPU seconds for the
-  kernel's whole life (so for the whole notebook), processes, file size,
-  open files, no core dumps.
+  capabilities and ``no_new_privs``; when grading runs as an ordinary user,
+  bwrap runs unprivileged (it needs unprivileged user namespaces);
+* resources bounded per submission, all its processes together
+  (:class:`Supervisor`): a cgroup per box where the machine allows it
+  (memory, number of tasks, one core, CPU time watched), else a watchdog
+  that sums the memory and CPU time of the box's processes and kills the
+  box when over; :func:`resource_mode` says which. Per-process
+  ``setrlimit`` limits stay as a second line (address space, CPU seconds,
+  processes of the uid, file size, open files, no core dumps).
 
 The kernel talks to nbgrader over Unix-domain sockets (ZeroMQ ``ipc``
 transport) in a folder mapped into the box, because it has no network.
 
 The launcher that applies all of this is :mod:`lstmlib.grading._launch`;
 the pipeline (:mod:`lstmlib.grading.pipeline`) writes one policy file per
-submission and a kernelspec pointing at the launcher.
+submission and a kernelspec pointing at the launcher. :func:`run_python`
+runs a piece of the grader's own code in a fresh box of the same kind.
 """
 from __future__ import annotations
 
@@ -34,8 +49,11 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 GiB = 1 << 30
@@ -44,15 +62,42 @@ MiB = 1 << 20
 #: Name of the kernelspec the pipeline installs in each scratch folder.
 KERNEL_NAME = "lstmlib-sandbox"
 
-#: Paths always covered by an empty tmpfs inside the box (when they exist).
+#: Paths covered when a caller names them and they fall under a mapped
+#: folder (the allow-list leaves everything else out anyway).
 ALWAYS_HIDDEN = (
     "/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run", "/root", "/home",
     "/srv", "/mnt", "/media", "/var/mail", "/var/spool", "/var/lib",
     "/var/log", "/var/backups", "/etc/ssh",
 )
 
-#: Hidden paths that get an empty *writable* tmpfs of bounded size instead.
-WRITABLE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+#: What a graded kernel always gets from site-packages (with their
+#: dependencies); an assignment adds its own (matplotlib, numba...).
+KERNEL_DISTRIBUTIONS = ("ipykernel", "numpy")
+
+#: Top-level modules whose import fails with a clear message in the box.
+ABSENT_MODULES = ("torch",)
+
+#: The system part of the box: mapped read-only where it exists (the
+#: ``/lib*`` and ``/bin`` links are recreated as links).
+SYSTEM_PATHS = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+    "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
+)
+
+#: Inside the box: the trusted helpers (bootstrap, sitecustomize), the
+#: read-only copy of the student's files and the python_path folders.
+BOX_DIR = "/run/lstmlib-box"
+
+#: Most the kernel may write into the (host) folder of its sockets; over
+#: it, the box is killed.
+RUNTIME_DIR_BYTES = 1 << 20
+
+#: Set to 0 to bound resources by the watchdog even where cgroups work.
+CGROUP_ENV = "LSTMLIB_SANDBOX_CGROUPS"
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+BOOTSTRAP = os.path.join(_HERE, "_bootstrap.py")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -61,14 +106,15 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclasses.dataclass
 class Limits:
-    """Resource limits for one notebook's kernel (and its children)."""
+    """Resource limits of one submission's kernel, all its processes together."""
 
-    memory_bytes: int = 4 * GiB        # RLIMIT_AS of the kernel
-    cpu_seconds: int = 120             # RLIMIT_CPU: the whole notebook
-    max_processes: int = 64            # RLIMIT_NPROC: tasks of the uid
+    memory_bytes: int = 4 * GiB        # memory of the box (and RLIMIT_AS per process)
+    cpu_seconds: int = 120             # CPU time of the box: the whole notebook
+    max_processes: int = 64            # tasks in the box (and RLIMIT_NPROC of the uid)
     max_file_bytes: int = 64 * MiB     # RLIMIT_FSIZE: largest file written
     max_open_files: int = 512          # RLIMIT_NOFILE
     tmp_bytes: int = 256 * MiB         # size of the box's /tmp (a tmpfs)
+    disk_bytes: int = 512 * MiB        # all it may write: /tmp plus the working folder
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -76,6 +122,26 @@ class Limits:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(
                     f"{field.name}: expected a positive int, received {value!r}")
+        if self.disk_bytes <= self.tmp_bytes:
+            raise ValueError(
+                f"disk_bytes: expected more than tmp_bytes ({self.tmp_bytes}), since the "
+                f"working folder gets the rest, received {self.disk_bytes}")
+
+    @property
+    def work_bytes(self) -> int:
+        """Size of the working folder's tmpfs."""
+        return self.disk_bytes - self.tmp_bytes
+
+
+def _limits(limits) -> Limits:
+    """A Limits from a Limits or a policy's dict (older policies lack fields)."""
+    if isinstance(limits, Limits):
+        return limits
+    known = {f.name for f in dataclasses.fields(Limits)}
+    values = {k: v for k, v in dict(limits or {}).items() if k in known}
+    if "disk_bytes" not in values and "tmp_bytes" in values:
+        values["disk_bytes"] = max(2 * values["tmp_bytes"], Limits.disk_bytes)
+    return Limits(**values)
 
 
 def find_bwrap() -> str | None:
@@ -96,32 +162,115 @@ def _real(path) -> str:
     return os.path.realpath(os.fspath(path))
 
 
-def python_exposures() -> list[str]:
-    """Folders the kernel must read: the interpreter, its libraries, lstmlib."""
-    import lstmlib
+def _under(path, root) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
-    paths = {
-        _real(sys.prefix), _real(sys.base_prefix), _real(sys.exec_prefix),
-        os.path.dirname(_real(sys.executable)),
-        os.path.dirname(_real(lstmlib.__file__)),
-    }
-    # The venv's python is often a symlink into the base installation.
-    exe = os.path.join(sys.prefix, "bin", "python")
-    if os.path.exists(exe):
-        paths.add(os.path.dirname(os.path.dirname(_real(exe))))
-    for entry in sys.path:
-        if entry and os.path.isdir(entry) and "site-packages" in entry:
-            paths.add(_real(entry))
+
+# ------------------------------------------------------------ what is mapped
+def python_exposures() -> list[str]:
+    """The Python runtime without its packages: the venv's python and
+    pyvenv.cfg, the base interpreter, its shared library and standard
+    library. (No site-packages: :func:`distribution_paths` adds those.)"""
+    import sysconfig
+
+    paths = set()
+    for name in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        exe = os.path.join(sys.prefix, "bin", name)
+        if os.path.lexists(exe):
+            paths.add(exe)
+    if os.path.lexists(sys.executable):
+        paths.add(sys.executable)
+    cfg = os.path.join(sys.prefix, "pyvenv.cfg")
+    if os.path.isfile(cfg):
+        paths.add(cfg)
+    base = getattr(sys, "_base_executable", "") or ""
+    if base and os.path.exists(base):
+        paths.add(base)
+    paths.add(_real(sys.executable))
+    stdlib = sysconfig.get_path("stdlib", vars={"installed_base": sys.base_prefix,
+                                                "base": sys.base_prefix})
+    if stdlib and os.path.isdir(stdlib):
+        paths.add(stdlib)
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir and os.path.isdir(libdir):
+        for name in os.listdir(libdir):
+            if name.startswith("libpython"):
+                paths.add(os.path.join(libdir, name))
     return sorted(p for p in paths if p and p != "/")
 
 
-def default_hidden(course_paths=()) -> list[str]:
-    """Folders covered inside the box: the course's and the usual private ones."""
-    import lstmlib
+def _stdlib_site_packages() -> list[str]:
+    """The base installation's own site-packages (pip's home, not the venv's)."""
+    import sysconfig
 
+    out = []
+    for key in ("purelib", "platlib"):
+        path = sysconfig.get_path(key, vars={"base": sys.base_prefix,
+                                             "platbase": sys.base_exec_prefix})
+        if path and os.path.isdir(path) and not _under(_real(path), _real(sys.prefix)):
+            out.append(path)
+    return sorted(set(out))
+
+
+_CLOSURE_CACHE: dict = {}
+
+
+def distribution_closure(names) -> list[str]:
+    """Canonical names of ``names`` and everything they require (no extras)."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    key = tuple(sorted(set(names)))
+    if key in _CLOSURE_CACHE:
+        return list(_CLOSURE_CACHE[key])
+    seen, todo = {}, list(key)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise ValueError(f"distributions: expected distributions installed in "
+                             f"{sys.prefix}, received {name!r} (not installed)") from None
+        seen[name] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    _CLOSURE_CACHE[key] = sorted(seen)
+    return sorted(seen)
+
+
+def distribution_paths(names) -> list[str]:
+    """Top-level files and folders (``numpy``, ``numpy.libs``, the
+    ``.dist-info``...) of the closure of ``names`` in site-packages; no
+    ``.pth`` files, no ``__pycache__``, nothing outside site-packages."""
+    import importlib.metadata as md
+
+    paths = set()
+    for name in distribution_closure(names):
+        dist = md.distribution(name)
+        root = _real(dist.locate_file(""))
+        for f in dist.files or []:
+            top = f.parts[0] if f.parts else ""
+            if top in ("", "..", "__pycache__") or top.endswith(".pth"):
+                continue
+            path = os.path.join(root, top)
+            if os.path.lexists(path):
+                paths.add(path)
+    return sorted(paths)
+
+
+def default_hidden(course_paths=()) -> list[str]:
+    """Folders covered inside the box should they fall under a mapped folder:
+    the course's and the usual private ones. (The box maps nothing but what
+    it lists, so these are mostly absent anyway.)"""
     hidden = {_real(p) for p in ALWAYS_HIDDEN if os.path.lexists(p)}
     # The repository lstmlib lives in (it holds solutions/ and grading/).
-    hidden.add(os.path.dirname(os.path.dirname(_real(lstmlib.__file__))))
+    hidden.add(os.path.dirname(os.path.dirname(_HERE)))
     home = os.path.expanduser("~")
     if home and home != "/":
         hidden.add(_real(home))
@@ -131,59 +280,184 @@ def default_hidden(course_paths=()) -> list[str]:
     return sorted(p for p in hidden if p != "/" and os.path.exists(p))
 
 
-def bwrap_command(*, bwrap: str, hidden, expose_ro, binds, chdir: str,
-                  env: dict, as_root: bool, uid: int | None,
-                  setpriv: str | None, command: list[str],
-                  tmp_bytes: int = 256 << 20) -> list[str]:
-    """The full argv: bwrap [namespaces, mounts, env] [setpriv] command.
+#: Distributions a kernel gets where its caller names none (with the whole
+#: lstmlib package standing in for the assignment's kernel edition).
+STANDIN_DISTRIBUTIONS = (*KERNEL_DISTRIBUTIONS, "tqdm", "matplotlib", "numba", "llvmlite")
 
-    ``binds`` maps an outside folder to the path it gets inside (read-write).
+
+def standin_contents() -> tuple[list[str], tuple[str, ...]]:
+    """(python_path, distributions) of a kernel whose caller names no kernel
+    edition: the lstmlib package folder itself, and what any assignment
+    imports (those of :data:`STANDIN_DISTRIBUTIONS` installed here)."""
+    import importlib.metadata as md
+
+    names = []
+    for name in STANDIN_DISTRIBUTIONS:
+        try:
+            md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        names.append(name)
+    return [os.path.dirname(_HERE)], tuple(names)
+
+
+def kernel_contents(assignment: str, dest) -> tuple[list[str], tuple[str, ...]]:
+    """What a graded kernel of ``assignment`` imports: (python_path folders,
+    distribution names), from its kernel edition
+    (``lstmlib.grading.kernel_edition``, built into ``dest``) where there is
+    one, else :func:`standin_contents`."""
+    try:
+        from . import kernel_edition
+    except ImportError:
+        return standin_contents()
+    folder = kernel_edition.build(assignment, Path(dest))
+    return [os.fspath(folder)], tuple(kernel_edition.packages(assignment))
+
+
+class _Mounts:
+    """bwrap arguments for an empty root filled path by path, in order."""
+
+    def __init__(self):
+        self.argv = []
+        self.present = set()     # made inside the box: dirs, tmpfs, links
+        self.mapped = set()      # folders bound from outside (their insides exist)
+        self.files = set()
+
+    def exists(self, path):
+        return (path in self.present or path in self.files
+                or any(_under(path, m) for m in self.mapped))
+
+    def parents(self, path):
+        todo, parent = [], os.path.dirname(path)
+        while parent not in ("/", "") and not self.exists(parent):
+            todo.append(parent)
+            parent = os.path.dirname(parent)
+        for p in reversed(todo):
+            # bwrap makes missing mount points 0700; 0755 lets the kernel's
+            # unprivileged uid walk down to what is mapped there
+            self.argv += ["--perms", "0755", "--dir", p]
+            self.present.add(p)
+
+    def ro(self, path, target=None, _depth=0):
+        """Map ``path`` read-only at ``target`` (default: the same path);
+        a symlink is recreated as a link and its target mapped too."""
+        path = os.path.normpath(path)
+        target = os.path.normpath(target or path)
+        if _depth > 16 or not os.path.lexists(path):
+            return
+        if os.path.islink(path) and target == path:
+            if not self.exists(path):
+                self.parents(path)
+                self.argv += ["--symlink", os.readlink(path), path]
+                self.present.add(path)
+            self.ro(os.path.join(os.path.dirname(path), os.readlink(path)), None, _depth + 1)
+            return
+        if target in self.mapped or target in self.files:
+            return
+        if any(_under(target, m) for m in self.mapped) and _real(path) == target:
+            return    # already inside a mapped folder
+        self.parents(target)
+        self.argv += ["--ro-bind", _real(path), target]
+        (self.mapped if os.path.isdir(path) else self.files).add(target)
+
+    def tmpfs(self, path, size, perms="01777"):
+        self.parents(path)
+        self.argv += ["--perms", perms, "--size", str(int(size)), "--tmpfs", path]
+        self.present.add(path)     # empty: what lies below it must be made
+
+    def bind(self, outside, target):
+        self.parents(target)
+        self.argv += ["--bind", outside, target]
+        self.mapped.add(target)
+
+    def cover(self, path):
+        """An empty read-only tmpfs (or /dev/null) over a mapped path."""
+        if not any(_under(path, m) and path != m for m in self.mapped):
+            return
+        if os.path.isdir(path):
+            self.argv += ["--perms", "0755", "--size", "4096", "--tmpfs", path,
+                          "--remount-ro", path]
+        elif os.path.exists(path):
+            self.argv += ["--ro-bind", "/dev/null", path]
+
+
+def box_mounts(*, distributions=KERNEL_DISTRIBUTIONS, python_path=(), expose_ro=(),
+               binds=(), hidden=(), tmp_bytes=256 * MiB, work=None) -> tuple[list[str], list[str]]:
+    """The mount arguments of a box, and the PYTHONPATH inside it.
+
+    ``python_path``: folders put on the kernel's PYTHONPATH, mounted
+    read-only at ``BOX_DIR/path/N``; a package folder itself (one with
+    ``__init__.py``) is mounted under its name there. ``expose_ro``: extra
+    paths mapped read-only where they are. ``binds``: (outside, inside)
+    read-write folders. ``work``: (source, target, size): a tmpfs of
+    ``size`` bytes at ``target``, which the bootstrap fills from ``source``
+    (mounted read-only). ``hidden``: paths covered if they fall under
+    something mapped.
     """
-    argv = [bwrap,
-            "--ro-bind", "/", "/",
-            "--dev", "/dev",
-            "--proc", "/proc",
+    m = _Mounts()
+    for path in SYSTEM_PATHS:
+        if os.path.lexists(path):
+            m.ro(path)
+    m.argv += ["--dev", "/dev", "--proc", "/proc"]
+    m.present.update({"/dev", "/proc"})
+    m.argv += ["--perms", "01777", "--size", str(1 << 20), "--tmpfs", "/dev/shm"]
+    m.tmpfs("/tmp", tmp_bytes)
+    for path in python_exposures():
+        m.ro(path)
+    for path in distribution_paths(distributions):
+        m.ro(path)
+    for path in expose_ro:
+        m.ro(os.fspath(path))
+    m.ro(BOOTSTRAP, f"{BOX_DIR}/bootstrap.py")
+    m.ro(BOOTSTRAP, f"{BOX_DIR}/site/sitecustomize.py")
+    pythonpath = [f"{BOX_DIR}/site"]
+    for n, folder in enumerate(python_path):
+        folder = _real(folder)
+        if not os.path.isdir(folder):
+            raise ValueError(f"python_path: expected folders, received {folder!r}")
+        inside = f"{BOX_DIR}/path/{n}"
+        if os.path.isfile(os.path.join(folder, "__init__.py")):
+            m.ro(folder, f"{inside}/{os.path.basename(folder)}")
+        else:
+            m.ro(folder, inside)
+        pythonpath.append(inside)
+    for outside, target in binds:
+        m.bind(os.fspath(outside), os.fspath(target))
+    if work is not None:
+        source, target, size = work
+        m.ro(os.fspath(source), f"{BOX_DIR}/submission")
+        m.tmpfs(os.fspath(target), size)
+    keep = [os.fspath(t) for _, t in binds] + ([os.fspath(work[1])] if work else [])
+    for path in [*hidden, *_stdlib_site_packages()]:
+        path = os.fspath(path)
+        if not any(_under(k, path) for k in keep):
+            m.cover(path)
+    return m.argv, pythonpath
+
+
+def bwrap_command(*, bwrap: str, chdir: str, env: dict, as_root: bool, uid: int | None,
+                  setpriv: str | None, command: list[str], expose_ro=(), binds=(),
+                  hidden=(), tmp_bytes: int = 256 << 20, distributions=KERNEL_DISTRIBUTIONS,
+                  python_path=(), absent=ABSENT_MODULES, work=None) -> list[str]:
+    """The full argv: bwrap [namespaces, mounts, env] [setpriv] [bootstrap] command.
+
+    See :func:`box_mounts` for the mounts. With ``work``, the command runs
+    after the bootstrap has copied the student's files into the working
+    folder's tmpfs.
+    """
+    mounts, pythonpath = box_mounts(
+        distributions=distributions, python_path=python_path, expose_ro=expose_ro,
+        binds=binds, hidden=hidden, tmp_bytes=tmp_bytes, work=work)
+    argv = [bwrap, *mounts,
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try",
             "--hostname", "sandbox",
             "--die-with-parent", "--new-session",
-            "--clearenv"]
-    inside = set()
-
-    def under_hidden(path):
-        return any(path == h or path.startswith(h.rstrip("/") + "/") for h in inside)
-
-    for path in sorted(set(hidden), key=lambda p: (p.count("/"), p)):
-        if under_hidden(path):
-            continue
-        if path in WRITABLE_TMP:
-            argv += ["--perms", "01777", "--size", str(tmp_bytes), "--tmpfs", path]
-        elif os.path.isdir(path) and not os.path.islink(path):
-            argv += ["--size", str(1 << 20), "--tmpfs", path]
-        elif os.path.isfile(path):
-            argv += ["--ro-bind", "/dev/null", path]
-        inside.add(path)
-
-    made = set()
-
-    def parents(path):
-        # bwrap makes missing mount points 0700; make them 0755 ourselves so
-        # the unprivileged kernel can walk down to what is mapped there.
-        out = []
-        parent = os.path.dirname(path)
-        while parent not in ("/", "") and under_hidden(parent) and parent not in inside:
-            if parent not in made:
-                out.append(parent)
-                made.add(parent)
-            parent = os.path.dirname(parent)
-        return [arg for p in reversed(out) for arg in ("--perms", "0755", "--dir", p)]
-
-    for path in sorted(set(expose_ro), key=lambda p: (p.count("/"), p)):
-        if os.path.isdir(path) and under_hidden(path):
-            argv += parents(path) + ["--ro-bind", path, path]
-    for outside, target in binds:
-        argv += parents(target) + ["--bind", outside, target]
-    argv += ["--chdir", chdir]
+            "--clearenv",
+            "--chdir", chdir]
+    env = dict(env)
+    env["PYTHONPATH"] = ":".join(pythonpath)
+    env["LSTMLIB_ABSENT"] = ",".join(absent)
     for key, value in sorted(env.items()):
         argv += ["--setenv", key, value]
     if as_root:
@@ -193,6 +467,9 @@ def bwrap_command(*, bwrap: str, hidden, expose_ro, binds, chdir: str,
                 "which needs setpriv (util-linux)")
         argv += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    if work is not None:
+        argv += [command[0], "-I", "-S", f"{BOX_DIR}/bootstrap.py",
+                 f"{BOX_DIR}/submission", os.fspath(work[1]), "--"]
     return argv + list(command)
 
 
@@ -218,12 +495,428 @@ def kernel_env(home: str) -> dict:
     return env
 
 
+# ------------------------------------------------------------ resources
+def _mountinfo():
+    """(fstype, mount point, super options) of the cgroup file systems."""
+    out = []
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fields, rfields = left.split(), right.split()
+                if rfields and rfields[0] in ("cgroup", "cgroup2"):
+                    out.append((rfields[0], fields[4], rfields[2] if len(rfields) > 2 else ""))
+    except OSError:
+        pass
+    return out
+
+
+def _own_cgroups():
+    """Controller (or '' for cgroup2) -> this process's cgroup path."""
+    own = {}
+    try:
+        with open("/proc/self/cgroup") as fh:
+            for line in fh:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for c in controllers.split(",") if controllers else [""]:
+                    own[c] = path
+    except OSError:
+        pass
+    return own
+
+
+def _write(path, value):
+    with open(path, "w") as fh:
+        fh.write(str(value))
+
+
+def _read(path) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
+class Cgroup:
+    """One box's cgroup(s): memory, tasks and CPU of all its processes.
+
+    cgroup v1 (one hierarchy per controller: memory, pids, cpu, cpuacct)
+    or cgroup v2 (one group with memory, pids and cpu enabled). Made by
+    :meth:`create`, which returns None where the machine does not let us.
+    """
+
+    def __init__(self, version, dirs):
+        self.version = version
+        self.dirs = dirs          # role -> folder (v1) or {"all": folder} (v2)
+
+    @classmethod
+    def create(cls, limits: Limits, tag: str | None = None) -> "Cgroup | None":
+        if os.environ.get(CGROUP_ENV) == "0":
+            return None
+        tag = f"lstmlib-box-{tag or uuid.uuid4().hex[:12]}"
+        own = _own_cgroups()
+        mounts = _mountinfo()
+        v1 = {}
+        for fstype, point, opts in mounts:
+            if fstype == "cgroup":
+                for c in ("memory", "pids", "cpu", "cpuacct"):
+                    if c in opts.split(",") and c in own:
+                        v1.setdefault(c, os.path.join(point, own[c].lstrip("/")))
+        if "memory" in v1 and "pids" in v1:
+            group = cls._make_v1(v1, limits, tag)
+            if group is not None:
+                return group
+        for fstype, point, _ in mounts:
+            if fstype == "cgroup2" and "" in own:
+                group = cls._make_v2(os.path.join(point, own[""].lstrip("/")), limits, tag)
+                if group is not None:
+                    return group
+        return None
+
+    @staticmethod
+    def _sweep(parent, age=120.0):
+        """Remove the empty groups of boxes whose launcher was killed before
+        it could (rmdir fails on a group that still holds a process)."""
+        try:
+            names = [n for n in os.listdir(parent) if n.startswith("lstmlib-box-")]
+        except OSError:
+            return
+        now = time.time()
+        for name in names:
+            folder = os.path.join(parent, name)
+            try:
+                if now - os.stat(folder).st_mtime > age:
+                    os.rmdir(folder)
+            except OSError:
+                pass
+
+    @classmethod
+    def _make_v1(cls, parents, limits, tag):
+        for parent in parents.values():
+            cls._sweep(parent)
+        dirs = {}
+        try:
+            for role, parent in parents.items():
+                os.mkdir(os.path.join(parent, tag))
+                dirs[role] = os.path.join(parent, tag)
+            group = cls("v1", dirs)
+            _write(os.path.join(dirs["memory"], "memory.limit_in_bytes"), limits.memory_bytes)
+            swap = os.path.join(dirs["memory"], "memory.memsw.limit_in_bytes")
+            if os.path.exists(swap):
+                _write(swap, limits.memory_bytes)
+            _write(os.path.join(dirs["pids"], "pids.max"), limits.max_processes)
+            if "cpu" in dirs:
+                period = int(_read(os.path.join(dirs["cpu"], "cpu.cfs_period_us")))
+                _write(os.path.join(dirs["cpu"], "cpu.cfs_quota_us"), period)
+            return group
+        except (OSError, ValueError):
+            cls("v1", dirs).remove()
+            return None
+
+    @classmethod
+    def _make_v2(cls, parent, limits, tag):
+        try:
+            enabled = _read(os.path.join(parent, "cgroup.subtree_control")).split()
+        except OSError:
+            return None
+        if not {"memory", "pids"} <= set(enabled):
+            return None
+        cls._sweep(parent)
+        folder = os.path.join(parent, tag)
+        try:
+            os.mkdir(folder)
+        except OSError:
+            return None
+        group = cls("v2", {"all": folder})
+        try:
+            _write(os.path.join(folder, "memory.max"), limits.memory_bytes)
+            if os.path.exists(os.path.join(folder, "memory.swap.max")):
+                _write(os.path.join(folder, "memory.swap.max"), 0)
+            _write(os.path.join(folder, "pids.max"), limits.max_processes)
+            if os.path.exists(os.path.join(folder, "cpu.max")):
+                _write(os.path.join(folder, "cpu.max"), "100000 100000")
+            return group
+        except OSError:
+            group.remove()
+            return None
+
+    def describe(self) -> str:
+        if self.version == "v2":
+            return ("cgroup v2 per box: memory.max, pids.max, cpu.max (one core), "
+                    "CPU time from cpu.stat")
+        parts = ["memory.limit_in_bytes", "pids.max"]
+        if "cpu" in self.dirs:
+            parts.append("cpu.cfs_quota_us (one core)")
+        parts.append("CPU time from cpuacct.usage" if "cpuacct" in self.dirs
+                     else "CPU time summed by the watchdog")
+        return "cgroup v1 per box: " + ", ".join(parts)
+
+    def join(self, pid: int):
+        """Move ``pid`` (and so everything it starts) into the box's groups."""
+        for folder in self.dirs.values():
+            _write(os.path.join(folder, "cgroup.procs"), pid)
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            if self.version == "v2":
+                for line in _read(os.path.join(self.dirs["all"], "cpu.stat")).splitlines():
+                    if line.startswith("usage_usec "):
+                        return int(line.split()[1]) / 1e6
+            elif "cpuacct" in self.dirs:
+                return int(_read(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))) / 1e9
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def oom_kills(self) -> int:
+        name, folder = (("memory.events", self.dirs["all"]) if self.version == "v2"
+                        else ("memory.oom_control", self.dirs["memory"]))
+        try:
+            for line in _read(os.path.join(folder, name)).splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def memory_peak(self) -> int | None:
+        name, folder = (("memory.peak", self.dirs["all"]) if self.version == "v2"
+                        else ("memory.max_usage_in_bytes", self.dirs["memory"]))
+        try:
+            return int(_read(os.path.join(folder, name)))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def pids(self) -> list[int]:
+        found = set()
+        for folder in self.dirs.values():
+            try:
+                found.update(int(p) for p in _read(os.path.join(folder, "cgroup.procs")).split())
+            except (OSError, ValueError):
+                pass
+        return sorted(found)
+
+    def kill(self, wait: float = 5.0):
+        """SIGKILL every process of the box, until none is left."""
+        kill_file = os.path.join(self.dirs.get("all", ""), "cgroup.kill")
+        deadline = time.monotonic() + wait
+        while True:
+            pids = self.pids()
+            if not pids or time.monotonic() > deadline:
+                return not pids
+            if self.version == "v2" and os.path.exists(kill_file):
+                try:
+                    _write(kill_file, 1)
+                except OSError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self):
+        """Kill what is left and remove the groups."""
+        self.kill()
+        for folder in self.dirs.values():
+            for _ in range(50):
+                try:
+                    os.rmdir(folder)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _proc_table():
+    """pid -> (ppid, cpu seconds incl. reaped children, resident bytes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[1] ppid; [11..14] utime stime cutime cstime; [21] rss pages
+        try:
+            table[int(name)] = (int(fields[1]),
+                                sum(int(x) for x in fields[11:15]) / tick,
+                                int(fields[21]) * page)
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def _descendants(root: int, table) -> list[int]:
+    children = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+_MODE_CACHE: dict = {}
+
+
+def resource_mode() -> str:
+    """Which bound on a submission's resources is in force here (a line for
+    the grading log and ``sandbox-check``)."""
+    key = (os.geteuid(), os.environ.get(CGROUP_ENV))
+    if key not in _MODE_CACHE:
+        group = Cgroup.create(Limits(), "probe-" + uuid.uuid4().hex[:8])
+        if group is not None:
+            mode = group.describe()
+            group.remove()
+        else:
+            why = ("turned off by " + CGROUP_ENV + "=0" if os.environ.get(CGROUP_ENV) == "0"
+                   else "no cgroup could be made here")
+            mode = (f"watchdog per box ({why}): memory and CPU time of the box's processes "
+                    "summed every 0.2 s, the box killed when over; processes bounded by "
+                    "RLIMIT_NPROC of its uid")
+        _MODE_CACHE[key] = mode
+    return _MODE_CACHE[key]
+
+
+class Supervisor:
+    """Bounds everything one ``Popen`` starts, together: a cgroup where the
+    machine allows it, else a watchdog over the process tree (the box has its
+    own PID namespace, so every process in it descends from bwrap)."""
+
+    POLL = 0.2
+
+    def __init__(self, limits, *, tag=None, runtime_dir=None):
+        self.limits = _limits(limits)
+        self.cgroup = Cgroup.create(self.limits, tag)
+        self.runtime_dir = runtime_dir
+        self.reason = ""
+
+    @property
+    def mode(self) -> str:
+        return self.cgroup.describe() if self.cgroup else "watchdog per box"
+
+    def preexec(self, nproc: int | None = None):
+        """The child's set-up before bwrap runs: the cgroup, then rlimits."""
+        import ctypes
+        import resource
+
+        lim = self.limits
+        nproc = lim.max_processes if nproc is None else nproc
+        cgroup = self.cgroup
+
+        def run():
+            if cgroup is not None:
+                cgroup.join(os.getpid())
+            resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes,) * 2)
+            resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (lim.max_file_bytes,) * 2)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lim.max_open_files,) * 2)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            os.setsid()
+            try:   # die with the launcher
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+            except (OSError, AttributeError):
+                pass
+
+        return run
+
+    def _runtime_bytes(self) -> int:
+        total = 0
+        try:
+            with os.scandir(self.runtime_dir) as it:
+                for entry in it:
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_size + 512
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        return total
+
+    def check(self, proc) -> str:
+        """'' while within the limits, else why the box must go."""
+        lim = self.limits
+        table = None
+        cpu = self.cgroup.cpu_seconds() if self.cgroup else None
+        if cpu is None:
+            table = _proc_table()
+            cpu = sum(table[p][1] for p in _descendants(proc.pid, table))
+        if cpu > lim.cpu_seconds:
+            return (f"its processes together used {cpu:.0f} s of CPU, over the "
+                    f"notebook's limit of {lim.cpu_seconds} s")
+        if self.cgroup is None:
+            rss = sum(table[p][2] for p in _descendants(proc.pid, table))
+            if rss > lim.memory_bytes:
+                return (f"its processes together held {rss / MiB:.0f} MiB of memory, over "
+                        f"the limit of {lim.memory_bytes / MiB:.0f} MiB")
+        if self.runtime_dir and self._runtime_bytes() > RUNTIME_DIR_BYTES:
+            return (f"it wrote more than {RUNTIME_DIR_BYTES} bytes into the folder of its "
+                    "sockets")
+        return ""
+
+    def kill(self, proc):
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        else:
+            table = _proc_table()
+            for pid in _descendants(proc.pid, table):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+    def wait(self, proc, timeout: float | None = None) -> int:
+        """Wait for ``proc``, killing the whole box when over a limit or past
+        ``timeout`` seconds (then ``self.reason`` says why)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return proc.wait(self.POLL)
+            except subprocess.TimeoutExpired:
+                pass
+            why = self.check(proc)
+            if not why and deadline is not None and time.monotonic() > deadline:
+                why = f"still running after {timeout:g} s"
+            if why:
+                self.reason = why
+                self.kill(proc)
+                return proc.wait()
+
+    def describe_end(self, returncode: int) -> str:
+        """Why the box ended, if its bounds ended it ('' otherwise)."""
+        if self.reason:
+            return f"box killed: {self.reason}"
+        if self.cgroup is not None and self.cgroup.oom_kills():
+            return (f"a process of the box was killed: the box's processes together reached "
+                    f"the memory limit of {self.limits.memory_bytes / MiB:.0f} MiB")
+        return ""
+
+    def close(self):
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+
+# ------------------------------------------------------------ checks
 _PROBE_CACHE: dict = {}
 
 
 def probe(uid: int = 61999) -> tuple[bool, str]:
     """Can we build the box here? Returns (ok, reason). Runs bwrap once."""
-    key = (os.geteuid(), uid)
+    key = (os.geteuid(), uid, os.environ.get(CGROUP_ENV))
     if key in _PROBE_CACHE:
         return _PROBE_CACHE[key]
     result = _probe(uid)
@@ -246,15 +939,16 @@ def _probe(uid: int) -> tuple[bool, str]:
             "    s.connect(('1.1.1.1', 53)); print('NET')\n"
             "except OSError:\n"
             "    pass\n"
+            f"print('COURSE' if os.path.exists({__file__!r}) else 'no course')\n"
+            "import numpy\n"
             "print(os.getuid())\n")
-    argv = bwrap_command(
-        bwrap=bwrap, hidden=default_hidden(), expose_ro=python_exposures(),
-        binds=[], chdir="/", env=kernel_env("/tmp"), as_root=as_root,
-        uid=uid, setpriv=setpriv,
-        command=[sys.executable, "-I", "-c", code])
     try:
+        argv = bwrap_command(
+            bwrap=bwrap, chdir="/", env=kernel_env("/tmp"), as_root=as_root,
+            uid=uid, setpriv=setpriv, distributions=("numpy",),
+            command=[sys.executable, "-c", code])
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except (OSError, ValueError, SandboxUnavailable, subprocess.TimeoutExpired) as exc:
         return False, f"bwrap could not run: {exc}"
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
@@ -266,11 +960,14 @@ def _probe(uid: int) -> tuple[bool, str]:
         return False, f"bwrap failed: {msg[-1] if msg else proc.returncode}{hint}"
     if "NET" in proc.stdout:
         return False, "bwrap ran but the network was reachable inside the box"
+    if "COURSE" in proc.stdout:
+        return False, "bwrap ran but the course's files were visible inside the box"
     if as_root and proc.stdout.split()[-1] != str(uid):
         return False, "bwrap ran but the kernel did not drop to the grading uid"
     mode = (f"as root: namespaces built by bwrap, kernel dropped to uid {uid}"
             if as_root else "unprivileged bwrap (user namespace)")
-    return True, f"bubblewrap works ({bwrap}, {mode})"
+    return True, (f"bubblewrap works ({bwrap}, {mode}, file system from an allow-list); "
+                  f"resources per submission: {resource_mode()}")
 
 
 def require(unsafe_no_sandbox: bool = False) -> str:
@@ -287,12 +984,83 @@ def require(unsafe_no_sandbox: bool = False) -> str:
         "--unsafe-no-sandbox to grade trusted notebooks anyway.")
 
 
+def run_python(code: str, stdin: bytes = b"", *, distributions=("numpy",), python_path=(),
+               limits: Limits | None = None, timeout: float = 60, uid: int = 61998,
+               unsafe_no_sandbox: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` in a fresh box: no course files, no network,
+    only ``distributions`` (and their dependencies) and ``python_path``,
+    nothing of any student's. Returns the CompletedProcess (stdout and
+    stderr as bytes); raises subprocess.TimeoutExpired past ``timeout``
+    seconds (the box killed), SandboxUnavailable where the box cannot be
+    built, unless ``unsafe_no_sandbox`` (the pipeline's explicit opt-out)
+    runs it unboxed."""
+    if not isinstance(code, str):
+        raise ValueError(f"code: expected a str, received {type(code).__name__}")
+    if not isinstance(stdin, (bytes, bytearray)):
+        raise ValueError(f"stdin: expected bytes, received {type(stdin).__name__}")
+    limits = _limits(limits or Limits())
+    sandboxed = not require(unsafe_no_sandbox).startswith("UNSANDBOXED")
+    as_root = os.geteuid() == 0
+    env = kernel_env("/tmp")
+    command = [sys.executable, "-c", code]
+    if sandboxed:
+        argv = bwrap_command(
+            bwrap=find_bwrap(), chdir="/tmp", env=env, as_root=as_root, uid=uid,
+            setpriv=find_setpriv(), command=command, distributions=tuple(distributions),
+            python_path=python_path, tmp_bytes=limits.tmp_bytes)
+        run_env = {}
+    else:
+        argv = command
+        run_env = dict(os.environ, **env)
+        run_env["PYTHONPATH"] = ":".join(os.fspath(p) for p in python_path)
+    sup = Supervisor(limits, tag="run-" + uuid.uuid4().hex[:8])
+    try:
+        nproc = None if as_root else limits.max_processes + _count_tasks(os.getuid())
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=run_env, cwd="/",
+                                preexec_fn=sup.preexec(nproc))
+        out = {}
+        import threading
+
+        def pump():
+            out["stdout"], out["stderr"] = proc.communicate(bytes(stdin))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        returncode = sup.wait(proc, timeout)
+        reader.join()
+        if sup.reason.startswith("still running"):
+            raise subprocess.TimeoutExpired(argv, timeout, out.get("stdout"), out.get("stderr"))
+        stderr = out.get("stderr", b"")
+        end = sup.describe_end(returncode)
+        if end:
+            stderr += f"\n[sandbox] {end}\n".encode()
+        return subprocess.CompletedProcess(argv, returncode, out.get("stdout", b""), stderr)
+    finally:
+        sup.close()
+
+
+def _count_tasks(uid):
+    """Tasks (threads) the uid runs now: an unprivileged grader's
+    RLIMIT_NPROC must allow them plus the box's budget."""
+    count = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return count
+
+
 def write_kernelspec(dest: Path, policy_file: Path, *, display_name="Python (graded, sandboxed)") -> Path:
     """A kernelspec whose argv wraps ipykernel_launcher in the launcher."""
     folder = Path(dest) / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-s", os.path.join(os.path.dirname(__file__), "_launch.py"),
+        "argv": [sys.executable, "-s", os.path.join(_HERE, "_launch.py"),
                  os.fspath(policy_file), "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
@@ -304,16 +1072,36 @@ def write_kernelspec(dest: Path, policy_file: Path, *, display_name="Python (gra
     return folder
 
 
-def write_policy(path: Path, *, sandboxed: bool, limits: Limits, hidden, expose_ro,
-                 kernel_dir: Path, runtime_dir: Path, exit_file: Path,
-                 scratch_root: Path, uid: int | None) -> Path:
+def write_policy(path: Path, *, sandboxed: bool, limits: Limits, kernel_dir: Path,
+                 runtime_dir: Path, exit_file: Path, scratch_root: Path, uid: int | None,
+                 hidden=(), expose_ro=(), python_path=None, distributions=None,
+                 absent=ABSENT_MODULES) -> Path:
+    """The launcher's instructions for one kernel. ``python_path``: folders
+    on the kernel's PYTHONPATH (the kernel edition); ``distributions``: what
+    it gets from site-packages (with their dependencies); both None: the
+    stand-in of :func:`standin_contents`. ``absent``: top-level names whose
+    import fails with a clear message; ``expose_ro``: any further paths
+    mapped read-only; ``hidden``: paths covered should they fall under
+    something mapped."""
+    if python_path is None and distributions is None:
+        python_path, distributions = standin_contents()
+    python_path = list(python_path or ())
+    distributions = tuple(distributions or KERNEL_DISTRIBUTIONS)
+    for folder in python_path:
+        if not os.path.isdir(folder):
+            raise ValueError(f"python_path: expected existing folders, received {folder!r}")
+    closure = distribution_closure(distributions)   # refuses unknown names now
     policy = {
         "sandboxed": bool(sandboxed),
         "bwrap": find_bwrap(),
         "setpriv": find_setpriv(),
-        "limits": dataclasses.asdict(limits),
-        "hidden": list(hidden),
-        "expose_ro": list(expose_ro),
+        "limits": dataclasses.asdict(_limits(limits)),
+        "hidden": [os.fspath(p) for p in hidden],
+        "expose_ro": [os.fspath(p) for p in expose_ro],
+        "python_path": [_real(p) for p in python_path],
+        "distributions": list(distributions),
+        "distribution_closure": closure,
+        "absent": list(absent),
         "kernel_dir": os.fspath(kernel_dir),
         "runtime_dir": os.fspath(runtime_dir),
         "exit_file": os.fspath(exit_file),

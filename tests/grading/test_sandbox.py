@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,40 +49,90 @@ def run_cli(course, *args, timeout=600, env=None):
                           env=dict(os.environ, **(env or {})))
 
 
-def in_box(tmp_path, code, *, limits=None):
-    """Run python code in the box as the pipeline does; (rc, stdout, stderr)."""
+def edition_folder(tmp_path):
+    """A small folder standing in for an assignment's kernel edition."""
+    folder = tmp_path / "edition"
+    (folder / "lstmlib").mkdir(parents=True)
+    (folder / "lstmlib" / "__init__.py").write_text("HANDED_OUT = 'lstm_step_forward'\n")
+    return folder
+
+
+def in_box(tmp_path, code, *, limits=None, distributions=("ipykernel", "numpy"),
+           python_path=None, env=None):
+    """Run python code in a box built as the launcher builds a kernel's: the
+    working folder a tmpfs filled from a copy of the student's files, the
+    resources bounded by a Supervisor. Returns (rc, stdout, stderr, work, why)."""
     work = tmp_path / "work"
     work.mkdir()
-    secret = tmp_path / "course"
-    secret.mkdir()
-    (secret / "hidden.txt").write_text("top secret")
+    (work / "student.txt").write_text("my answer")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "student.txt").write_text("my answer")
     limits = limits or sandbox.Limits()
     as_root = os.geteuid() == 0
     if as_root:
-        os.chown(work, 61500, 61500)
+        os.chown(copy / "student.txt", 61500, 61500)
+    python_path = [edition_folder(tmp_path)] if python_path is None else python_path
     argv = sandbox.bwrap_command(
-        bwrap=sandbox.find_bwrap(), hidden=sandbox.default_hidden([secret]),
-        expose_ro=sandbox.python_exposures(), binds=[(str(work), str(work))],
+        bwrap=sandbox.find_bwrap(), hidden=sandbox.default_hidden([tmp_path]),
+        distributions=distributions, python_path=python_path,
+        work=(str(copy), str(work), limits.work_bytes), tmp_bytes=limits.tmp_bytes,
         chdir=str(work), env=sandbox.kernel_env("/tmp"), as_root=as_root, uid=61500,
         setpriv=sandbox.find_setpriv(), command=[sys.executable, "-c", code])
-    import resource
+    old = os.environ.get(sandbox.CGROUP_ENV)
+    if env is not None:
+        os.environ[sandbox.CGROUP_ENV] = env
+    try:
+        sup = sandbox.Supervisor(limits)
+    finally:
+        if env is not None:
+            os.environ.pop(sandbox.CGROUP_ENV) if old is None else os.environ.update(
+                {sandbox.CGROUP_ENV: old})
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=sup.preexec(
+                                    None if as_root else 10_000))
+        rc = sup.wait(proc, timeout=120)
+        out, err = proc.communicate()
+        why = sup.describe_end(rc)
+        peak = sup.cgroup.memory_peak() if sup.cgroup else None
+    finally:
+        sup.close()
+    return rc, out, err, work, why, peak, sup
 
-    def limit():
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes,) * 2)
 
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, preexec_fn=limit)
-    return proc.returncode, proc.stdout, proc.stderr, secret, work
-
-
-def test_box_hides_course_and_blocks_writes_and_network(box, tmp_path):
+def test_box_holds_only_its_allow_list(box, tmp_path):
+    """A box built for exercise 5 (a stand-in edition): no torch, no course
+    (this one, another beside it, the repository), no /root, no host /tmp."""
+    other = tmp_path.parent / f"othercourse-{os.getpid()}"
+    (other / "source").mkdir(parents=True, exist_ok=True)
+    (other / "source" / "hidden_tests.py").write_text("secret")
+    srv = None
+    if os.geteuid() == 0:
+        srv = Path(f"/srv/othercourse-{os.getpid()}")
+        srv.mkdir(exist_ok=True)
+        (srv / "gradebook.db").write_text("secret")
+    host_tmp = Path(tempfile.mkstemp(dir="/tmp", prefix="host-secret-")[1])
+    secrets_ = [other / "source" / "hidden_tests.py", tiny.REPO / "nbgrader_config.py",
+                tiny.REPO / "solutions", host_tmp, Path("/root/.bashrc"),
+                Path(os.path.expanduser("~/.bashrc")), *([srv / "gradebook.db"] if srv else [])]
     code = (
-        "import os, socket\n"
-        f"print('secret visible' if os.path.exists({str(tmp_path / 'course' / 'hidden.txt')!r}) else 'secret hidden')\n"
-        f"print('repo visible' if os.path.exists({str(tiny.REPO / 'nbgrader_config.py')!r}) else 'repo hidden')\n"
-        "for path in ['/etc/pwned', '/usr/pwned']:\n"
+        "import os, socket, sys\n"
+        f"for path in {[str(p) for p in secrets_]!r}:\n"
         "    try:\n"
-        "        open(path, 'w'); print('wrote', path)\n"
+        "        open(path).read(); print('READ', path)\n"
+        "    except OSError as e:\n"
+        "        print('unreadable', path, type(e).__name__)\n"
+        "for name in ['torch', 'lstmlib.grading', 'nbgrader', 'sklearn']:\n"
+        "    try:\n"
+        "        __import__(name); print('IMPORTED', name)\n"
+        "    except ImportError as e:\n"
+        "        print('absent', name, '|', e)\n"
+        "import numpy, ipykernel, lstmlib; print('imports ok', lstmlib.HANDED_OUT)\n"
+        "print('student file', open('student.txt').read())\n"
+        "for path in ['/etc/pwned', '/usr/pwned', sys.prefix + '/pwned']:\n"
+        "    try:\n"
+        "        open(path, 'w'); print('WROTE', path)\n"
         "    except OSError:\n"
         "        print('read-only', path)\n"
         "open('ok.txt', 'w').write('mine'); print('own folder writable')\n"
@@ -88,44 +140,213 @@ def test_box_hides_course_and_blocks_writes_and_network(box, tmp_path):
         "s = socket.socket()\n"
         "try:\n"
         "    s.connect(('1.1.1.1', 53)); print('NETWORK')\n"
-        "except OSError as e:\n"
+        "except OSError:\n"
         "    print('no network')\n"
         "print('uid', os.getuid())\n"
-        "import lstmlib, numpy; print('imports ok')\n"
+        "print('root holds', sorted(os.listdir('/')))\n"
     )
-    rc, out, err, secret, work = in_box(tmp_path, code)
+    try:
+        rc, out, err, work, *_ = in_box(tmp_path, code)
+    finally:
+        host_tmp.unlink()
+        if srv:
+            shutil.rmtree(srv)
+        shutil.rmtree(other)
     assert rc == 0, err
-    assert "secret hidden" in out and "repo hidden" in out
-    assert "read-only /etc/pwned" in out and "read-only /usr/pwned" in out
-    assert "own folder writable" in out and (work / "ok.txt").read_text() == "mine"
-    assert "tmp writable" in out and not Path("/tmp/x").exists() or True
+    assert "READ" not in out, out
+    for path in secrets_:
+        assert f"unreadable {path}" in out, out
+    assert "IMPORTED" not in out, out
+    assert "absent torch | torch is not available in a graded notebook" in out, out
+    assert "imports ok lstm_step_forward" in out and "student file my answer" in out
+    assert "WROTE" not in out and out.count("read-only") == 3, out
+    assert "own folder writable" in out and "tmp writable" in out
+    # what the kernel wrote stayed in the box
+    assert not (work / "ok.txt").exists() and not Path("/tmp/x").exists()
     assert "no network" in out and "NETWORK" not in out
-    assert "imports ok" in out
+    root = eval(out.split("root holds")[1].strip())
+    assert not {"srv", "home", "mnt", "opt", "var", "boot"} & set(root), root
     if os.geteuid() == 0:
         assert "uid 61500" in out
 
 
-def test_box_bounds_processes(box, tmp_path):
+def test_distributions_are_the_closure_without_editable_installs():
+    paths = sandbox.distribution_paths(("ipykernel", "numpy"))
+    names = {os.path.basename(p) for p in paths}
+    assert {"numpy", "ipykernel", "zmq", "traitlets", "IPython"} <= names
+    assert not any(n.endswith(".pth") or n == "__pycache__" for n in names)
+    assert not any(n.split("-")[0] in ("torch", "lstmlib", "nbgrader") for n in names), names
+    with pytest.raises(ValueError, match="distributions: expected .* received 'no-such-dist'"):
+        sandbox.distribution_closure(["no-such-dist"])
+
+
+def test_absent_modules_fail_with_a_clear_message():
+    from lstmlib.grading import _bootstrap
+
+    finder = _bootstrap.AbsentModuleFinder(["torch", "lstmlib.grading"])
+    assert finder.find_spec("numpy") is None and finder.find_spec("lstmlib") is None
+    with pytest.raises(ModuleNotFoundError, match="torch.nn is not available in a graded"):
+        finder.find_spec("torch.nn")
+    with pytest.raises(ModuleNotFoundError, match="lstmlib.grading is not available"):
+        finder.find_spec("lstmlib.grading")
+
+
+def test_limits_refuse_a_disk_smaller_than_tmp():
+    with pytest.raises(ValueError, match="disk_bytes: expected more than tmp_bytes"):
+        sandbox.Limits(tmp_bytes=64 << 20, disk_bytes=32 << 20)
+    assert sandbox.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20).work_bytes == 32 << 20
+
+
+MODES = ["cgroup", "watchdog"]
+
+
+def _mode(request_mode):
+    if request_mode == "cgroup":
+        if not sandbox.resource_mode().startswith("cgroup"):
+            pytest.skip(f"no cgroup here: {sandbox.resource_mode()}")
+        return None
+    return "0"
+
+
+def _box_groups():
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(root, d) for d in dirs if d.startswith("lstmlib-box-")
+                  and "probe" not in d]
+        dirs[:] = [d for d in dirs if not d.startswith("lstmlib-box-")]
+    return found
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
+    """4 children of 300 MB each under a 1 GiB limit for the box: with a
+    cgroup the kernel's OOM killer kills processes of the box (SIGKILL) and
+    its peak stays under the limit; with the watchdog the whole box is killed."""
+    env = _mode(mode)
+    before = set(_box_groups())
     code = (
         "import os, time\n"
-        "n = 0\n"
-        "for _ in range(1000):\n"
+        "kids = []\n"
+        "for _ in range(4):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        b = b'x' * (300 << 20)\n"
+        "        time.sleep(4); os._exit(0)\n"
+        "    kids.append(pid)\n"
+        "for pid in kids:\n"
+        "    _, status = os.waitpid(pid, 0)\n"
+        "    print('child', 'killed' if os.WIFSIGNALED(status) else 'done', flush=True)\n"
+        "print('parent alive')\n"
+    )
+    limits = sandbox.Limits(memory_bytes=1 << 30)
+    rc, out, err, _, why, peak, sup = in_box(tmp_path, code, limits=limits, env=env)
+    if mode == "cgroup":
+        assert sup.cgroup is not None
+        assert out.count("child killed") >= 1, (out, err)
+        assert peak is not None and peak <= 1 << 30
+        assert "reached the memory limit of 1024 MiB" in why
+    else:
+        assert sup.cgroup is None
+        assert rc != 0 and "parent alive" not in out
+        assert why.startswith("box killed: its processes together held"), why
+        assert "over the limit of 1024 MiB" in why
+    assert set(_box_groups()) == before   # the box's groups are gone
+
+
+@pytest.mark.parametrize("where", ["work", "/tmp"])
+def test_box_bounds_what_it_writes(box, tmp_path, where):
+    """Writing past the box's disk budget fails with ENOSPC; the kernel goes on."""
+    limits = sandbox.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20)
+    folder = "." if where == "work" else "/tmp"
+    code = (
+        "import errno, os\n"
+        "written = 0\n"
+        "try:\n"
+        "    for n in range(100):\n"
+        f"        with open(os.path.join({folder!r}, f'f{{n}}'), 'wb') as fh:\n"
+        "            fh.write(b'x' * (4 << 20)); fh.flush()\n"
+        "        written += 4 << 20\n"
+        "except OSError as e:\n"
+        "    print('error', errno.errorcode[e.errno])\n"
+        "print('written MiB', written >> 20)\n"
+        "print('alive')\n"
+    )
+    rc, out, err, *_ = in_box(tmp_path, code, limits=limits)
+    assert rc == 0, err
+    assert "error ENOSPC" in out and "alive" in out, out
+    written = int(out.split("written MiB")[1].split()[0])
+    budget = limits.work_bytes if where == "work" else limits.tmp_bytes
+    assert 0 < written <= budget >> 20
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_box_bounds_processes(box, tmp_path, mode):
+    """A fork bomb: every process forks until it cannot, and the box holds at
+    most max_processes at once."""
+    env = _mode(mode)
+    if mode == "watchdog" and os.geteuid() != 0:
+        pytest.skip("RLIMIT_NPROC of an unprivileged grader counts all its processes")
+    code = (
+        "import os, time\n"
+        "made = 0\n"
+        "start = time.monotonic()\n"
+        "while time.monotonic() - start < 3:\n"
         "    try:\n"
         "        pid = os.fork()\n"
         "    except OSError:\n"
-        "        break\n"
+        "        time.sleep(0.05); continue\n"
         "    if pid == 0:\n"
-        "        time.sleep(5); os._exit(0)\n"
-        "    n += 1\n"
-        "print('children', n)\n"
+        "        made = 0; continue\n"
+        "    made += 1\n"
+        "if made:\n"
+        "    print('forked', made, flush=True)\n"
+        "time.sleep(1)\n"
     )
-    rc, out, err, *_ = in_box(tmp_path, code, limits=sandbox.Limits(max_processes=20))
-    assert rc == 0, err
-    n = int(out.split("children")[1])
-    if os.geteuid() == 0:
-        assert n < 20
-    else:
-        assert n < 1000
+    limits = sandbox.Limits(max_processes=20)
+    rc, out, err, *_, sup = in_box(tmp_path, code, limits=limits, env=env)
+    assert "forked" in out, err
+    # every process that forked printed once: together fewer than the limit
+    assert 1 <= out.count("forked") < 20, out
+
+
+def test_run_python_returns_numpy_result_and_sees_no_course(box, tmp_path):
+    secret = tmp_path / "course" / "source" / "hidden.txt"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("secret")
+    code = (
+        "import json, os, sys, numpy as np\n"
+        "x = np.array(json.loads(sys.stdin.read()))\n"
+        "print(json.dumps({'sum': float(x.sum()),\n"
+        f"    'course': os.path.exists({str(secret)!r}),\n"
+        f"    'repo': os.path.exists({str(tiny.REPO / 'nbgrader_config.py')!r}),\n"
+        "    'cwd': os.getcwd()}))\n"
+        "import torch\n"
+    )
+    proc = sandbox.run_python(code, b"[1.5, 2.5, 3.0]", timeout=60)
+    result = json.loads(proc.stdout.decode().splitlines()[0])
+    assert result == {"sum": 7.0, "course": False, "repo": False, "cwd": "/tmp"}
+    assert proc.returncode == 1
+    assert b"torch is not available in a graded notebook" in proc.stderr
+    with pytest.raises(subprocess.TimeoutExpired):
+        sandbox.run_python("while True: pass", timeout=2)
+    with pytest.raises(ValueError, match="stdin: expected bytes, received str"):
+        sandbox.run_python("pass", "text")
+
+
+def test_run_python_refuses_without_bwrap_unless_unsafe(monkeypatch):
+    monkeypatch.setenv("LSTMLIB_BWRAP", "/nonexistent/bwrap")
+    monkeypatch.setattr(sandbox, "_PROBE_CACHE", {})
+    with pytest.raises(sandbox.SandboxUnavailable, match="refusing to grade without"):
+        sandbox.run_python("print(1)")
+    proc = sandbox.run_python("import numpy; print(numpy.add(2, 3))", unsafe_no_sandbox=True)
+    assert proc.stdout.decode().split() == ["5"]
+
+
+def test_sandbox_check_names_the_resource_bound(box):
+    proc = subprocess.run([sys.executable, "-m", "lstmlib.grading", "sandbox-check"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resources per submission: " + sandbox.resource_mode() in proc.stdout
 
 
 def test_refuses_without_bwrap_unless_unsafe(tmp_path):
