@@ -87,15 +87,22 @@ c.GenerateFeedback.preprocessors = [
 ]
 
 # The sandbox every graded kernel runs in (lstmlib/grading/sandbox.py).
-c.GradingSandbox.memory_bytes = 4 * 1024**3       # address space of the kernel
-c.GradingSandbox.cpu_seconds = 300                # CPU time, whole notebook
-c.GradingSandbox.max_processes = 64               # tasks of the kernel's uid
+# Memory, tasks and CPU time count all of a submission's processes together
+# (a cgroup per box, else a watchdog: `python -m lstmlib.grading
+# sandbox-check` says which is in force here).
+c.GradingSandbox.memory_bytes = 4 * 1024**3       # memory of the box, all processes
+c.GradingSandbox.cpu_seconds = 300                # CPU time of the box, whole notebook
+c.GradingSandbox.max_processes = 64               # tasks in the box at once
 c.GradingSandbox.max_file_bytes = 64 * 1024**2    # largest file it may write
+c.GradingSandbox.tmp_bytes = 256 * 1024**2        # its /tmp (a tmpfs)
+c.GradingSandbox.disk_bytes = 512 * 1024**2       # all it may write: /tmp + working folder
 c.GradingSandbox.max_cell_output_bytes = 1024**2  # output kept per cell
 c.GradingSandbox.max_notebook_output_bytes = 8 * 1024**2
 c.GradingSandbox.wall_seconds = 900               # one submission, end to end
 c.GradingSandbox.workers = 2                      # submissions graded at once
 c.GradingSandbox.call_seconds = 60                # one call of a graded function
-# Extra folders to hide from graded kernels (the course folder, its source,
-# gradebook and exchange, /tmp, /home, /root, /run are always hidden):
+# The box maps only what the kernel needs (an allow-list: the Python runtime,
+# the assignment's packages and its kernel edition of lstmlib); the course,
+# /tmp, /home and /root are absent. Extra folders to cover should they lie
+# below something mapped:
 c.GradingSandbox.hide = []
