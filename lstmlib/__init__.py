@@ -29,7 +29,7 @@ from .interop import from_torch, to_torch
 from .cells import BACKENDS, CELL_TYPES, get_cell
 from .layers import GRU, LSTM, RNN, PeepholeLSTM, RecurrentLayer
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
-from .model import Linear, SequenceModel
+from .model import Embedding, EmbeddedRNN, Linear, SequenceModel
 from .optim import SGD, Adam, AdamW, clip_grad_norm
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 from .regularization import DropoutLSTM, EarlyStopping
@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN", "LSTM", "GRU", "PeepholeLSTM", "RecurrentLayer", "get_cell",
     "BACKENDS", "CELL_TYPES", "from_torch", "to_torch",
-    "Linear", "SequenceModel", "SGD", "Adam", "AdamW", "clip_grad_norm", "History", "train",
+    "Embedding", "EmbeddedRNN", "Linear", "SequenceModel", "SGD", "Adam", "AdamW", "clip_grad_norm", "History", "train",
     "DropoutLSTM", "EarlyStopping", "tbptt_chunks", "train_tbptt",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",

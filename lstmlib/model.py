@@ -44,6 +44,99 @@ class Linear:
         return dy @ w
 
 
+class Embedding:
+    """Token ids -> learnt vectors, ``weight[ids]``, like ``torch.nn.Embedding``.
+
+    weight (num_embeddings, embedding_dim) is drawn from N(0, 1), as PyTorch
+    draws it. forward(ids) takes integer ids of any shape (...) and returns
+    (..., embedding_dim); backward(dy) adds each row of dy to the gradient of
+    the row it was read from (a token used twice gets both) and returns None:
+    integer ids have no gradient. The product of a one-hot vector with a
+    matrix, without the one-hot vector.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, *, rng=None,
+                 dtype=np.float64):
+        for name, value in (("num_embeddings", num_embeddings),
+                            ("embedding_dim", embedding_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, "
+                                 f"received {value!r}")
+        rng = np.random.default_rng() if rng is None else rng
+        self.params = {"weight": rng.standard_normal(
+            (num_embeddings, embedding_dim)).astype(dtype)}
+        self.grads = {"weight": np.zeros_like(self.params["weight"])}
+        self._ids = None
+
+    def forward(self, ids):
+        ids = np.asarray(ids)
+        n = self.params["weight"].shape[0]
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids: expected integer token ids, received dtype "
+                             f"{ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"ids: expected values in [0, {n}), received "
+                             f"{ids.min()}..{ids.max()}")
+        self._ids = ids
+        return self.params["weight"][ids]
+
+    __call__ = forward
+
+    def backward(self, dy):
+        w = self.params["weight"]
+        dy = check_array("dy", dy, self._ids.shape + (w.shape[1],), w.dtype)
+        g = np.zeros_like(w)
+        np.add.at(g, self._ids.reshape(-1), dy.reshape(-1, w.shape[1]))
+        self.grads["weight"] = g
+        return None
+
+
+class EmbeddedRNN:
+    """A recurrent layer that reads token ids through an :class:`Embedding`.
+
+    forward(ids (T, B), state=None, lengths=None) -> (out, state_n), and
+    backward(d_out, d_state=None) -> (None, d_state0), as the recurrent
+    layer's own (the ids get no gradient); ``params`` and ``grads`` hold the
+    embedding's under ``embedding.`` and the layer's under their own names.
+    Wherever a recurrent layer goes (``SequenceModel``, truncated BPTT), this
+    goes, with ids in place of one-hot vectors.
+    """
+
+    def __init__(self, embedding, rnn):
+        if embedding.params["weight"].shape[1] != rnn.input_size:
+            raise ValueError(
+                f"embedding: expected embedding_dim = the layer's input_size "
+                f"{rnn.input_size}, received "
+                f"{embedding.params['weight'].shape[1]}")
+        self.embedding, self.rnn = embedding, rnn
+        self.hidden_size = rnn.hidden_size
+        self.batch_first = rnn.batch_first
+        self.bidirectional = rnn.bidirectional
+
+    @property
+    def params(self):
+        p = {f"embedding.{k}": v for k, v in self.embedding.params.items()}
+        p.update(self.rnn.params)
+        return p
+
+    @property
+    def grads(self):
+        g = {f"embedding.{k}": v for k, v in self.embedding.grads.items()}
+        g.update(self.rnn.grads)
+        return g
+
+    def forward(self, ids, state=None, lengths=None):
+        return self.rnn.forward(self.embedding.forward(ids), state, lengths)
+
+    __call__ = forward
+
+    def backward(self, d_output, d_state=None):
+        dx, d_state0 = self.rnn.backward(d_output, d_state)
+        self.embedding.backward(dx)
+        return None, d_state0
+
+
 class SequenceModel:
     """A recurrent layer followed by a Linear read-out (time-major input)."""
 

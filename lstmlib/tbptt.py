@@ -91,7 +91,8 @@ def tbptt_chunks(model, x, y, loss_fn, k1, k2=None, state=None,
                  carry_state=True, step=None):
     """Run truncated BPTT over one long sequence, one chunk at a time.
 
-    x (T, B, D) time-major; y the targets with leading shape (T, B);
+    x (T, B, D) time-major (or token ids (T, B) for a model whose ``rnn``
+    is an :class:`~lstmlib.model.EmbeddedRNN`); y the targets with leading shape (T, B);
     ``loss_fn(pred, y) -> (loss, dpred)`` on a chunk's k1 steps. ``state``
     is the state before step 0 (None: zeros). ``carry_state=False`` starts
     every window from zeros instead (independent windows, as when training
@@ -101,8 +102,10 @@ def tbptt_chunks(model, x, y, loss_fn, k1, k2=None, state=None,
     """
     _check_model(model)
     x = np.asarray(x)
-    if x.ndim != 3:
-        raise ValueError(f"x: expected a (T, B, D) array, received shape {x.shape}")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x: expected a (T, B, D) array, or (T, B) token ids for "
+                         f"a model that embeds them (EmbeddedRNN), received "
+                         f"shape {x.shape}")
     T = x.shape[0]
     if np.shape(y)[:2] != x.shape[:2]:
         raise ValueError(f"y: expected leading shape {x.shape[:2]} (T, B), "
