@@ -14,7 +14,7 @@ how). Checked here, on the catalogs alone (fast):
 - a message kept in English (no Persian letter in its translation) says
   why, in a translator's comment;
 - the terminology of locale/fa/terminology.csv: a message that uses a key
-  English term has the listed Persian term in its translation, and the
+  English term (or one of its variants, "a|b") has the listed Persian term in its translation, and the
   first translation in a page that uses the Persian term gives the English
   term beside it, "(forget gate)";
 - the theme's strings (pydata-sphinx-theme, sphinx-book-theme) in Persian;
@@ -198,11 +198,12 @@ def terminology():
     assert rows, f"{TERMINOLOGY} is empty"
     terms = []
     for row in rows:
-        english = row["english"].strip()
-        words = re.split(r"[- ]", english)
-        pattern = re.compile(
-            r"\b" + r"[- ]?".join(map(re.escape, words)) + r"(?:s|es)?\b",
-            re.IGNORECASE)
+        # "recurrent neural network|recurrent network": English variants
+        variants = [v.strip() for v in row["english"].split("|")]
+        english = variants[0]
+        pattern = re.compile("|".join(
+            r"\b" + r"[- ]?".join(map(re.escape, re.split(r"[- ]", v)))
+            + r"(?:s|es)?\b" for v in variants), re.IGNORECASE)
         forms = [persian.normalise(f).strip()
                  for f in (row["match"] or row["persian"]).split("|")]
         terms.append((english, pattern, forms))
@@ -224,6 +225,14 @@ def kept_in_english(message):
     return not PERSIAN_LETTER.search(message.string or "")
 
 
+def checked_for_terms(message):
+    """A translation the terminology applies to: in Persian, and not the
+    English source's own Persian copied over (the glossary's Persian
+    column)."""
+    return (bool(message.string) and not kept_in_english(message)
+            and message.string != message.id)
+
+
 def test_terminology_file_is_well_formed():
     terms = terminology()
     englishes = [t[0].lower() for t in terms]
@@ -238,7 +247,7 @@ def test_key_terms_follow_the_terminology():
     problems = []
     for doc, catalog in page_catalogs():
         for m in entries(catalog):
-            if not m.string or kept_in_english(m):
+            if not checked_for_terms(m):
                 continue
             source = prose(m.id)
             target = persian.normalise(prose(m.string))
@@ -259,7 +268,7 @@ def test_english_term_beside_the_first_use_in_each_page():
     for doc, catalog in page_catalogs():
         for english, pattern, forms in terms:
             first = next((m for m in entries(catalog)
-                          if m.string and not kept_in_english(m)
+                          if checked_for_terms(m)
                           and any(f in persian.normalise(prose(m.string))
                                   for f in forms)), None)
             if first is not None and not pattern.search(prose(first.string)):
