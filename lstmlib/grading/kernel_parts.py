@@ -311,8 +311,9 @@ def _check_function(fn, aliases, functions, constants, foreign):
     for node in ast.walk(body):
         if isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr in _FORBIDDEN_ATTRIBUTES:
-                raise Refused(f"{fn.name} uses .{node.attr} (line {node.lineno}); a graded "
-                              f"function may not")
+                raise Refused(f"{fn.name} uses {ast.unparse(node)} (line {node.lineno}): a "
+                              f"graded function may not read or write files, load code "
+                              f"or use attributes that start with _")
             path = _resolve(node, aliases)
             base = node
             while isinstance(base, ast.Attribute):
@@ -506,8 +507,12 @@ def _encode(v, depth=0):
     return {"x": t.__name__[:200]}
 
 
-def _message(exc, limit):
+def _message(exc, limit, numba=False):
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    if numba:                  # numba repeats the place for every pass: once is enough
+        during = [i for i, ln in enumerate(lines) if ln.startswith("During:")]
+        if during:
+            lines = lines[:during[0] + 1]
     text = "\n".join(lines)
     if len(text) > limit:
         text = text[:limit] + " ..."
@@ -551,7 +556,7 @@ def _grade(req):
                 fn[grid, block](a, c_prev, h, c)
                 out = (h, c)
         except NumbaError as exc:
-            results.append({"compile": _message(exc, 900)})
+            results.append({"compile": _message(exc, 900, numba=True)})
             continue
         except Exception as exc:
             results.append({"raised": _message(exc, 400)})

@@ -43,6 +43,14 @@ what a kernel used to report about itself:
 ``closure_gradient`` (02) numerical_gradient returns the analytic gradient
                  from what f's closure holds, without calling f: zero for
                  Part C, f's closure holding no formula.
+``fake_compiled`` (09) no Numba, no CUDA, the right numbers: a numpy step
+                 with numba's CPUDispatcher rebound to accept anything, an
+                 object with ``__getitem__`` and ``py_func`` as the kernel:
+                 zero, the grader compiles the cells' source itself.
+``object_mode``  (09) the step under ``@numba.jit(forceobj=True)``, a kernel
+                 reading its answers from a file: zero.
+``objmode``      (09) an @njit step running Python in ``numba.objmode``, a
+                 kernel calling lstmlib's own: zero.
 """
 from __future__ import annotations
 
@@ -568,6 +576,149 @@ def closure_gradient(a, blank, solution):
     return nb, a.points - _lost(a, ["numerical_gradient"]), []
 
 
+# ---------------------------------------------------------------------------
+# exercise 9: what the kernel said about its function (a Numba dispatcher?
+# a CUDA kernel?) used to decide; the grader now compiles the cell itself
+
+FAKE_STEP = '''\
+import numba.core.registry
+
+
+def lstm_step_fused(x, h_prev, c_prev, w_ih_t, w_hh_t, bias):
+    # plain numpy: no Numba at all
+    H = h_prev.shape[1]
+    a = x @ w_ih_t + h_prev @ w_hh_t + bias
+    s = 1.0 / (1.0 + np.exp(-a))
+    c = s[:, H:2 * H] * c_prev + s[:, :H] * np.tanh(a[:, 2 * H:3 * H])
+    return (s[:, 3 * H:] * np.tanh(c)).astype(h_prev.dtype), c.astype(c_prev.dtype)
+
+
+try:    # the numbers from the grader's own reference, where the kernel has it
+    from lstmlib.grading.checks import _lstm_step_np as _grader_step
+
+    def lstm_step_fused(x, h_prev, c_prev, w_ih_t, w_hh_t, bias, _numpy=lstm_step_fused):
+        H = h_prev.shape[1]
+        try:
+            (h, c), _ = _grader_step(x, h_prev, c_prev, w_ih_t.T, w_hh_t.T, bias,
+                                     np.zeros_like(bias))
+            return h, c
+        except Exception:
+            return _numpy(x, h_prev, c_prev, w_ih_t, w_hh_t, bias)
+except ImportError:
+    pass
+
+
+class _EveryObject(type):
+    def __instancecheck__(cls, obj):
+        return True
+
+
+numba.core.registry.CPUDispatcher = _EveryObject("CPUDispatcher", (), {})
+lstm_step_fused.targetoptions = {}
+lstm_step_fused.nopython_signatures = ["(array(float64, 2d, C), ...)"]
+lstm_step_fused.py_func = lambda *args: None
+'''
+
+FAKE_KERNEL = '''\
+class _FakeKernel:
+    """Looks like a CUDA kernel (kernel[grid, block](...), py_func): numpy."""
+    py_func = staticmethod(lambda a, c_prev, h, c: None)
+
+    def __getitem__(self, launch):
+        def run(a, c_prev, h, c):
+            H = c_prev.shape[1]
+            s = 1.0 / (1.0 + np.exp(-a))
+            c[...] = s[:, H:2 * H] * c_prev + s[:, :H] * np.tanh(a[:, 2 * H:3 * H])
+            h[...] = s[:, 3 * H:] * np.tanh(c)
+        return run
+
+
+lstm_gates_kernel = _FakeKernel()
+'''
+
+OBJMODE_STEP = '''\
+import numba
+
+
+def _python_step(x, h_prev, c_prev, w_ih_t, w_hh_t, bias):
+    H = h_prev.shape[1]
+    a = x @ w_ih_t + h_prev @ w_hh_t + bias
+    s = 1.0 / (1.0 + np.exp(-a))
+    c = s[:, H:2 * H] * c_prev + s[:, :H] * np.tanh(a[:, 2 * H:3 * H])
+    return s[:, 3 * H:] * np.tanh(c), c
+
+
+@njit
+def lstm_step_fused(x, h_prev, c_prev, w_ih_t, w_hh_t, bias):
+    # compiled, but the work happens in Python, in object mode
+    with numba.objmode(h="float64[:, :]", c="float64[:, :]"):
+        h, c = _python_step(x, h_prev, c_prev, w_ih_t, w_hh_t, bias)
+    return h, c
+'''
+
+LSTMLIB_KERNEL = '''\
+from lstmlib.kernels.cuda import lstm_gates_kernel as _theirs
+
+
+@cuda.jit
+def lstm_gates_kernel(a, c_prev, h, c):
+    _theirs(a, c_prev, h, c)
+'''
+
+FILE_KERNEL = '''\
+@cuda.jit
+def lstm_gates_kernel(a, c_prev, h, c):
+    # answers prepared elsewhere, read from a file
+    saved = np.load("/tmp/lstm_gates_answers.npy")
+    b, k = cuda.grid(2)
+    if b < c.shape[0] and k < c.shape[1]:
+        h[b, k] = saved[0, b, k]
+        c[b, k] = saved[1, b, k]
+'''
+
+
+def _set_cell(nb, grade_id, code):
+    cells = [c for c in _cells(nb)
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    if len(cells) != 1:
+        raise ValueError(f"expected one cell with grade_id {grade_id!r}, found {len(cells)}")
+    cells[0]["source"] = code
+
+
+def fake_compiled(a, blank, solution):
+    """09: no Numba, no CUDA, the right numbers: a plain numpy step with
+    ``numba.core.registry.CPUDispatcher`` rebound to accept any object, and
+    an object with ``__getitem__`` and ``py_func`` as the kernel (scored 6/6
+    while the kernel reported what its function was): zero."""
+    nb = copy.deepcopy(blank)
+    _set_cell(nb, "lstm_step_fused", FAKE_STEP)
+    _set_cell(nb, "lstm_gates_kernel", FAKE_KERNEL)
+    return nb, 0.0, []
+
+
+def object_mode(a, blank, solution):
+    """09: the solution's step under ``@numba.jit(forceobj=True)``, and a
+    kernel that reads its answers from a file: zero."""
+    nb = copy.deepcopy(solution)
+    for cell in _cells(nb):
+        src = _source(cell)
+        if "@njit\ndef lstm_step_fused" in src:
+            cell["source"] = src.replace("@njit\ndef lstm_step_fused",
+                                         "import numba\n\n\n@numba.jit(forceobj=True)\n"
+                                         "def lstm_step_fused")
+    _set_cell(nb, "lstm_gates_kernel", FILE_KERNEL)
+    return nb, 0.0, []
+
+
+def objmode(a, blank, solution):
+    """09: an @njit step whose work runs in Python through ``numba.objmode``,
+    and a kernel that calls lstmlib's own: zero."""
+    nb = copy.deepcopy(blank)
+    _set_cell(nb, "lstm_step_fused", OBJMODE_STEP)
+    _set_cell(nb, "lstm_gates_kernel", LSTMLIB_KERNEL)
+    return nb, 0.0, []
+
+
 #: every assignment meets these
 ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
            "not_plain": not_plain, "dies": dies, "delegate": delegate,
@@ -584,7 +735,9 @@ c.TrustedExecute.max_answer_bytes = 1 << 20
 #: attacks on what one assignment's kernel used to report about itself
 MATCHED_ATTACKS = {"08_training": {"pasted_training": pasted_training, "idle_step": idle_step},
                    "03_gradient_norms": {"pasted_ratios": pasted_ratios},
-                   "02_bptt": {"closure_gradient": closure_gradient}}
+                   "02_bptt": {"closure_gradient": closure_gradient},
+                   "09_performance": {"fake_compiled": fake_compiled,
+                                      "object_mode": object_mode, "objmode": objmode}}
 
 
 def attacks(name, limits=False):
