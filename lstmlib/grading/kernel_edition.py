@@ -21,8 +21,6 @@ gets its own shaken copy); the rest of the module is dropped. Added to that:
   (``_harness``, the calls the grader asks for, and ``_codec``, plain data)
   copied as they are, and a ``checks`` whose functions say that the
   self-checks run at home (the grader replaces those cells when it grades);
-  the same for a notebook's own self-check module
-  (``lstmlib.kernels.performance_checks`` in exercise 9);
 * ``pins`` applied: a pinned argument is removed from the function's
   signature and set to its value at the top of its body (exercise 7's
   ``lstm_forward`` has no ``reverse``).
@@ -55,10 +53,6 @@ NEVER = ("lstmlib.grading", "lstmlib.analysis", "lstmlib.kernels", "lstmlib.inte
          "lstmlib.bench", "lstmlib.selfcheck")
 #: top-level packages no edition imports
 NEVER_IMPORTED = ("torch",)
-#: self-check modules a notebook imports by name: {module: its check
-#: functions}; the edition holds stubs of those and its helpers, shaken
-SELF_CHECKS = {"lstmlib.kernels.performance_checks": ("prepare", "fused_step",
-                                                      "gates_kernel")}
 #: the kernel's side of the grading protocol, copied as is
 PROTOCOL = ("_harness.py", "_codec.py")
 MARKER = "EDITION.json"
@@ -98,6 +92,12 @@ def _module_path(module):
 
 def _is_module(module):
     return _module_path(module)[0] is not None
+
+
+def _submodules(package):
+    folder = _module_path(package)[0].parent
+    return sorted({p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+                  | {p.parent.name for p in folder.glob("*/__init__.py")})
 
 
 def _target_names(node):
@@ -293,20 +293,22 @@ class _Shaker:
         return " <- ".join(out)
 
     def refuse(self, what, key, because):
+        if key is None:
+            raise ValueError(f"hands_out of {self.a.name}: {what} is handed out, but it "
+                             f"{because}")
         raise ValueError(f"hands_out of {self.a.name}: {self.chain(key)} needs {what}, "
                          f"which {because}")
 
     def forbidden(self, module, name, parent):
         what = f"{module}.{name}" if name else module
-        if module in SELF_CHECKS:
-            return
         if _under(module, NEVER):
             self.refuse(what, parent, "no graded kernel holds")
         for w in self.a.withheld:
             if what == w or _under(module, (w,)):
                 self.refuse(what, parent, f"{self.a.name} withholds ({w})")
         if name in self.graded:
-            self.refuse(what, parent, f"is the reference of a function {self.a.name} grades")
+            self.refuse(what, parent, f"is the reference of a function {self.a.name} "
+                                      f"grades")
 
     def need(self, module, name, parent):
         """``module.name`` (``name`` None: the module itself) goes in."""
@@ -320,10 +322,9 @@ class _Shaker:
         self.forbidden(module, name, parent)
         self.why[key] = parent
         self.source(module)
-        # a module's packages are imported with it (a self-check module's
-        # package gets an empty __init__)
+        # a module's packages are imported with it
         package = module.rpartition(".")[0]
-        if package and module not in SELF_CHECKS:
+        if package:
             self.need(package, None, key)
         if name is not None:
             self.todo.append(key)
@@ -337,8 +338,6 @@ class _Shaker:
         src = self.source(module)
         key = (module, name)
         self.names[module].add(name)
-        if module in SELF_CHECKS and name in self.check_functions(module):
-            return                                      # written as a stub
         if name in src.imports:
             self.aliases[module].add(name)
             _, kind, target, orig = src.imports[name]
@@ -383,13 +382,10 @@ class _Shaker:
                 raise ValueError(f"hands_out of {self.a.name}: {self.chain(key)} uses {n!r}, "
                                  f"which {src.module} does not define at its top level")
 
-    @staticmethod
-    def check_functions(module):
-        return SELF_CHECKS.get(module, ())
-
 
 def _checks_parts(a):
-    return tuple(p.check.partition(".")[2] for p in a.parts if p.check.startswith("checks."))
+    """The self-check functions of the assignment's parts (``checks.<part>``)."""
+    return tuple(dict.fromkeys(p.check.rpartition(".")[2] for p in a.parts))
 
 
 # ---------------------------------------------------------------------------
@@ -462,15 +458,9 @@ def _shaken_text(shaker, module, modules, docstring=True):
             if k.rpartition(".")[0] == module}
     out = [_header(module, a)] if docstring else []
     body = src.tree.body
-    stub_names = shaker.check_functions(module)
     for i, stmt in enumerate(body):
         is_doc = i == 0 and isinstance(stmt, ast.Expr) and isinstance(
             getattr(stmt, "value", None), ast.Constant) and isinstance(stmt.value.value, str)
-        if is_doc and module in SELF_CHECKS:
-            out.append(f'"""The kernel\'s side of {module} in a graded kernel: its\n'
-                       'self-checks run at home (the grader runs the test cells itself),\n'
-                       'its helpers are handed out."""\n')
-            continue
         if is_doc or (isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
             if docstring or not is_doc:
                 out.append(src.segment(i))
@@ -496,18 +486,19 @@ def _shaken_text(shaker, module, modules, docstring=True):
     if pins:
         raise ValueError(f"pins of {a.name}: expected functions the edition holds, "
                          f"received {sorted(f'{module}.{p}' for p in pins)}")
-    if stub_names:
-        out.append(_stubs(module, stub_names, a))
-    kept = shaker.names[module] | set(stub_names)
-    # (a module of the edition stays importable with 'from package import it')
+    kept = shaker.names[module]
+    # (a module of the edition stays importable with 'from package import it';
+    # the others are named, or 'from package import it' hides the message)
     withheld = {n for n in src.binds if n not in kept and not n.startswith("__")
                 and f"{module}.{n}" not in modules}
+    if src.is_package:
+        withheld |= {n for n in _submodules(module) if f"{module}.{n}" not in modules}
     if withheld:
         out.append(_withheld_hook(withheld, a.name))
     return "".join(out)
 
 
-def _stubs(module, names, a):
+def _stubs(names, a):
     text = ("\n\n# The self-checks run at home; when the notebook is graded the grader\n"
             "# runs each test cell itself and calls the functions through _harness.\n"
             f"_GRADED_NOTE = ({a.name!r} + ': the self-checks run at home; while the '\n"
@@ -594,23 +585,7 @@ def edition_files(assignment: str) -> dict:
         _header("lstmlib.selfcheck.checks", a)
         + '"""The self-checks of the notebook: they run at home, not in a graded\n'
         'kernel (the grader replaces the self-check cells when it grades)."""\n'
-        + _stubs("lstmlib.selfcheck.checks", ("prepare",) + _checks_parts(a), a))
-    # a package of the edition whose own __init__ holds nothing handed out
-    for module in sorted(modules):
-        parts = module.split(".")
-        for k in range(2, len(parts)):
-            package = "/".join(parts[:k]) + "/__init__.py"
-            name = ".".join(parts[:k])
-            if package not in files:
-                subs = sorted(m.rpartition(".")[2] for m in modules
-                              if m.rpartition(".")[0] == name)
-                files[package] = (
-                    _header(name, a) + f'"""Only {module} of this package is handed out."""\n'
-                    "\n\ndef __getattr__(attr):\n"
-                    f"    if attr.startswith('__') or attr in {subs!r}:\n"
-                    "        raise AttributeError(f\"module {__name__!r} has no attribute {attr!r}\")\n"
-                    f"    raise ImportError({_NOT_HANDED_OUT!r}.format(\n"
-                    f"        name=f'{{__name__}}.{{attr}}', assignment={a.name!r}), name=__name__)\n")
+        + _stubs(("prepare",) + _checks_parts(a), a))
     for rel, text in files.items():
         compile(text, rel, "exec")                  # a shaking bug fails here, loudly
     return dict(sorted(files.items()))

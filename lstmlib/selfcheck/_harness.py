@@ -5,10 +5,12 @@ call: the names of the notebook's functions, a *recipe* saying how to call
 them, the inputs as plain data, and a label for messages. :func:`serve`
 looks the functions up in the notebook's namespace, builds the arguments
 (lstmlib layers, a model and its optimiser, a closure for a numerical
-gradient) from the inputs, calls the functions under the delegation guards
-and sends back what they returned, as plain data, in a display message of
-type :data:`MIME`. Nothing here knows an expected value: the grader
-compares what comes back with its own reference.
+gradient) from the inputs, calls the functions and sends back what they
+returned, as plain data, in a display message of type :data:`MIME`. Nothing
+here knows an expected value: the grader compares what comes back with its
+own reference. Nothing here guards against delegation either: a graded
+kernel holds only the assignment's edition of lstmlib
+(:mod:`lstmlib.grading.kernel_edition`), with no reference to delegate to.
 
 The same recipes run the self-checks at home (:mod:`lstmlib.selfcheck.checks`),
 without the transport.
@@ -18,14 +20,14 @@ import traceback
 
 import numpy as np
 
-from . import _codec, guards
+from . import _codec
 
 MIME = "text/x-lstmlib-answer"
 
 
 class Refused(Exception):
-    """The call was refused (delegation, missing function); the message
-    says why and is shown as is."""
+    """The call was refused (a missing function); the message says why and
+    is shown as is."""
 
 
 class Raised(Exception):
@@ -39,56 +41,18 @@ def _describe_exception(exc, limit=300):
     return f"{type(exc).__name__}: {msg}"
 
 
-def _no_reverse_wrap(orig, log):
-    """lstm_forward that refuses reverse=True (the exercise is to reverse)."""
-    name = f"{orig.__module__}.{orig.__name__}(..., reverse=True)"
-
-    def lstm_forward(*args, **kwargs):
-        if kwargs.get("reverse") or (len(args) > 8 and args[8]):
-            log.append(name)
-            raise guards.DelegationError(f"{name} may not be used here")
-        return orig(*args, **kwargs)
-    return lstm_forward
-
-
-WRAPS = {"no_reverse": {"lstm_forward": _no_reverse_wrap}}
-
-
 class Call:
-    """Calls one notebook function under the guards of its part."""
+    """Calls one notebook function; its exception becomes :class:`Raised`."""
 
-    def __init__(self, fn, where, names, wrap=None, checked=None):
+    def __init__(self, fn, where):
         self.fn = fn
         self.where = where
-        self.names = tuple(names)
-        self.wrap = WRAPS.get(wrap) if isinstance(wrap, str) else wrap
-        self._checked = checked
-
-    def require_own(self):
-        try:
-            guards.require_own_function(self.where, self.fn, self.names)
-        except guards.GuardFailure as exc:
-            raise Refused(str(exc)) from None
 
     def __call__(self, *args, **kwargs):
-        tw = guards.tripwires(self.names, self.wrap,
-                              getattr(self.fn, "__globals__", None), self.fn)
-        error = None
-        with tw:
-            try:
-                out = self.fn(*args, **kwargs)
-            except guards.DelegationError:
-                out = None
-            except Exception as exc:        # noqa: BLE001  (the student's error)
-                error = _describe_exception(exc)
-                out = None
         try:
-            guards.check_log(self.where, tw.log)
-        except guards.GuardFailure as exc:
-            raise Refused(str(exc)) from None
-        if error is not None:
-            raise Raised(error)
-        return out
+            return self.fn(*args, **kwargs)
+        except Exception as exc:            # noqa: BLE001  (the student's error)
+            raise Raised(_describe_exception(exc)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -251,9 +215,6 @@ RECIPES = {"call": _call, "numgrad": _numgrad, "layer_call": _layer_call,
            "layer_mutate": _layer_mutate, "clip": _clip, "train_steps": _train_steps,
            "training_model": _training_model, "training": _training,
            "experiment": _experiment, "variable": _variable}
-#: recipes whose functions are checked by their own rules (not by guards'
-#: "a plain Python function of the notebook")
-_OWN_RULES = ("variable",)
 
 
 def run(namespace, request, objects=None):
@@ -272,10 +233,7 @@ def run(namespace, request, objects=None):
         fns.append(namespace[name])
     if request["recipe"] == "variable":
         return fns[0]
-    calls = [Call(fn, where, request.get("names", ()), request.get("wrap")) for fn in fns]
-    if request["recipe"] not in _OWN_RULES:
-        for c in calls:
-            c.require_own()
+    calls = [Call(fn, where) for fn in fns]      # the request's names and wrap: unused
     payload = dict(request.get("payload") or {}, where=where)
     return recipe(calls, payload)
 

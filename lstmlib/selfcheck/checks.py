@@ -4,8 +4,8 @@ Each function has the name of the graded part it checks and is called by the
 notebook's self-check cell as ``checks.<part>(function, "visible")``. The
 cases and messages are the grader's own (:mod:`lstmlib.grading.checks`,
 imported when a check first runs); the student's function is called here,
-in this kernel, through the same recipes and guards that a graded kernel
-uses (:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
+in this kernel, through the same recipes that a graded kernel uses
+(:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
 same plain-data format, so a self-check passes or fails as the graded cell
 does. When the notebook is graded these cells are not run in the kernel.
 

@@ -1,7 +1,8 @@
 """Exercise 10_attention: the solution passes its graded checks, every
 mistake of the bank fails the part it should with the likely cause named,
-delegation to lstmlib's attention scores zero, the student version is the
-one nbgrader generates and hides the solution. (The end-to-end scores with
+the student version is the one nbgrader generates and hides the solution.
+(Delegation to lstmlib's attention has nothing to reach in a graded kernel:
+tests/grading/test_kernel_edition.py.) (The end-to-end scores with
 the real nbgrader CLI: tests/grading/test_grading_pipeline.py::test_assignment_scores
 and tests/mistakes/autograde_bank.py.)"""
 
@@ -100,29 +101,6 @@ def test_failures_name_the_likely_cause(mode, text):
     m = next(m for m in BANK.MISTAKES if m.name == mode)
     res = _part_results(mistakes.apply(json.loads(SOLUTION.read_text()), m))
     assert "Likely cause" in res[m.cell] and text in res[m.cell], res[m.cell]
-
-
-def test_delegation_scores_zero():
-    """Attack: call lstmlib's own attention (directly, through an alias
-    bound at import, or through its softmax); each is refused."""
-    checks.prepare(A)
-    ns = {}
-    exec("import numpy as np\n"
-         "import lstmlib.attention as la\n"
-         "from lstmlib.attention import attention_forward as af, softmax as sm\n"
-         "def direct(q, k, w_q, w_k, v, lengths=None):\n"
-         "    return la.attention_forward(q, k, w_q, w_k, v, lengths)\n"
-         "def alias(q, k, w_q, w_k, v, lengths=None):\n"
-         "    return af(q, k, w_q, w_k, v, lengths)\n"
-         "def hidden(q, k, w_q, w_k, v, lengths=None):\n"
-         "    m = __import__('lstmlib.attention', fromlist=['x'])\n"
-         "    return getattr(m, 'attention_' + 'forward')(q, k, w_q, w_k, v, lengths)\n"
-         "def via_softmax(q, k, w_q, w_k, v, lengths=None):\n"
-         "    alpha = sm(np.tanh(q @ w_q.T + k @ w_k.T) @ v)\n"
-         "    return (alpha[:, :, None] * k).sum(axis=0), alpha, None\n", ns)
-    for name in ("direct", "alias", "hidden", "via_softmax"):
-        with pytest.raises(GradingError, match="delegat|reference"):
-            checks.attention_forward(ns[name], "visible")
 
 
 def test_student_version_hides_solution_and_fails():
