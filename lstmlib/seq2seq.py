@@ -194,6 +194,82 @@ def greedy_decode(p, src, max_len):
     return np.stack(out), (np.stack(weights) if attention else None)
 
 
+Hypothesis = namedtuple("Hypothesis", "tokens log_prob score")
+Hypothesis.__doc__ = """One decoded output of :func:`beam_search`: its
+tokens (ending with EOS unless max_len was reached first), the sum of their
+log-probabilities, and the score it was ranked by,
+log_prob / len(tokens) ** length_alpha."""
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def beam_search(p, src, beam_width, max_len, length_alpha=0.0):
+    r"""Decode each source string with beam search -> a list of B
+    :class:`Hypothesis`, the best one per string.
+
+    At every step each of the (at most) ``beam_width`` unfinished
+    hypotheses is extended by every token; the ``beam_width`` extensions
+    with the highest total log-probability :math:`\log p(y_{1..t} | x)`
+    survive. An extension that ends with EOS is finished and leaves the
+    beam (which then holds fewer), as is every hypothesis at ``max_len``.
+    Among the finished ones the best has the highest score
+
+    .. math::  \frac{\log p(y_{1..L} | x)}{L^{\alpha}}
+
+    (``length_alpha`` = :math:`\alpha`): with :math:`\alpha = 0` the most
+    probable output found, which favours short ones, since every token
+    multiplies in a probability below 1; :math:`\alpha = 1` ranks by the
+    mean log-probability per token. ``beam_width=1`` is greedy decoding,
+    and a beam as wide as every output of up to ``max_len`` tokens is an
+    exhaustive search. src (S, B) tokens.
+    """
+    src = np.asarray(src)
+    if src.ndim != 2:
+        raise ValueError(f"src: expected (S, B) tokens, received shape {src.shape}")
+    for name, value in (("beam_width", beam_width), ("max_len", max_len)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, "
+                             f"received {value!r}")
+    if not np.isfinite(length_alpha) or length_alpha < 0:
+        raise ValueError(f"length_alpha: expected a number >= 0, received "
+                         f"{length_alpha!r}")
+    attention = "v" in p
+    best = []
+    for b in range(src.shape[1]):
+        keys, h0, c0, _ = _encode(p, src[:, b:b + 1])
+        alive = [((), 0.0, h0[0], c0[0])]        # tokens, log p, h, c
+        finished = []
+        for t in range(max_len):
+            n = len(alive)
+            token = np.array([a[0][-1] if a[0] else BOS for a in alive])
+            h = np.stack([a[2] for a in alive])
+            c = np.stack([a[3] for a in alive])
+            z, h, c, *_ = _decoder_step(p, token, h, c,
+                                        np.repeat(keys, n, axis=1), attention)
+            total = np.array([a[1] for a in alive])[:, None] + _log_softmax(z)
+            V = total.shape[1]
+            k = min(beam_width, total.size)
+            top = np.argsort(-total, axis=None, kind="stable")[:k]
+            alive_next = []
+            for i, v in zip(*np.divmod(top, V)):
+                tokens = alive[i][0] + (int(v),)
+                if v == EOS or t == max_len - 1:
+                    finished.append((tokens, float(total[i, v])))
+                else:
+                    alive_next.append((tokens, float(total[i, v]), h[i], c[i]))
+            alive = alive_next
+            if not alive:
+                break
+        scored = [Hypothesis(np.array(tok), lp, lp / len(tok) ** length_alpha)
+                  for tok, lp in finished]
+        best.append(max(scored, key=lambda hyp: hyp.score))
+    return best
+
+
 class Seq2Seq:
     """A thin holder of ``params`` and ``grads`` (identical keys) for
     :func:`lstmlib.train.train`: ``forward((src, tgt_in))`` -> logits,
