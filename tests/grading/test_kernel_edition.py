@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -216,17 +217,22 @@ EVERYWHERE = ["import lstmlib.grading", "from lstmlib.grading import checks",
               "import torch.nn"]
 
 
+@functools.lru_cache(maxsize=None)
+def _definitions():
+    """{name: [module, ...]} of every top-level def and class in lstmlib."""
+    out = {}
+    for path in sorted((ROOT / "lstmlib").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        for stmt in ast.parse(path.read_text()).body:
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                out.setdefault(stmt.name, []).append(module)
+    return out
+
+
 def _defined_in(name):
     """(module, name) for every top-level definition of ``name`` in lstmlib."""
-    out = []
-    for path in sorted((ROOT / "lstmlib").rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        if any(isinstance(s, (ast.FunctionDef, ast.ClassDef)) and s.name == name
-               for s in tree.body):
-            rel = path.relative_to(ROOT).with_suffix("")
-            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-            out.append((".".join(parts), name))
-    return out
+    return [(m, name) for m in _definitions().get(name, [])]
 
 
 def _refused_statements(assignment):
