@@ -73,8 +73,8 @@ _KERNEL_CASES = {
 }
 BLOCK = (4, 8)
 #: seconds one run of the driver may take (numba's import and compilation
-#: included)
-RUN_SECONDS = 120
+#: included: a few seconds)
+RUN_SECONDS = 60
 #: the distributions the driver's process holds
 DISTRIBUTIONS = ("numpy", "numba", "llvmlite")
 
@@ -129,13 +129,15 @@ class Refused(Exception):
 
 
 def _parse(source):
+    """(tree, text) of a cell: its text as IPython runs it."""
     try:
-        return ast.parse(source)
+        return ast.parse(source), source
     except SyntaxError:
         pass
     try:                                   # a cell with IPython magics
         from IPython.core.inputtransformer2 import TransformerManager
-        return ast.parse(TransformerManager().transform_cell(source))
+        text = TransformerManager().transform_cell(source)
+        return ast.parse(text), text
     except Exception as exc:               # noqa: BLE001
         raise Refused(f"its cell is not valid Python ({type(exc).__name__}: {exc})") from None
 
@@ -167,9 +169,9 @@ def _import_aliases(tree, aliases, foreign):
                 if a.asname:
                     ok = a.name in ALLOWED_MODULES
                     name, path = a.asname, a.name
-                else:
+                else:                      # import numba.cuda binds numba
                     name = path = a.name.split(".")[0]
-                    ok = a.name in ALLOWED_MODULES
+                    ok = name in ALLOWED_MODULES
                 if ok:
                     aliases[name] = path
                     foreign.pop(name, None)
@@ -347,21 +349,23 @@ def _check_function(fn, aliases, functions, constants, foreign):
 
 
 def _defining_cell(cells, name):
-    """(index, tree, def node) of the last cell defining ``name`` at top level."""
+    """(index, tree, def node) of the last cell defining ``name`` at top
+    level; the trees and texts of all cells."""
     found = None
-    trees = []
+    trees, texts = [], []
     for i, source in enumerate(cells):
         try:
-            tree = _parse(source)
+            tree, text = _parse(source)
         except Refused:
-            tree = None
+            tree, text = None, source
         trees.append(tree)
+        texts.append(text)
         if tree is None:
             continue
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == name:
                 found = (i, tree, node)
-    return found, trees
+    return found, trees, texts
 
 
 def graded_module(cells, name, part):
@@ -378,7 +382,7 @@ def graded_module(cells, name, part):
     if isinstance(cells, str) or not all(isinstance(c, str) for c in cells):
         raise ValueError(f"cells: expected a sequence of source strings, received "
                          f"{type(cells).__name__}")
-    found, trees = _defining_cell(list(cells), name)
+    found, trees, texts = _defining_cell(list(cells), name)
     if found is None:
         raise Refused(f"no code cell defines {name} with a top-level def")
     index, tree, graded = found
@@ -433,8 +437,8 @@ def graded_module(cells, name, part):
                           f"decorate it with @cuda.jit(device=True)")
         kinds[fname] = kind or "njit"
         todo.extend(calls)
-    lines = [""] * len(cells[index].splitlines())
-    source_lines = cells[index].splitlines()
+    source_lines = texts[index].splitlines()
+    lines = [""] * len(source_lines)
     for fname in kinds:
         fn = functions[fname]
         for k in range(fn.lineno, fn.end_lineno + 1):
@@ -603,15 +607,16 @@ def _runner(boxed):
 
 
 def run_driver(request, boxed=True):
-    """Run :data:`DRIVER` on ``request`` (plain data); its decoded answer.
-    ``boxed``: in the grading sandbox (else a plain ``python -I``)."""
+    """Run :data:`DRIVER` on ``request`` (plain data); its decoded answer,
+    or ``{"lost": why}``. ``boxed``: in the grading sandbox (else a plain
+    ``python -I``)."""
     stdin = protocol.dumps(request).encode()
     run = _runner(boxed)
     try:
         proc = run(DRIVER, stdin, distributions=DISTRIBUTIONS, timeout=RUN_SECONDS)
     except subprocess.TimeoutExpired:
-        fail(f"{request['where']}: compiling and running your function took longer "
-             f"than {RUN_SECONDS} s")
+        return {"lost": f"compiling and running your function took longer than "
+                        f"{RUN_SECONDS} s"}
     except Exception as exc:               # noqa: BLE001 (the box could not start)
         from .sandbox import SandboxUnavailable
         if not isinstance(exc, SandboxUnavailable):
@@ -623,12 +628,12 @@ def run_driver(request, boxed=True):
         # exception, if Python raised one) is shown
         err = (proc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
         last = err[-1][:300] if err else f"exit status {proc.returncode}"
-        fail(f"{request['where']}: the grader's run of your function ended without "
-             f"an answer ({last})")
+        return {"lost": f"the grader's run of your function ended without an answer "
+                        f"({last})"}
     try:
         return protocol.loads(lines[-1])
     except protocol.ProtocolError as exc:
-        fail(f"{request['where']}: the grader could not read the answer ({exc})")
+        return {"lost": f"the grader could not read the answer ({exc})"}
 
 
 # ---------------------------------------------------------------------------
@@ -716,6 +721,8 @@ def _judge(handle, which, part, where, name, cases, extra=None):
         _ANSWERS[key] = answer
     if not isinstance(answer, dict):
         fail(f"{where}: the grader could not read the answer")
+    if "lost" in answer:
+        fail(f"{where}: {answer['lost']}")
     if "setup" in answer:
         fail(f"{where}: your cell's definitions could not be run: {answer['setup']}")
     results = answer.get("results")

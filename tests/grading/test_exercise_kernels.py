@@ -85,14 +85,16 @@ def _before(nb, grade_id):
     raise ValueError(grade_id)
 
 
-def score(nb, salt=7, at_home=not SANDBOX_OK):
-    """The points the grader's checks give notebook ``nb`` (a dict), and the
-    message of every failed test cell."""
+def score(nb, salt=7, at_home=not SANDBOX_OK, parts="AB"):
+    """The points the grader's checks give notebook ``nb`` (a dict) in
+    ``parts``, and the message of every failed test cell."""
     a = assignments.ASSIGNMENTS[A]
     checks.prepare(A, salt=salt)
     total, failed = 0.0, {}
     try:
         for part in a.parts:
+            if part.letter not in parts:
+                continue
             check = assignments.check_function(part)
             for which, (gid, points, _) in (("visible", part.visible),
                                             ("hidden", part.hidden)):
@@ -344,7 +346,14 @@ def test_dies_is_refused_before_anything_runs():
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", [m.name for m in mistakes.load(A).MISTAKES])
 def test_mistakes_keep_their_scores(mistake):
+    """Each mistake edits one part's cell; that part is graded here, the
+    other one (the solution's cell, unchanged) keeps its 3 points, as the
+    solution's full marks above show."""
     bank = mistakes.load(A)
     m = next(m for m in bank.MISTAKES if m.name == mistake)
-    total, failed = score(mistakes.apply(SOL, m))
-    assert total == m.expected_score, failed
+    nb = mistakes.apply(SOL, m)
+    letter = {"lstm_step_fused": "A", "lstm_gates_kernel": "B"}[m.cell]
+    other = "lstm_gates_kernel" if letter == "A" else "lstm_step_fused"
+    assert _cell(nb, other) == _cell(SOL, other)
+    total, failed = score(nb, parts=letter)
+    assert total + 3.0 == m.expected_score, failed
