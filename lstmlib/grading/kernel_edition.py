@@ -133,6 +133,9 @@ class _Source:
         self.lines = self.text.splitlines(keepends=True)
         self.tree = ast.parse(self.text, str(path))
         self.table = symtable.symtable(self.text, str(path), "exec")
+        self.future_annotations = any(
+            isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"
+            and any(a.name == "annotations" for a in stmt.names) for stmt in self.tree.body)
         self.binds = {}         # name -> indices of the statements binding it
         self.updates = {}       # name -> indices of statements like ``X.__doc__ = ...``
         self.imports = {}       # alias -> (index, "module" | "name", module, name)
@@ -226,14 +229,32 @@ class _Source:
             else:
                 a = stmt.args
                 outer += a.defaults + [d for d in a.kw_defaults if d is not None]
+                if not self.future_annotations:
+                    outer += [arg.annotation for arg in
+                              a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+                              if arg is not None and arg.annotation is not None]
+                    outer += [stmt.returns] if stmt.returns is not None else []
             for node in outer:
                 names |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            for child in self.table.get_children():
-                if child.get_name() == stmt.name and child.get_lineno() == stmt.lineno:
-                    names |= self._table_globals(child)
+            tables = [t for t in self.table.get_children()
+                      if t.get_name() == stmt.name and t.get_lineno() == stmt.lineno]
+            if len(tables) != 1:
+                raise ValueError(f"{self.module}: the scope of {stmt.name} (line "
+                                 f"{stmt.lineno}) cannot be told apart")
+            names |= self._table_globals(tables[0])
         else:
+            # what the statement reads, less what its comprehensions and
+            # lambdas bind for themselves
+            local = set()
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.comprehension):
+                    local |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+                elif isinstance(node, ast.Lambda):
+                    a = node.args
+                    local |= {arg.arg for arg in a.posonlyargs + a.args + a.kwonlyargs
+                              + [a.vararg, a.kwarg] if arg is not None}
             names = {n.id for n in ast.walk(stmt)
-                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local
         inner = []
         for node in ast.walk(stmt):
             if node is not stmt and isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -445,6 +466,33 @@ def _header(module, a):
             f"# whole package is available).\n")
 
 
+def _check_pinned_calls(shaker):
+    """Refuse an edition whose own code passes a pinned argument (it would
+    fail with a TypeError in the student's kernel)."""
+    for key, pins in shaker.a.pins.items():
+        module, _, fn = key.rpartition(".")
+        src = shaker.sources[module]
+        defs = [s for s in src.tree.body if isinstance(s, ast.FunctionDef) and s.name == fn]
+        positional = [p.arg for p in defs[0].args.posonlyargs + defs[0].args.args] if defs else []
+        for mod in sorted(shaker.keep):
+            for i in sorted(shaker.keep[mod]):
+                stmt = shaker.sources[mod].tree.body[i]
+                if mod == module and stmt in defs:
+                    continue
+                for node in ast.walk(stmt):
+                    if not isinstance(node, ast.Call):
+                        continue
+                    f = node.func
+                    name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                    if name != fn:
+                        continue
+                    passed = {k.arg for k in node.keywords} | set(positional[:len(node.args)])
+                    for arg in sorted(set(pins) & passed):
+                        raise ValueError(
+                            f"pins of {shaker.a.name}: {mod} (line {node.lineno}) passes "
+                            f"{arg} to {key}, whose edition has no {arg}")
+
+
 def _alias(stmt, name):
     if isinstance(stmt, ast.Import):
         return name.asname or name.name.partition(".")[0]
@@ -477,6 +525,10 @@ def _shaken_text(shaker, module, modules, docstring=True):
                 out.append(ast.unparse(node) + "\n")
             continue
         if i not in shaker.keep[module]:
+            if not src._bound(stmt) and not any(i in v for v in src.updates.values()):
+                raise ValueError(f"{module}: the statement at line {stmt.lineno} binds no "
+                                 f"name; the edition of {a.name} cannot tell whether it "
+                                 f"needs it")
             continue
         if isinstance(stmt, ast.FunctionDef) and stmt.name in pins:
             out.append("\n\n" + _pin(stmt, pins.pop(stmt.name), f"{module}.{stmt.name}"))
@@ -565,6 +617,7 @@ def edition_files(assignment: str) -> dict:
                              f"received {key!r}")
     shaker = _Shaker(a)
     shaker.source(PACKAGE)
+    _check_pinned_calls(shaker)
     modules = set(shaker.sources) | {PACKAGE, "lstmlib.selfcheck", "lstmlib.selfcheck._harness",
                                      "lstmlib.selfcheck._codec", "lstmlib.selfcheck.checks"}
     modules |= {".".join(m.split(".")[:k]) for m in modules for k in range(1, m.count(".") + 1)}

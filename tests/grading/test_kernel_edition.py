@@ -552,6 +552,17 @@ def test_a_malformed_manifest_entry_is_refused(monkeypatch, tmp_path, changes, m
         kernel_edition.build("05_lstm_sequence", tmp_path / "edition")
 
 
+def test_an_edition_whose_code_passes_a_pinned_argument_is_refused(monkeypatch, tmp_path):
+    """The LSTM cell's _cell_forward calls lstm_forward(..., reverse=reverse):
+    handed out beside 07's pinned lstm_forward, it would raise a TypeError in
+    the student's kernel; the build says so instead."""
+    _with(monkeypatch, "07_bidirectional",
+          hands_out={"lstmlib.lstm": ("lstm_forward", "_cell_forward")})
+    with pytest.raises(ValueError, match="passes reverse to lstmlib.lstm.lstm_forward, "
+                                         "whose edition has no reverse"):
+        kernel_edition.build("07_bidirectional", tmp_path / "edition")
+
+
 # ---------------------------------------------------------------------------
 # the folder: deterministic, reused, never written over something else
 
