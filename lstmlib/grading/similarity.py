@@ -5,7 +5,7 @@ cells parsed with :mod:`ast`. This module belongs to the trusted side of the
 grading boundary and imports only the standard library, tqdm for a
 progress bar and the manifest of the assignments (:mod:`.assignments`,
 plain data); it never imports the modules that run inside a student's
-kernel (``checks``, ``guards``, ``_core``, ``lstmlib.kernels.performance_checks``).
+kernel (:mod:`lstmlib.selfcheck`).
 
 Two tools:
 
