@@ -24,6 +24,8 @@ scripts/build_book_fa.py runs the Persian build.
   _config.fa.yml: the exercises' notebooks, the instructor guide) get no
   catalog; their Persian page says so in Persian above the English text,
   which keeps its left-to-right layout.
+- Numbers glued into the text ({glue:text} roles) work in translations
+  too: the roles read the page's glue data.
 - Kept in step: the Persian build records every message of a translated
   page that its catalog does not translate (a sentence added to the English
   text since the catalog was last updated) in _build/.fa/untranslated.json,
@@ -226,6 +228,53 @@ def _english_only_page(app, pagename, templatename, context, doctree):
                        + context.get("body", "") + "</div>\n")
 
 
+def _translated_message(document):
+    """Sphinx parses each translation as a small document of its own."""
+    return str(document.get("source", "")).endswith(":<translated>")
+
+
+# Glue in translations: Sphinx parses a translated paragraph as a document
+# of its own, which has none of the page's glue data, so a {glue:text} role
+# in a translation would find no value. While a page is translated, its
+# notebook renderer is kept here, and the glue roles look there when the
+# translation's own document has no such key.
+_GLUE_PAGE = {}
+
+
+class KeepGlueData(SphinxTransform):
+    """Before Sphinx's Locale transform: the page's glue data, for the glue
+    roles in its translations."""
+
+    default_priority = 19
+
+    def apply(self, **kwargs):
+        if self.config.language == PERSIAN and not _translated_message(
+                self.document):
+            _GLUE_PAGE["renderer"] = self.document.get("nb_renderer")
+
+
+def _glue_from_the_page():
+    try:
+        from myst_nb.ext.glue import roles, utils
+    except ImportError:
+        return
+    original = utils.retrieve_glue_data
+    if getattr(roles.retrieve_glue_data, "persian_edition", False):
+        return
+
+    def retrieve_glue_data(document, key):
+        try:
+            return original(document, key)
+        except utils.RetrievalError:
+            page = _GLUE_PAGE.get("renderer")
+            if page is None or not _translated_message(document):
+                raise
+            return original({"nb_renderer": page}, key)
+
+    retrieve_glue_data.persian_edition = True
+    roles.retrieve_glue_data = retrieve_glue_data
+
+
 class RecordUntranslated(SphinxTransform):
     """After Sphinx's Locale transform: which messages of this page did its
     catalog leave untranslated?"""
@@ -233,7 +282,9 @@ class RecordUntranslated(SphinxTransform):
     default_priority = 21
 
     def apply(self, **kwargs):
-        if self.config.language != PERSIAN or self.app.builder.name == "gettext":
+        if (self.config.language != PERSIAN
+                or self.app.builder.name == "gettext"
+                or _translated_message(self.document)):
             return
         docname = self.env.docname
         if english_only(self.config, docname):
@@ -333,6 +384,8 @@ def setup(app):
     if app.config.language == PERSIAN:
         app.add_css_file("persian.css")
         _theme_catalog(app)
+        app.add_transform(KeepGlueData)
+        _glue_from_the_page()
     app.connect("html-page-context", _link_editions)
     app.connect("build-finished", _right_to_left)
     app.connect("build-finished", _complete_js_translations)

@@ -206,7 +206,11 @@ def terminology():
             + r"(?:s|es)?\b" for v in variants), re.IGNORECASE)
         forms = [persian.normalise(f).strip()
                  for f in (row["match"] or row["persian"]).split("|")]
-        terms.append((english, pattern, forms))
+        # The English beside a Persian term may be inflected: "gated".
+        beside = re.compile("|".join(
+            r"\b" + r"[- ]?".join(map(re.escape, re.split(r"[- ]", v)))
+            + r"\w*" for v in variants), re.IGNORECASE)
+        terms.append((english, pattern, forms, beside))
     return terms
 
 
@@ -243,7 +247,7 @@ def test_terminology_file_is_well_formed():
     terms = terminology()
     englishes = [t[0].lower() for t in terms]
     assert len(englishes) == len(set(englishes)), "a term listed twice"
-    for english, _, forms in terms:
+    for english, _, forms, _ in terms:
         assert all(PERSIAN_LETTER.search(f) for f in forms), \
             f"{english}: a Persian form without Persian letters: {forms}"
 
@@ -257,7 +261,7 @@ def test_key_terms_follow_the_terminology():
                 continue
             source = prose(m.id)
             target = persian.normalise(prose(m.string))
-            for english, pattern, forms in terms:
+            for english, pattern, forms, _ in terms:
                 if pattern.search(source) and not any(f in target
                                                       for f in forms):
                     problems.append(
@@ -272,12 +276,12 @@ def test_english_term_beside_the_first_use_in_each_page():
     terms = terminology()
     problems = []
     for doc, catalog in page_catalogs():
-        for english, pattern, forms in terms:
+        for english, _, forms, beside in terms:
             first = next((m for m in entries(catalog)
                           if checked_for_terms(m)
                           and any(f in persian.normalise(prose(m.string))
                                   for f in forms)), None)
-            if first is not None and not pattern.search(prose(first.string)):
+            if first is not None and not beside.search(prose(first.string)):
                 problems.append(f"{doc}: first use of {forms[0]} without "
                                 f"'({english})': {first.string[:70]!r}")
     assert not problems, ("the English term belongs in parentheses at the "
