@@ -607,9 +607,27 @@ grader runs its test cells itself).
 '''
 
 
+_MEMO = {}      # (assignment, its manifest entry, the sources' stat) -> files
+
+
+def _sources_stat():
+    return tuple((str(p), st.st_mtime_ns, st.st_size) for p in sorted(PACKAGE_DIR.rglob("*.py"))
+                 for st in [p.stat()])
+
+
 def edition_files(assignment: str) -> dict:
-    """{relative path: text} of the edition of ``assignment``."""
+    """{relative path: text} of the edition of ``assignment`` (remembered
+    while neither lstmlib's sources nor the manifest entry change)."""
     a = assignments.find(assignment)
+    key = (assignment, repr(a), _sources_stat())
+    if key not in _MEMO:
+        for stale in [k for k in _MEMO if k[0] == assignment]:
+            del _MEMO[stale]
+        _MEMO[key] = _edition_files(a)
+    return dict(_MEMO[key])
+
+
+def _edition_files(a) -> dict:
     for key in a.pins:
         if key.rpartition(".")[0] not in a.hands_out or \
                 key.rpartition(".")[2] not in a.hands_out[key.rpartition(".")[0]]:
@@ -667,7 +685,7 @@ def build(assignment: str, dest: Path) -> Path:
     if missing) and return ``dest``: put it first on the kernel's path.
 
     ``dest`` must be empty or hold an edition written here before (replaced,
-    or kept as it is when its hash is the same); anything else in it is
+    or kept as it is when its files are the same); anything else in it is
     refused rather than overwritten.
     """
     files = edition_files(assignment)
@@ -675,10 +693,11 @@ def build(assignment: str, dest: Path) -> Path:
              "packages": list(packages(assignment))}
     dest = Path(dest)
     marker = dest / MARKER
+    staging = dest / f".{PACKAGE}.partial"
     if dest.exists():
         if not dest.is_dir():
             raise ValueError(f"dest: expected a folder, received the file {dest}")
-        entries = {p.name for p in dest.iterdir()}
+        entries = {p.name for p in dest.iterdir()} - {staging.name}
         if entries and not (MARKER in entries and entries <= {MARKER, PACKAGE}):
             raise ValueError(f"dest: expected an empty folder or an edition of lstmlib, "
                              f"received {dest} holding {sorted(entries)[:5]}")
@@ -687,11 +706,10 @@ def build(assignment: str, dest: Path) -> Path:
                 old = json.loads(marker.read_text())
             except ValueError:
                 old = None
-            if old == stamp and (dest / PACKAGE / "__init__.py").is_file():
+            if old == stamp and _holds(dest, files):
                 return dest                                 # the same edition
             shutil.rmtree(dest / PACKAGE, ignore_errors=True)
             marker.unlink()
-    staging = dest / f".{PACKAGE}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     for rel, text in files.items():
         path = staging / Path(rel).relative_to(PACKAGE)
@@ -700,3 +718,13 @@ def build(assignment: str, dest: Path) -> Path:
     staging.rename(dest / PACKAGE)
     marker.write_text(json.dumps(stamp, indent=1) + "\n")
     return dest
+
+
+def _holds(dest, files):
+    """Whether ``dest`` holds exactly the sources ``files`` (Python's
+    caches aside)."""
+    found = {p.relative_to(dest).as_posix() for p in (dest / PACKAGE).rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts}
+    if found != set(files):
+        return False
+    return all((dest / rel).read_text(encoding="utf-8") == text for rel, text in files.items())

@@ -577,12 +577,19 @@ def test_build_is_deterministic_and_reuses_its_folder(tmp_path):
     assert stamp["assignment"] == "08_training"
     assert stamp["sha256"] == kernel_edition.digest(kernel_edition.edition_files("08_training"))
     # the same edition again: the folder is kept as it is
-    marker = first / "lstmlib" / "kept"
-    marker.write_text("")
-    assert kernel_edition.build("08_training", first) == first and marker.exists()
+    model = first / "lstmlib" / "model.py"
+    written = model.stat().st_mtime_ns
+    assert kernel_edition.build("08_training", first) == first
+    assert model.stat().st_mtime_ns == written
+    # unless what it holds changed: a file planted or changed is not kept
+    planted = first / "lstmlib" / "losses.py"
+    planted.write_text("def mse(pred, target):\n    return 0.0\n")
+    model.write_text(model.read_text() + "\nLEAK = 1\n")
+    kernel_edition.build("08_training", first)
+    assert not planted.exists() and "LEAK" not in model.read_text()
     # another assignment's edition replaces it
     kernel_edition.build("05_lstm_sequence", first)
-    assert not marker.exists() and not (first / "lstmlib" / "model.py").exists()
+    assert not model.exists()
     assert json.loads((first / kernel_edition.MARKER).read_text())["assignment"] == \
         "05_lstm_sequence"
 
