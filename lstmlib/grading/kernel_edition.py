@@ -314,28 +314,29 @@ class _Shaker:
         return " <- ".join(out)
 
     def refuse(self, what, key, because):
+        """``because`` says it of ``{}``: "no graded kernel holds {}"."""
         if key is None:
-            raise ValueError(f"hands_out of {self.a.name}: {what} is handed out, but it "
-                             f"{because}")
+            raise ValueError(f"hands_out of {self.a.name}: {what} is handed out, but "
+                             + because.format("it"))
         raise ValueError(f"hands_out of {self.a.name}: {self.chain(key)} needs {what}, "
-                         f"which {because}")
+                         f"but " + because.format("it"))
 
     def forbidden(self, module, name, parent):
         what = f"{module}.{name}" if name else module
         if _under(module, NEVER):
-            self.refuse(what, parent, "no graded kernel holds")
+            self.refuse(what, parent, "no graded kernel holds {}")
         for w in self.a.withheld:
             if what == w or _under(module, (w,)):
-                self.refuse(what, parent, f"{self.a.name} withholds ({w})")
+                self.refuse(what, parent, f"{self.a.name} withholds {{}} ({w})")
         if name in self.graded:
-            self.refuse(what, parent, f"is the reference of a function {self.a.name} "
-                                      f"grades")
+            self.refuse(what, parent, f"{{}} is the reference of a function "
+                                      f"{self.a.name} grades")
 
     def need(self, module, name, parent):
         """``module.name`` (``name`` None: the module itself) goes in."""
         if not _under(module, (PACKAGE,)):
             if _under(module, NEVER_IMPORTED):
-                self.refuse(module, parent, "no graded kernel imports")
+                self.refuse(module, parent, "no graded kernel imports {}")
             return
         key = (module, name)
         if key in self.why:
@@ -393,7 +394,7 @@ class _Shaker:
                 if kind == "module" and _under(target, (PACKAGE,)):
                     if n in bare:
                         self.refuse(f"the whole module {target}", key,
-                                    "cannot be shaken (use its names by attribute)")
+                                    "{} cannot be shaken (use its names by attribute)")
                     for attr in sorted(attributes.get(n, ())):
                         if not _is_module(f"{target}.{attr}"):
                             self.need(target, attr, key)

@@ -510,12 +510,12 @@ def _with(monkeypatch, assignment, **changes):
     ("05_lstm_sequence", {"hands_out": {"lstmlib.lstm": ("LSTMCache", "_cell_forward")}},
      ["lstmlib.lstm._cell_forward", "lstmlib.lstm.lstm_forward", "grades"]),
     ("05_lstm_sequence", {"hands_out": {"lstmlib.lstm": ("CELL",)}},
-     ["lstmlib.lstm.CELL", "05_lstm_sequence withholds"]),
+     ["lstmlib.lstm.CELL", "05_lstm_sequence withholds it"]),
     ("05_lstm_sequence", {"hands_out": {"lstmlib": ("LSTM",)}},
      ["lstmlib.LSTM", "lstmlib.layers.LSTM", "lstmlib.bidirectional"]),
     # what the assignment withholds
     ("08_training", {"hands_out": {"lstmlib": ("SequenceModel", "train")}},
-     ["lstmlib.train", "withholds"]),
+     ["lstmlib.train", "08_training withholds it"]),
     ("08_training", {"hands_out": {"lstmlib.tbptt": ("train_tbptt",)}},
      ["lstmlib.tbptt", "withholds"]),
     # what no graded kernel holds
