@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,9 @@ class _EditionKernel:
         self.proc = subprocess.Popen([sys.executable, "-I", "-c", prelude + KERNEL],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.err, text=True, env=env, cwd=edition)
+        # a kernel that hangs is killed: its answers end, the test fails
+        self.watchdog = threading.Timer(180, self.proc.kill)
+        self.watchdog.start()
         cells = [src for src, meta in _cells(assignment, "solutions") if not meta.get("grade")]
         self.proc.stdin.write(json.dumps(cells) + "\n")
         self.proc.stdin.flush()
@@ -165,6 +169,7 @@ class _EditionKernel:
         return Handle()
 
     def close(self):
+        self.watchdog.cancel()
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
         self.err.close()
