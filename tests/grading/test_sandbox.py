@@ -253,6 +253,30 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
     assert set(_box_groups()) == before   # the box's groups are gone
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_box_bounds_cpu_time_of_all_its_processes(box, tmp_path, mode):
+    """4 processes spinning, each under the per-process CPU limit, together
+    over the box's: the whole box is killed, and the reason says so."""
+    env = _mode(mode)
+    code = (
+        "import os, time\n"
+        "for _ in range(3):\n"
+        "    if os.fork() == 0:\n"
+        "        break\n"
+        "start = time.monotonic()\n"
+        "while time.monotonic() - start < 30:\n"
+        "    pass\n"
+        "print('finished')\n"
+    )
+    start = time.monotonic()
+    rc, out, err, _, why, *_ = in_box(tmp_path, code, limits=sandbox.Limits(cpu_seconds=3),
+                                      env=env)
+    assert rc != 0 and "finished" not in out
+    assert why.startswith("box killed: its processes together used"), why
+    assert "over the notebook's limit of 3 s" in why
+    assert time.monotonic() - start < 25
+
+
 @pytest.mark.parametrize("where", ["work", "/tmp"])
 def test_box_bounds_what_it_writes(box, tmp_path, where):
     """Writing past the box's disk budget fails with ENOSPC; the kernel goes on."""
