@@ -1517,9 +1517,11 @@ def gradient_ratio(fn, which="visible"):
 
 def _experiment_cause(key, got, exp, H):
     """Which of the student's functions made the ratio ``key`` differ."""
+    biases = got.get("biases")
+    biases = biases if _core._type(biases) is _core._dict else {}
     if key != "rnn":
         for k, e in exp["biases"].items():
-            if not same_values(got.get("biases", {}).get(k), e, 0.0, 0.0):
+            if not same_values(biases.get(k), e, 0.0, 0.0):
                 return (f"after set_forget_bias, the LSTM's {k} is not the expected one: "
                         f"rows H:2H ({H}:{2 * H}) of bias_ih_l0 become the value, those of "
                         f"bias_hh_l0 0, nothing else changes (Part B).")
@@ -1806,6 +1808,10 @@ def _training_reference(where, info, seed):
     if info.get("optimizer") not in {_qual(_TRAIN[k]) for k in _OPTIMIZERS}:
         fail(f"{where}: the optimiser should be one of lstmlib's "
              f"({', '.join(_OPTIMIZERS)}), received {name}.")
+    if info.get("optimizer.params") != _sorted(shapes):
+        fail(f"{where}: the optimiser should update every parameter of model.params "
+             f"({_sorted(shapes)}); yours holds {fmt(info.get('optimizer.params'), 200)}: "
+             f"build it with {name}(model.params, ...).")
     hyper = {k: _number(where, f"the optimiser's {k}", info.get(f"optimizer.{k}"))
              for k in _OPTIMIZERS[name]}
     if not hyper["lr"] > 0:

@@ -162,11 +162,13 @@ def _training_model(calls, p):
     info["readout"] = getattr(model, "readout", None)
     for k in ("lr", "b1", "b2", "eps", "momentum", "weight_decay"):
         info[f"optimizer.{k}"] = getattr(opt, k, None)
+    held = getattr(opt, "params", None)
+    info["optimizer.params"] = sorted(held) if isinstance(held, dict) else None
     params = getattr(model, "params", None)
     info["params"] = {k: [list(np.shape(v)), str(getattr(v, "dtype", type(v).__name__))]
                       for k, v in params.items()} if isinstance(params, dict) else None
     for k, v in list(info.items()):
-        if type(v) not in (int, float, bool, str, dict, type(None)):
+        if type(v) not in (int, float, bool, str, dict, list, type(None)):
             info[k] = repr(v)[:80]
     return info
 
