@@ -46,7 +46,7 @@ NumbaGRUCache = namedtuple(
     "mode x h0 w_ih w_hh has_bias lengths valid reverse parallel "
     "gates hns hs_prev")
 
-MODES = ("auto", "fused", "stepwise")
+MODES = ("auto", "fused", "blocked", "stepwise")
 
 
 def _pick_mode(mode, B, H, G):
@@ -101,13 +101,25 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev = run(
             x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
             b1 + b2, h0, c0, L, reverse)
+    elif mode == "blocked":
+        gates = input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
+        hs = np.empty((T, B, H), x.dtype)
+        cs = np.empty_like(hs)
+        tanh_cs = np.empty_like(hs)
+        K.lstm_recurrence_forward(gates, h0, c0, K.transpose(w_hh),
+                                  valid, reverse, hs, cs, tanh_cs)
+        hs_prev = seq.previous_states(hs, h0, reverse)
+        cs_prev = seq.previous_states(cs, c0, reverse)
+        last = 0 if reverse else T - 1
+        h_n, c_n = hs[last].copy(), cs[last].copy()
+        out = _zero_padding(hs, valid, lengths)
     else:
         gates = input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
         hs = np.empty((T, B, H), x.dtype)
         cs = np.empty_like(hs)
         tanh_cs = np.empty_like(hs)
         rec = np.empty((B, 4 * H), x.dtype)
-        w_hh_t = np.ascontiguousarray(w_hh.T)     # BLAS: faster than a view
+        w_hh_t = K.transpose(w_hh)                # BLAS: faster than a view
         h, c = h0, c0
         for t in seq.time_steps(T, reverse):
             np.matmul(h, w_hh_t, out=rec)
@@ -146,6 +158,13 @@ def lstm_backward(d_out, d_state_n, cache):
         return dx, (dh0, dc0), (dw_ih, dw_hh, db_ih, db_hh)
     da_all = np.empty_like(cache.gates)
     valid = cache.valid
+    if cache.mode == "blocked":
+        K.lstm_recurrence_backward(d_out, dh, dc, np.ascontiguousarray(w_hh),
+                                   cache.gates, cache.tanh_cs, cache.cs_prev,
+                                   valid, cache.reverse, da_all)
+        dx, dw_ih, dw_hh, db_ih, db_hh = weight_gradients(
+            da_all, da_all, x, cache.hs_prev, w_ih, cache.has_bias)
+        return dx, (dh, dc), (dw_ih, dw_hh, db_ih, db_hh)
     rec = np.empty((B, H), dt)
     for t in reversed(seq.time_steps(T, cache.reverse)):
         dh_t = dh + d_out[t] * valid[t][:, None]     # padded outputs ignored
@@ -180,12 +199,21 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         out, h_n, gates, hns, hs_prev = run(
             x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
             b1, b2, h0, L, reverse)
+    elif mode == "blocked":
+        gates = input_projection(x, w_ih, b_ih)    # (T, B, 3H)
+        hs = np.empty((T, B, H), x.dtype)
+        hns = np.empty_like(hs)
+        K.gru_recurrence_forward(gates, h0, K.transpose(w_hh), b2,
+                                 valid, reverse, hs, hns)
+        hs_prev = seq.previous_states(hs, h0, reverse)
+        h_n = hs[0 if reverse else T - 1].copy()
+        out = _zero_padding(hs, valid, lengths)
     else:
         gates = input_projection(x, w_ih, b_ih)    # (T, B, 3H)
         hs = np.empty((T, B, H), x.dtype)
         hns = np.empty_like(hs)
         gh = np.empty((B, 3 * H), x.dtype)
-        w_hh_t = np.ascontiguousarray(w_hh.T)     # BLAS: faster than a view
+        w_hh_t = K.transpose(w_hh)                # BLAS: faster than a view
         h = h0
         for t in seq.time_steps(T, reverse):
             np.matmul(h, w_hh_t, out=gh)
@@ -222,6 +250,13 @@ def gru_backward(d_out, d_state_n, cache):
     dgx_all = np.empty_like(cache.gates)
     dgh_all = np.empty_like(cache.gates)
     valid = cache.valid
+    if cache.mode == "blocked":
+        K.gru_recurrence_backward(d_out, dh, np.ascontiguousarray(w_hh),
+                                  cache.gates, cache.hns, cache.hs_prev,
+                                  valid, cache.reverse, dgx_all, dgh_all)
+        dx, dw_ih, dw_hh, db_ih, db_hh = weight_gradients(
+            dgx_all, dgh_all, x, cache.hs_prev, w_ih, cache.has_bias)
+        return dx, (dh,), (dw_ih, dw_hh, db_ih, db_hh)
     rec = np.empty((B, H), dt)
     for t in reversed(seq.time_steps(T, cache.reverse)):
         dh_t = dh + d_out[t] * valid[t][:, None]

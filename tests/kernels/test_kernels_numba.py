@@ -42,16 +42,50 @@ CASES = [(None, False, True), (np.array([4, 1, 3]), False, True),
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("mode", ["fused", "stepwise"])
+@pytest.mark.parametrize("mode", ["fused", "blocked", "stepwise"])
 @pytest.mark.parametrize("lengths,reverse,bias", CASES)
 def test_numba_matches_reference_float64(kind, mode, lengths, reverse, bias):
     _compare_cells(kind, np.float64, lengths, reverse, bias, mode=mode)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("mode", ["fused", "stepwise"])
+@pytest.mark.parametrize("mode", ["fused", "blocked", "stepwise"])
 def test_numba_matches_reference_float32(kind, mode):
     _compare_cells(kind, np.float32, np.array([4, 2, 3]), True, True, mode=mode)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths,reverse", [(None, False),
+                                             (np.array([7, 3, 1, 7, 5, 2]), True)])
+def test_blocked_mode_matches_reference_on_whole_register_blocks(kind, dtype, lengths,
+                                                                 reverse):
+    """B = 6 and H = 10: one group of four batch rows and two leftover rows,
+    one block of eight rows of W_hh^T and two leftover rows (forward), five
+    blocks of eight (backward, K = G*H)."""
+    problem = _problem(kind, dtype, 7, 6, 5, 10)
+    backend_cases.assert_matches_reference(REF[kind], get_cell(kind, "numba"), problem,
+                                           TOL[dtype], lengths, reverse, mode="blocked")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B,K,N", [(4, 8, 16), (5, 19, 1500), (3, 2048, 7),
+                                   (9, 64, 1025)])
+def test_blocked_matmul_matches_numpy(dtype, B, K, N):
+    """acc += v @ w with every leftover: rows beyond a group of four, rows of
+    w beyond a group of eight, a last block of columns shorter than the
+    others, in both walking orders."""
+    from lstmlib.kernels.numba_cpu import matmul_blocked
+    rng = np.random.default_rng(B * K + N)
+    v = rng.standard_normal((B, K)).astype(dtype)
+    w = rng.standard_normal((K, N)).astype(dtype)
+    acc0 = rng.standard_normal((B, N)).astype(dtype)
+    want = acc0.astype(np.float64) + v.astype(np.float64) @ w.astype(np.float64)
+    for backwards in (False, True):
+        acc = acc0.copy()
+        matmul_blocked(v, w, acc, backwards)
+        assert acc.dtype == dtype
+        _close(want.astype(dtype), acc, dtype, f"acc (backwards={backwards})")
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
