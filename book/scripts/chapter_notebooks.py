@@ -15,15 +15,21 @@ the .md; _config.yml excludes book/*.ipynb).
 A test regenerates them and fails if a committed notebook is out of date with
 its chapter: edit the .md, rerun this script, commit both.
 
-Chapters 7, 8 and 9 are left out: they read recorded results and scripts
+Chapters 7 and 8 are left out: they read recorded results and scripts
 from the repository (book/data, book/scripts) or need Numba's CUDA simulator
-setup, which a notebook opened alone in Colab does not have. Chapter 10's
-recorded run is package data (lstmlib/data), so it travels with lstmlib;
-chapter 11 needs nothing else.
+setup, which a notebook opened alone in Colab does not have. Chapters 9 and
+10 read their recorded runs from package data (lstmlib/data), so they travel
+with lstmlib; chapter 11 needs nothing else.
+
+Colab renders Markdown, not MyST's roles: in the notebooks' text cells a
+citation becomes "(Author Year)" from book/references.bib, a {doc} link the
+chapter's title, a {ref} its text or the section's heading, a {numref} or
+{eq} plain words, and a glued number the name it was glued under.
 """
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,7 +41,11 @@ sys.path.insert(0, str(BOOK.parent / "scripts"))
 from add_install_cell import install_source  # noqa: E402  (one install cell)
 ROOT = BOOK.parent
 CHAPTERS = ["01_sequences", "02_bptt", "03_vanishing_gradients", "04_lstm",
-            "05_gru", "06_bidirectional", "10_seq2seq_attention", "11_beyond"]
+            "05_gru", "06_bidirectional", "09_practice", "10_seq2seq_attention",
+            "11_beyond"]
+ROLE = re.compile(r"\{(cite|cite:p|cite:t|doc|ref|numref|eq|glue:text)\}`([^`]*)`")
+LATEX_ACCENTS = {'{\\"u}': "ü", '{\\"o}': "ö", '{\\"a}': "ä", "{\\'e}": "é",
+                 "{\\'a}": "á", "{\\`e}": "è", "{\\'i}": "í", "{\\'o}": "ó"}
 MARK = "course_install"
 
 
@@ -57,11 +67,79 @@ def setup_source(config=ROOT / "_config.yml"):
     )
 
 
+def _plain_latex(text):
+    for accent, letter in LATEX_ACCENTS.items():
+        text = text.replace(accent, letter)
+    return text.replace("{", "").replace("}", "").strip()
+
+
+def bibliography(path=BOOK / "references.bib"):
+    """key -> "Author Year", "A and B Year" or "A et al. Year"."""
+    names = {}
+    for entry in re.split(r"\n@", "\n" + path.read_text(encoding="utf-8"))[1:]:
+        key = entry.split("{", 1)[1].split(",", 1)[0].strip()
+        author = re.search(r"(?m)^\s*author\s*=\s*\{(.*)\},?\s*$", entry)
+        year = re.search(r"(?m)^\s*year\s*=\s*\{?(\d{4})", entry)
+        people = [_plain_latex(a) for a in author.group(1).split(" and ")] \
+            if author else [key]
+        surnames = [a.split(",")[0] if "," in a else a.split()[-1] for a in people]
+        who = (surnames[0] if len(surnames) == 1 else
+               " and ".join(surnames) if len(surnames) == 2 else
+               f"{surnames[0]} et al.")
+        names[key] = f"{who} {year.group(1)}" if year else who
+    return names
+
+
+def _headings():
+    """Each page's title and each (label)= section's heading, from the
+    book's Markdown."""
+    titles, labels = {}, {}
+    for path in sorted(BOOK.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        title = re.search(r"(?m)^# (.+)$", text)
+        titles[path.stem] = title.group(1).strip() if title else path.stem
+        for label, heading in re.findall(
+                r"(?m)^\(([^()\s]+)\)=\s*\n(?:\([^()\s]+\)=\s*\n)*#+ (.+)$", text):
+            labels[label] = heading.strip()
+    return titles, labels
+
+
+def plain_roles(text, cites, titles, labels):
+    """MyST roles in a Markdown cell -> text that Colab shows as meant."""
+    def explicit(body):
+        m = re.fullmatch(r"(?s)(.*?)\s*<([^<>]+)>\s*", body)
+        return (m.group(1).strip(), m.group(2).strip()) if m else (None, body.strip())
+
+    def one(m):
+        role, body = m.group(1), m.group(2)
+        if role.startswith("cite"):
+            return "(" + "; ".join(cites.get(k.strip(), k.strip())
+                                   for k in body.split(",")) + ")"
+        if role == "glue:text":
+            return f"`{body.split(':')[0]}`"
+        shown, target = explicit(body)
+        if role == "doc":
+            return shown or f"*{titles.get(target.rstrip('/').split('/')[-1], target)}*"
+        if role == "ref":
+            return shown or f"*{labels.get(target, target)}*"
+        if role == "numref":
+            if shown:
+                return shown.replace("%s", "").replace("{number}", "").strip()
+            return {"fig": "the figure", "tbl": "the table"}.get(
+                target.split("-")[0], "the section")
+        return f"equation ({target})"                     # eq
+    return ROLE.sub(one, text)
+
+
 def chapter_notebook(name):
     """The chapter's cells as a notebook dict, setup cell first."""
     nb = jupytext.read(BOOK / f"{name}.md")
     nb.metadata.pop("jupytext", None)
     cells = [c for c in nb.cells if not c.metadata.get(MARK)]
+    cites, (titles, labels) = bibliography(), _headings()
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            cell.source = plain_roles(cell.source, cites, titles, labels)
     first_code = next((k for k, c in enumerate(cells) if c.cell_type == "code"),
                       len(cells))
     setup = nbformat.v4.new_code_cell(

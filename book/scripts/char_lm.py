@@ -2,13 +2,13 @@
 
 An LSTM reads the course corpus (``lstmlib.data.load_corpus()``) one
 character at a time and learns to predict the next character. The first 90%
-of the text is for training, the last 10% for validation. Written to
-``book/data/``:
+of the text is for training, the last 10% for validation. Written:
 
-* ``char_lm.json``: the configuration, the training loss at every step, the
+* ``lstmlib/data/char_lm.json`` (package data: chapter 9 reads it too, in
+  Colab as well): the configuration, the training loss at every step, the
   validation loss every ``EVAL_EVERY`` steps, and text sampled at a few
   checkpoints;
-* ``char_lm_weights.npz``: the trained parameters (float16, to keep the file
+* ``book/data/char_lm_weights.npz``: the trained parameters (float16, to keep the file
   small), which the chapter loads to sample new text at build time.
 
 Regenerate (a few minutes on one CPU core) from the repository root:
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import lstmlib  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+RECORDED = Path(__file__).resolve().parents[2] / "lstmlib" / "data"
 
 HIDDEN = 128
 SEQ_LEN = 64              # window length: each starts from a zero state
@@ -136,11 +137,11 @@ def main():
     record["seconds"] = round(time.perf_counter() - t0, 1)
     record["chars"] = vocab.chars
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "char_lm.json").write_text(json.dumps(record, indent=None) + "\n")
+    (RECORDED / "char_lm.json").write_text(json.dumps(record, indent=None) + "\n")
     np.savez_compressed(args.out / "char_lm_weights.npz",
                         **{k: v.astype(np.float16)
                            for k, v in model.params.items()})
-    print(f"wrote {args.out / 'char_lm.json'} and char_lm_weights.npz")
+    print(f"wrote {RECORDED / 'char_lm.json'} and {args.out / 'char_lm_weights.npz'}")
 
 
 if __name__ == "__main__":

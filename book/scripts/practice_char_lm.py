@@ -1,5 +1,5 @@
 """Record the regularised character-level language models of the book's
-chapter 9, to set beside chapter 7's (``book/data/char_lm.json``).
+chapter 9, to set beside chapter 7's (``lstmlib/data/char_lm.json``).
 
 Same corpus, split, window, batch, learning rate, clipping and number of
 steps as ``char_lm.py`` (chapter 7), and the same model: one LSTM layer of
@@ -20,7 +20,8 @@ all of them:
 ``--corpus hamlet`` trains on Hamlet (``lstmlib.data.texts``) instead of the
 sonnets. Losses on the validation text and on the whole training text are measured
 every 50 steps with dropout switched off. Each configuration is written to
-``book/data/practice_char_lm/<name>.json``. It takes several minutes per
+``lstmlib/data/practice_char_lm_<name>.json`` (package data, so that the
+chapter runs in Colab too). It takes several minutes per
 configuration on one CPU core; the configurations are independent, so run
 them side by side on several cores, from the repository root:
 
@@ -51,7 +52,7 @@ from lstmlib.regularization import (Dropout, DropoutLSTM, EarlyStopping,  # noqa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import char_lm  # noqa: E402  (chapter 7's settings and helpers)
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "practice_char_lm"
+DATA = Path(__file__).resolve().parents[2] / "lstmlib" / "data"
 HIDDEN = char_lm.HIDDEN
 PATIENCE = 4              # evaluations without improvement
 CONFIGS = {               # layers, dropout, weight decay, init
@@ -138,7 +139,7 @@ def main():
     record["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.corpus == "sonnets" else f"_{args.corpus}"
-    path = args.out / f"{args.config}{suffix}.json"
+    path = args.out / f"practice_char_lm_{args.config}{suffix}.json"
     path.write_text(json.dumps(record) + "\n")
     print(f"wrote {path}")
 
