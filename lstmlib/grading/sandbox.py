@@ -794,9 +794,9 @@ class Supervisor:
 
     POLL = 0.2
 
-    def __init__(self, limits, *, tag=None, runtime_dir=None):
+    def __init__(self, limits, *, tag=None, runtime_dir=None, cgroup=True):
         self.limits = _limits(limits)
-        self.cgroup = Cgroup.create(self.limits, tag)
+        self.cgroup = Cgroup.create(self.limits, tag) if cgroup else None
         self.runtime_dir = runtime_dir
         self.reason = ""
 

@@ -58,10 +58,11 @@ def edition_folder(tmp_path):
 
 
 def in_box(tmp_path, code, *, limits=None, distributions=("ipykernel", "numpy"),
-           python_path=None, env=None):
+           python_path=None, mode="cgroup"):
     """Run python code in a box built as the launcher builds a kernel's: the
     working folder a tmpfs filled from a copy of the student's files, the
-    resources bounded by a Supervisor. Returns (rc, stdout, stderr, work, why)."""
+    resources bounded by a Supervisor (``mode`` "watchdog": without a cgroup).
+    Returns (rc, stdout, stderr, work, why the box ended, memory peak, supervisor)."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "student.txt").write_text("my answer")
@@ -79,15 +80,7 @@ def in_box(tmp_path, code, *, limits=None, distributions=("ipykernel", "numpy"),
         work=(str(copy), str(work), limits.work_bytes), tmp_bytes=limits.tmp_bytes,
         chdir=str(work), env=sandbox.kernel_env("/tmp"), as_root=as_root, uid=61500,
         setpriv=sandbox.find_setpriv(), command=[sys.executable, "-c", code])
-    old = os.environ.get(sandbox.CGROUP_ENV)
-    if env is not None:
-        os.environ[sandbox.CGROUP_ENV] = env
-    try:
-        sup = sandbox.Supervisor(limits)
-    finally:
-        if env is not None:
-            os.environ.pop(sandbox.CGROUP_ENV) if old is None else os.environ.update(
-                {sandbox.CGROUP_ENV: old})
+    sup = sandbox.Supervisor(limits, cgroup=mode != "watchdog")
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=sup.preexec(
@@ -200,21 +193,10 @@ def test_limits_refuse_a_disk_smaller_than_tmp():
 MODES = ["cgroup", "watchdog"]
 
 
-def _mode(request_mode):
-    if request_mode == "cgroup":
-        if not sandbox.resource_mode().startswith("cgroup"):
-            pytest.skip(f"no cgroup here: {sandbox.resource_mode()}")
-        return None
-    return "0"
-
-
-def _box_groups():
-    found = []
-    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
-        found += [os.path.join(root, d) for d in dirs if d.startswith("lstmlib-box-")
-                  and "probe" not in d]
-        dirs[:] = [d for d in dirs if not d.startswith("lstmlib-box-")]
-    return found
+def _mode(mode):
+    if mode == "cgroup" and not sandbox.resource_mode().startswith("cgroup"):
+        pytest.skip(f"no cgroup here: {sandbox.resource_mode()}")
+    return mode
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -222,8 +204,7 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
     """4 children of 300 MB each under a 1 GiB limit for the box: with a
     cgroup the kernel's OOM killer kills processes of the box (SIGKILL) and
     its peak stays under the limit; with the watchdog the whole box is killed."""
-    env = _mode(mode)
-    before = set(_box_groups())
+    _mode(mode)
     code = (
         "import os, time\n"
         "kids = []\n"
@@ -239,7 +220,7 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
         "print('parent alive')\n"
     )
     limits = sandbox.Limits(memory_bytes=1 << 30)
-    rc, out, err, _, why, peak, sup = in_box(tmp_path, code, limits=limits, env=env)
+    rc, out, err, _, why, peak, sup = in_box(tmp_path, code, limits=limits, mode=mode)
     if mode == "cgroup":
         assert sup.cgroup is not None
         assert out.count("child killed") >= 1, (out, err)
@@ -250,14 +231,15 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
         assert rc != 0 and "parent alive" not in out
         assert why.startswith("box killed: its processes together held"), why
         assert "over the limit of 1024 MiB" in why
-    assert set(_box_groups()) == before   # the box's groups are gone
+    if sup.cgroup is not None:   # the box's groups are gone
+        assert not [d for d in sup.cgroup.dirs.values() if os.path.exists(d)]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_box_bounds_cpu_time_of_all_its_processes(box, tmp_path, mode):
     """4 processes spinning, each under the per-process CPU limit, together
     over the box's: the whole box is killed, and the reason says so."""
-    env = _mode(mode)
+    _mode(mode)
     code = (
         "import os, time\n"
         "for _ in range(3):\n"
@@ -269,11 +251,11 @@ def test_box_bounds_cpu_time_of_all_its_processes(box, tmp_path, mode):
         "print('finished')\n"
     )
     start = time.monotonic()
-    rc, out, err, _, why, *_ = in_box(tmp_path, code, limits=sandbox.Limits(cpu_seconds=3),
-                                      env=env)
+    rc, out, err, _, why, *_ = in_box(tmp_path, code, limits=sandbox.Limits(cpu_seconds=2),
+                                      mode=mode)
     assert rc != 0 and "finished" not in out
     assert why.startswith("box killed: its processes together used"), why
-    assert "over the notebook's limit of 3 s" in why
+    assert "over the notebook's limit of 2 s" in why
     assert time.monotonic() - start < 25
 
 
@@ -307,7 +289,7 @@ def test_box_bounds_what_it_writes(box, tmp_path, where):
 def test_box_bounds_processes(box, tmp_path, mode):
     """A fork bomb: every process forks until it cannot, and the box holds at
     most max_processes at once."""
-    env = _mode(mode)
+    _mode(mode)
     if mode == "watchdog" and os.geteuid() != 0:
         pytest.skip("RLIMIT_NPROC of an unprivileged grader counts all its processes")
     code = (
@@ -327,7 +309,7 @@ def test_box_bounds_processes(box, tmp_path, mode):
         "time.sleep(1)\n"
     )
     limits = sandbox.Limits(max_processes=20)
-    rc, out, err, *_, sup = in_box(tmp_path, code, limits=limits, env=env)
+    rc, out, err, *_, sup = in_box(tmp_path, code, limits=limits, mode=mode)
     assert "forked" in out, err
     # every process that forked printed once: together fewer than the limit
     assert 1 <= out.count("forked") < 20, out
@@ -366,6 +348,13 @@ def test_run_python_refuses_without_bwrap_unless_unsafe(monkeypatch):
     assert proc.stdout.decode().split() == ["5"]
 
 
+def test_resource_mode_falls_back_to_the_watchdog(monkeypatch):
+    monkeypatch.setenv(sandbox.CGROUP_ENV, "0")
+    assert sandbox.resource_mode().startswith(
+        f"watchdog per box (turned off by {sandbox.CGROUP_ENV}=0)")
+    assert sandbox.Cgroup.create(sandbox.Limits()) is None
+
+
 def test_sandbox_check_names_the_resource_bound(box):
     proc = subprocess.run([sys.executable, "-m", "lstmlib.grading", "sandbox-check"],
                           capture_output=True, text=True, timeout=120)
@@ -378,12 +367,12 @@ def test_refuses_without_bwrap_unless_unsafe(tmp_path):
     assert run_cli(course, "generate", "tiny").returncode == 0
     tiny.place_submission(course, "alice", tiny.answered(course))
     env = {"LSTMLIB_BWRAP": str(tmp_path / "no-bwrap-here")}
-    proc = run_cli(course, "autograde", "tiny", env=env)
+    proc = run_cli(course, "autograde", "tiny", mode=mode)
     assert proc.returncode == 2
     assert "refusing to grade without a sandbox" in proc.stderr
     assert "bubblewrap" in proc.stderr and "--unsafe-no-sandbox" in proc.stderr
     assert not (course / "grading" / "autograded" / "alice").exists()
-    proc = run_cli(course, "autograde", "tiny", "--unsafe-no-sandbox", env=env)
+    proc = run_cli(course, "autograde", "tiny", "--unsafe-no-sandbox", mode=mode)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "UNSANDBOXED" in proc.stderr
     report = json.loads((course / "grading" / "reports" / "tiny.json").read_text())
