@@ -234,27 +234,14 @@ def _translated_message(document):
 
 
 # Glue in translations: Sphinx parses a translated paragraph as a document
-# of its own, which has none of the page's glue data, so a {glue:text} role
-# in a translation would find no value. While a page is translated, its
-# notebook renderer is kept here, and the glue roles look there when the
-# translation's own document has no such key.
-_GLUE_PAGE = {}
-
-
-class KeepGlueData(SphinxTransform):
-    """Before Sphinx's Locale transform: the page's glue data, for the glue
-    roles in its translations."""
-
-    default_priority = 19
-
-    def apply(self, **kwargs):
-        if self.config.language == PERSIAN and not _translated_message(
-                self.document):
-            _GLUE_PAGE["renderer"] = self.document.get("nb_renderer")
-
-
+# of its own (plain MyST, not a notebook), which has none of the page's
+# glue data, so a {glue:text} role in a translation would find no value.
+# The glue roles then read the page's glue data from the file myst-nb wrote
+# for the page (<output folder>/<docname>.glue.json). Only {glue:text} is
+# used in the book's prose; it needs the value, not a notebook renderer.
 def _glue_from_the_page():
     try:
+        from myst_nb.core.variables import VariableOutput
         from myst_nb.ext.glue import roles, utils
     except ImportError:
         return
@@ -266,10 +253,20 @@ def _glue_from_the_page():
         try:
             return original(document, key)
         except utils.RetrievalError:
-            page = _GLUE_PAGE.get("renderer")
-            if page is None or not _translated_message(document):
+            env = getattr(document.settings, "env", None)
+            config = getattr(env, "mystnb_config", None)
+            if config is None or not _translated_message(document):
                 raise
-            return original({"nb_renderer": page}, key)
+            saved = Path(config.output_folder,
+                         *f"{env.docname}.glue.json".split("/"))
+            glue = (json.loads(saved.read_text(encoding="utf-8"))
+                    if saved.is_file() else {})
+            if key not in glue:
+                raise
+            return VariableOutput(data=glue[key]["data"],
+                                  metadata=glue[key].get("metadata", {}),
+                                  nb_renderer=document.get("nb_renderer"),
+                                  vtype="glue")
 
     retrieve_glue_data.persian_edition = True
     roles.retrieve_glue_data = retrieve_glue_data
@@ -384,7 +381,6 @@ def setup(app):
     if app.config.language == PERSIAN:
         app.add_css_file("persian.css")
         _theme_catalog(app)
-        app.add_transform(KeepGlueData)
         _glue_from_the_page()
     app.connect("html-page-context", _link_editions)
     app.connect("build-finished", _right_to_left)

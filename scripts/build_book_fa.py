@@ -16,6 +16,7 @@ whose references differ from the English text fails the build.
 """
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def config(persian):
     return merged(base, {"sphinx": {"config": {"gettext_compact": False}}})
 
 
+
 def build(gettext=False, force_all=True, quiet=False):
     from jupyter_book.sphinx import build_sphinx
 
@@ -66,9 +68,12 @@ def build(gettext=False, force_all=True, quiet=False):
     path_config.write_text(yaml.safe_dump(config(persian=not gettext),
                                           allow_unicode=True),
                            encoding="utf-8")
+    # The HTML is built in _build/.fa/html and copied to _build/html/fa:
+    # myst-nb writes the notebooks' outputs next to the output folder
+    # (jupyter_execute), which must stay out of the published site.
     result = build_sphinx(
         ROOT,
-        BUILD / "gettext" if gettext else OUTPUT,
+        BUILD / "gettext" if gettext else scratch / "html",
         use_external_toc=True,
         noconfig=True,
         path_config=str(path_config),
@@ -82,6 +87,10 @@ def build(gettext=False, force_all=True, quiet=False):
         keep_going=True,
         quiet=quiet,
     )
+    if not gettext and (scratch / "html" / "index.html").is_file():
+        shutil.rmtree(OUTPUT, ignore_errors=True)
+        shutil.copytree(scratch / "html", OUTPUT,
+                        ignore=shutil.ignore_patterns(".buildinfo"))
     return 1 if isinstance(result, Exception) else int(result or 0)
 
 
