@@ -311,7 +311,22 @@ def kernel_contents(assignment: str, dest) -> tuple[list[str], tuple[str, ...]]:
     except ImportError:
         return standin_contents()
     folder = kernel_edition.build(assignment, Path(dest))
-    return [os.fspath(folder)], tuple(kernel_edition.packages(assignment))
+    names = [*KERNEL_DISTRIBUTIONS, *kernel_edition.packages(assignment)]
+    return [os.fspath(folder)], tuple(dict.fromkeys(names))
+
+
+def _check_python_path(python_path, other_uid: bool):
+    """Folders for the kernel's PYTHONPATH: existing, and readable by the
+    kernel's uid when it is not the grader's (a mkdtemp folder is 0700)."""
+    for folder in python_path:
+        folder = os.fspath(folder)
+        if not os.path.isdir(folder):
+            raise ValueError(f"python_path: expected existing folders, received {folder!r}")
+        mode = os.stat(folder).st_mode & 0o777
+        if other_uid and mode & 0o005 != 0o005:
+            raise ValueError(
+                f"python_path: expected folders the kernel's uid may read (mode o+rx), "
+                f"received {folder!r} with mode {mode:04o}")
 
 
 class _Mounts:
@@ -413,8 +428,6 @@ def box_mounts(*, distributions=KERNEL_DISTRIBUTIONS, python_path=(), expose_ro=
     pythonpath = [f"{BOX_DIR}/site"]
     for n, folder in enumerate(python_path):
         folder = _real(folder)
-        if not os.path.isdir(folder):
-            raise ValueError(f"python_path: expected folders, received {folder!r}")
         inside = f"{BOX_DIR}/path/{n}"
         if os.path.isfile(os.path.join(folder, "__init__.py")):
             m.ro(folder, f"{inside}/{os.path.basename(folder)}")
@@ -445,6 +458,7 @@ def bwrap_command(*, bwrap: str, chdir: str, env: dict, as_root: bool, uid: int 
     after the bootstrap has copied the student's files into the working
     folder's tmpfs.
     """
+    _check_python_path(python_path, as_root)
     mounts, pythonpath = box_mounts(
         distributions=distributions, python_path=python_path, expose_ro=expose_ro,
         binds=binds, hidden=hidden, tmp_bytes=tmp_bytes, work=work)
@@ -1087,9 +1101,7 @@ def write_policy(path: Path, *, sandboxed: bool, limits: Limits, kernel_dir: Pat
         python_path, distributions = standin_contents()
     python_path = list(python_path or ())
     distributions = tuple(distributions or KERNEL_DISTRIBUTIONS)
-    for folder in python_path:
-        if not os.path.isdir(folder):
-            raise ValueError(f"python_path: expected existing folders, received {folder!r}")
+    _check_python_path(python_path, sandboxed and uid is not None and os.geteuid() == 0)
     closure = distribution_closure(distributions)   # refuses unknown names now
     policy = {
         "sandboxed": bool(sandboxed),

@@ -184,6 +184,20 @@ def test_absent_modules_fail_with_a_clear_message():
         finder.find_spec("lstmlib.grading")
 
 
+def test_python_path_must_be_readable_by_the_kernels_uid(tmp_path):
+    private = tmp_path / "edition"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    with pytest.raises(ValueError, match="python_path: expected folders the kernel's uid "
+                                         "may read .* with mode 0700"):
+        sandbox.bwrap_command(bwrap="bwrap", chdir="/tmp", env={}, as_root=True, uid=61500,
+                              setpriv="setpriv", command=["python"], python_path=[private])
+    with pytest.raises(ValueError, match="python_path: expected existing folders"):
+        sandbox.bwrap_command(bwrap="bwrap", chdir="/tmp", env={}, as_root=False, uid=None,
+                              setpriv=None, command=["python"],
+                              python_path=[tmp_path / "missing"])
+
+
 def test_limits_refuse_a_disk_smaller_than_tmp():
     with pytest.raises(ValueError, match="disk_bytes: expected more than tmp_bytes"):
         sandbox.Limits(tmp_bytes=64 << 20, disk_bytes=32 << 20)
