@@ -352,6 +352,14 @@ def _complete_js_translations(app, exception):
                   encoding="utf-8")
 
 
+def _forget_js_translations(app):
+    """Sphinx copies its translations.js afresh on every build and warns
+    when it would overwrite a changed copy: the completed copy of the last
+    build goes first."""
+    if _edition(app) == PERSIAN:
+        Path(app.outdir, "_static", "translations.js").unlink(missing_ok=True)
+
+
 def _configure(app, config):
     static = str(HERE / "static")
     if static not in config.html_static_path:
@@ -384,5 +392,6 @@ def setup(app):
         _glue_from_the_page()
     app.connect("html-page-context", _link_editions)
     app.connect("build-finished", _right_to_left)
+    app.connect("builder-inited", _forget_js_translations)
     app.connect("build-finished", _complete_js_translations)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
