@@ -369,8 +369,10 @@ def test_assignment_scores(assignment, tmp_path):
     assert not os.path.exists(hostile_real.BOMB_MARK), "something unpickled an answer"
     assert proc.returncode == 0
     # the delegating parts fail in the kernel: its edition of lstmlib does
-    # not hold the reference they import
-    assert any("is not handed out in a graded notebook of" in m
+    # not hold the reference they import (09's, judged from the source: the
+    # grader refuses the import before anything runs)
+    assert any("is not handed out in a graded notebook of" in m or
+               "delegates to the reference implementation" in m
                for m in _failures(course, assignment, "x-delegate")), \
         _failures(course, assignment, "x-delegate")
     if limits:
