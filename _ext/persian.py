@@ -38,6 +38,7 @@ scripts/build_book_fa.py runs the Persian build.
 import fnmatch
 import json
 import re
+import uuid
 from pathlib import Path
 
 from sphinx.search.en import SearchEnglish
@@ -292,16 +293,65 @@ class RecordUntranslated(SphinxTransform):
         if not any(c.is_file() for c in catalogs):
             missing = [f"no catalog {domain}.po"]
         else:
-            # The front matter (docinfo) is metadata, never shown nor
-            # extracted into the catalogs.
+            # The front matter (docinfo, a field list) is metadata, never
+            # shown nor extracted into the catalogs; images' alt text is
+            # checked once the page is resolved (_translate_alt_text).
             missing = [msg for node, msg in extract_messages(self.document)
                        if node.get("translated") is False
-                       and not any(isinstance(p, nodes.docinfo)
+                       and not isinstance(node, nodes.image)
+                       and not any(isinstance(p, (nodes.docinfo,
+                                                  nodes.field_list))
                                    for p in traverse_parent(node))]
         store = self.env.__dict__.setdefault("persian_untranslated", {})
         store.pop(docname, None)
         if missing:
             store[docname] = list(dict.fromkeys(missing))
+
+
+PERSIAN_LETTER = re.compile("[\u0600-\u06ff]")
+
+
+def _page_catalog(app, docname):
+    from sphinx.locale import init as init_locale
+
+    domain = docname_to_domain(docname, app.config.gettext_compact)
+    dirs = [str(Path(app.srcdir, d)) for d in app.config.locale_dirs]
+    catalog, has_catalog = init_locale(dirs, app.config.language, domain)
+    return catalog if has_catalog else None
+
+
+def _translate_alt_text(app, doctree, docname):
+    """Alt text of every image, figures made by notebook cells included.
+
+    Sphinx translates the alt text of images written in the page, but not of
+    images that a notebook's output or a glue figure adds to the page: the
+    message templates leave them out (they have no uid), and they are not
+    there yet when the page is translated. Here, in a gettext build, they
+    get a uid so that their alt text joins the page's messages; in the
+    Persian build their alt text is translated from the page's catalog, and
+    an alt text still in English is recorded as untranslated."""
+    if app.builder.name == "gettext":
+        for image in doctree.findall(nodes.image):
+            if image.get("alt") and not hasattr(image, "uid"):
+                image.uid = uuid.uuid4().hex
+                image.source = image.source or doctree.get("source")
+        return
+    if (_edition(app) != PERSIAN or app.builder.name != "html"
+            or english_only(app.config, docname)):
+        return
+    catalog = _page_catalog(app, docname)
+    missing = []
+    for image in doctree.findall(nodes.image):
+        alt = image.get("alt")
+        if not alt or PERSIAN_LETTER.search(alt):
+            continue
+        persian = catalog.gettext(alt) if catalog else alt
+        if persian != alt and persian.strip():
+            image["alt"] = persian
+        else:
+            missing.append(alt)
+    store = app.__dict__.setdefault("persian_untranslated_alt", {})
+    store[docname] = missing
 
 
 def _purge(app, env, docname):
@@ -317,7 +367,10 @@ def _write_untranslated(app, exception):
     if (exception is not None or _edition(app) != PERSIAN
             or app.builder.name != "html"):
         return
-    store = getattr(app.env, "persian_untranslated", {})
+    store = dict(getattr(app.env, "persian_untranslated", {}))
+    for doc, alts in app.__dict__.get("persian_untranslated_alt", {}).items():
+        if alts:
+            store[doc] = list(dict.fromkeys(store.get(doc, []) + alts))
     report = Path(app.doctreedir).parent / "untranslated.json"
     report.write_text(json.dumps(
         {doc: store[doc] for doc in sorted(store) if doc in app.env.all_docs},
@@ -382,6 +435,7 @@ def setup(app):
     app.add_transform(RecordUntranslated)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
+    app.connect("doctree-resolved", _translate_alt_text)
     app.connect("html-page-context", _english_only_page)
     app.connect("build-finished", _write_untranslated)
     app.connect("config-inited", _configure)

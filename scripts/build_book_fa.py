@@ -53,8 +53,16 @@ def config(persian):
         fa = yaml.safe_load((ROOT / "_config.fa.yml").read_text(
             encoding="utf-8"))
         return merged(base, fa)
-    # The templates come from the English text, one per page.
-    return merged(base, {"sphinx": {"config": {"gettext_compact": False}}})
+    # The templates come from the English text, one per page, and from what
+    # the HTML shows: notebook outputs are chosen as for HTML (images, with
+    # their alt text, rather than the plain-text fallback gettext would
+    # pick).
+    from myst_nb.core.render import get_mime_priority
+
+    as_html = [["gettext", mime, 10 * rank] for rank, mime in
+               enumerate(get_mime_priority("html", []), start=1)]
+    return merged(base, {"sphinx": {"config": {
+        "gettext_compact": False, "nb_mime_priority_overrides": as_html}}})
 
 
 
