@@ -5,23 +5,34 @@ parallel=False)`` and ``backward(d_out, d_state_n, cache)`` take and return
 exactly what the numpy cells do, so a layer switches with
 ``backend="numba"`` and nothing else changes.
 
-Two ways to run a sequence, picked by ``mode``:
+Three ways to run a sequence, picked by ``mode``:
 
 ``"fused"``
     the whole sequence, matrix products included, in one ``@njit`` call
     (:func:`~lstmlib.kernels.numba_cpu.lstm_sequence_forward`). Nothing but
     arithmetic between steps: the right choice while a step's matrix product
     is small (the per-step overhead of numpy or torch then dominates).
+``"blocked"``
+    the input projection of all steps as one BLAS product, then the time
+    loop in one ``@njit`` call
+    (:func:`~lstmlib.kernels.numba_cpu.lstm_recurrence_forward`) whose
+    product ``h W_hh^T`` is register-blocked over four batch rows
+    (:func:`~lstmlib.kernels.numba_cpu.matmul_blocked`); the backward pass
+    likewise, its weight gradients as BLAS products after the loop. The right
+    choice at a small batch with a large W_hh, where BLAS handles each step's
+    skinny product poorly.
 ``"stepwise"``
     the reference's loop, with BLAS for the products (the input projection of
     all steps as one product, then ``h W_hh^T`` per step) and one fused gate
     kernel per step instead of a dozen numpy element-wise passes.
 ``"auto"``
     fused while ``B * H * G * H`` (one step's recurrent multiply-adds) is at
-    most ``FUSED_MAX_WORK``, stepwise above.
+    most ``FUSED_MAX_WORK``; above it blocked while ``B`` is at most
+    ``BLOCKED_MAX_BATCH``, stepwise otherwise.
 
 ``parallel=True`` uses the ``prange`` (batch-parallel) versions of the fused
-kernels; the thread count is Numba's (``numba.set_num_threads``).
+kernels; the thread count is Numba's (``numba.set_num_threads``). The other
+modes run on one thread (BLAS's own threads aside).
 """
 
 from collections import namedtuple
@@ -36,6 +47,11 @@ from .numpy_fast import input_projection, weight_gradients
 # hand-written products keep W_hh in cache up to about H = 64, beyond which
 # BLAS wins (the performance chapter measures the crossover).
 FUSED_MAX_WORK = 64 * 4 * 64 * 64
+# Above it, the batch size up to which the register-blocked product beats
+# BLAS's: each element of W_hh is then used so few times per step that
+# bringing W_hh in from the caches bounds both, and BLAS adds a fixed cost
+# per call (the performance chapter measures it).
+BLOCKED_MAX_BATCH = 8
 
 NumbaLSTMCache = namedtuple(
     "NumbaLSTMCache",
@@ -53,7 +69,9 @@ def _pick_mode(mode, B, H, G):
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, received {mode!r}")
     if mode == "auto":
-        return "fused" if B * H * G * H <= FUSED_MAX_WORK else "stepwise"
+        if B * H * G * H <= FUSED_MAX_WORK:
+            return "fused"
+        return "blocked" if B <= BLOCKED_MAX_BATCH else "stepwise"
     return mode
 
 

@@ -94,9 +94,12 @@ def test_batch_parallel_kernels_match_reference(kind):
                    mode="fused", parallel=True)
 
 
-def test_auto_mode_picks_fused_when_small_and_stepwise_when_large():
+def test_auto_mode_picks_fused_when_small_blocked_at_small_batches_stepwise_else():
     from lstmlib.kernels import numba_cells
     assert numba_cells._pick_mode("auto", 1, 32, 4) == "fused"
+    assert numba_cells._pick_mode("auto", 4, 512, 4) == "blocked"
+    assert numba_cells._pick_mode("auto", numba_cells.BLOCKED_MAX_BATCH + 1, 512,
+                                  4) == "stepwise"
     assert numba_cells._pick_mode("auto", 64, 512, 4) == "stepwise"
     with pytest.raises(ValueError, match="mode"):
         numba_cells._pick_mode("fastest", 1, 32, 4)
