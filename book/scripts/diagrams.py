@@ -13,7 +13,10 @@ the figures into a temporary folder and compares them with the committed
 ones: change a label here, rerun, commit both.
 
 Each figure sits on a light card with a thin border, so it reads the same in
-the book's light and dark themes. Gates use the colours of their gate
+the book's light and dark themes. A figure is drawn for the page's width:
+every label of the cell diagrams and of the newer figures (``LEGIBLE``) is
+checked, when the figure is saved, to render at least MIN_PX pixels tall
+on a text column of PAGE_PX pixels (the figure scaled to the column). Gates use the colours of their gate
 everywhere (input i green, forget f red, candidate g or n blue, output o
 purple, GRU reset r orange, update z teal); whatever a step of a cell diagram
 does not use is drawn in pale grey.
@@ -32,6 +35,9 @@ from matplotlib.patches import (Circle, FancyArrowPatch,  # noqa: E402
 from matplotlib.path import Path as MPath  # noqa: E402
 
 FIGURES_DIR = Path(__file__).resolve().parents[1] / "figures"
+PAGE_PX = 500          # a narrow text column, in CSS pixels
+MIN_PX = 12            # the smallest label, as rendered there
+_drawn = {"width": None, "sizes": []}   # the figure being drawn
 
 # ------------------------------------------------------------------ style
 
@@ -56,6 +62,7 @@ plt.rcParams.update({
 def card(width, height):
     """A figure of width x height inches whose data units are inches."""
     fig = plt.figure(figsize=(width, height))
+    _drawn["width"], _drawn["sizes"] = width, []
     fig.patch.set_alpha(0)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_xlim(0, width)
@@ -83,6 +90,8 @@ def box(ax, x, y, text, color, w=0.56, h=0.4, fill=True, size=12):
     ax.add_patch(FancyBboxPatch(
         (x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.07",
         fc=color if fill else CARD, ec=color, lw=1.6, zorder=3))
+    if text:
+        _drawn["sizes"].append(size)
     ax.text(x, y, text, ha="center", va="center", size=size, zorder=4,
             color="white" if fill else color)
 
@@ -90,6 +99,7 @@ def box(ax, x, y, text, color, w=0.56, h=0.4, fill=True, size=12):
 def op(ax, x, y, text, color=INK, r=0.16, size=12):
     """A point-wise operation (a circle) centred at (x, y)."""
     ax.add_patch(Circle((x, y), r, fc=CARD, ec=color, lw=1.6, zorder=3))
+    _drawn["sizes"].append(size)
     ax.text(x, y, text, ha="center", va="center", size=size, color=color,
             zorder=4)
 
@@ -97,6 +107,7 @@ def op(ax, x, y, text, color=INK, r=0.16, size=12):
 def label(ax, x, y, text, color=INK, size=12, **kw):
     kw.setdefault("ha", "center")
     kw.setdefault("va", "center")
+    _drawn["sizes"].append(size)
     ax.text(x, y, text, color=color, size=size, zorder=5, **kw)
 
 
@@ -104,24 +115,43 @@ def dot(ax, x, y, color=INK):
     ax.add_patch(Circle((x, y), 0.04, fc=color, ec=color, zorder=4))
 
 
-def equations(ax, x, y, title, lines, size=12, step=0.42):
-    """A title and equations, left-aligned from (x, y) downwards."""
-    label(ax, x, y, title, size=12, ha="left", weight="bold")
-    for k, text in enumerate(lines):
-        label(ax, x, y - 0.5 - k * step, text, size=size, ha="left")
+def panel(fig, width, height, y0, h):
+    """Axes over the band y0..y0+h of a card, in inches from the band's
+    bottom-left corner (a cell drawn in its own coordinates)."""
+    ax = fig.add_axes([0, y0 / height, 1, h / height])
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, h)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.patch.set_alpha(0)
+    return ax
 
 
-def gate_order(ax, x, y, gates, names, on):
+def legend(ax, x, y):
+    """What the glyphs mean: a layer, an element-wise operation, lines that
+    join (concatenation) or split (a copy)."""
+    box(ax, x + 0.25, y, r"$\sigma$", INK, w=0.42, h=0.32, fill=False, size=11)
+    label(ax, x + 0.6, y, "layer: weights, bias, activation", ha="left", size=10)
+    op(ax, x + 0.25, y - 0.45, r"$\times$", r=0.15, size=11)
+    label(ax, x + 0.6, y - 0.45, "element-wise operation", ha="left", size=10)
+    line(ax, [(x, y - 0.9), (x + 0.25, y - 0.9), (x + 0.5, y - 0.9)], arrow=False)
+    line(ax, [(x + 0.25, y - 1.08), (x + 0.25, y - 0.9)], arrow=False)
+    dot(ax, x + 0.25, y - 0.9)
+    label(ax, x + 0.6, y - 0.9, "lines that meet: concatenated; that fork: copied",
+          ha="left", size=10)
+
+
+def gate_strip(ax, x, y, gates, names, on):
     """PyTorch's row blocks of weight_ih / weight_hh, the active ones coloured."""
-    label(ax, x, y + 0.3, "rows of weight_ih_l0, weight_hh_l0 (PyTorch order)",
-          size=9, ha="left")
+    label(ax, x, y + 0.3, "rows of weight_ih_l0 and weight_hh_l0, in PyTorch's order",
+          size=10, ha="left")
     for k, (g, name) in enumerate(zip(gates, names)):
         c = GATE[g] if g in on else FADE
         ax.add_patch(FancyBboxPatch(
             (x + k * 0.75, y - 0.15), 0.7, 0.3,
             boxstyle="round,pad=0,rounding_size=0.04",
             fc=c, ec=c, zorder=3))
-        label(ax, x + k * 0.75 + 0.35, y, name, color="white", size=10)
+        label(ax, x + k * 0.75 + 0.35, y, name, color="white", size=11)
 
 
 def cell_body(ax, x0, y0, x1, y1):
@@ -130,7 +160,20 @@ def cell_body(ax, x0, y0, x1, y1):
         fc=BODY, ec="#aab3bd", lw=1.2, zorder=1))
 
 
+def rendered_px(size, width=None):
+    """Height in CSS pixels of a `size`-point label on a figure `width`
+    inches wide, scaled to a PAGE_PX column (72 points to the inch)."""
+    return size * PAGE_PX / (72 * (width or _drawn["width"]))
+
+
 def save(fig, name, out):
+    if name in LEGIBLE:
+        small = min(_drawn["sizes"])
+        if rendered_px(small) < MIN_PX:
+            raise ValueError(
+                f"{name}: its smallest label ({small} pt on {_drawn['width']} "
+                f"in) renders at {rendered_px(small):.1f} px on a {PAGE_PX} px "
+                f"page, expected at least {MIN_PX} px")
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}.svg", format="svg",
                 metadata={"Date": None, "Creator": "book/scripts/diagrams.py"})
@@ -140,7 +183,8 @@ def save(fig, name, out):
 # ------------------------------------------------------------------ cells
 
 def rnn_cell(out):
-    fig, ax = card(7.6, 3.2)
+    fig, ax = card(4.4, 3.45)
+    label(ax, 0.25, 3.15, "The Elman RNN cell", ha="left", weight="bold")
     cell_body(ax, 0.7, 0.55, 3.5, 2.55)
     line(ax, [(0.15, 1.2), (1.8, 1.2), (1.8, 1.43)])      # h_{t-1}
     line(ax, [(1.8, 0.2), (1.8, 1.43)])                   # x_t
@@ -153,12 +197,6 @@ def rnn_cell(out):
     label(ax, 2.1, 0.35, r"$x_t$")
     label(ax, 3.95, 2.45, r"$h_t$")
     label(ax, 3.1, 2.95, r"$h_t$")
-    equations(ax, 4.4, 2.55, "Elman RNN cell", [
-        r"$h_t = \tanh(W_{ih}\,x_t + b_{ih}$",
-        r"$\qquad\quad + \,W_{hh}\,h_{t-1} + b_{hh})$",
-    ])
-    label(ax, 4.4, 1.0, "one layer, one activation;\nthe state is the output",
-          size=10, ha="left", color="#57606a")
     save(fig, "rnn_cell", out)
 
 
@@ -187,8 +225,11 @@ LSTM_STEPS = {
 
 def lstm_cell_diagram(out, name):
     title, on, eqs, note = LSTM_STEPS[name]
-    small = name == "lstm_cell"
-    fig, ax = card(9.4, 3.9)
+    whole = name == "lstm_cell"
+    band = 2.25 if whole else 0.85           # the legend and the row strip
+    fig, base = card(5.0, 4.3 + band)
+    ax = panel(fig, 5.0, 4.3 + band, band, 4.3)
+    label(ax, 0.25, 4.02, title, ha="left", weight="bold")
 
     def col(part):
         return GATE[part] if part in on else FADE
@@ -238,16 +279,11 @@ def lstm_cell_diagram(out, name):
     dot(ax, 4.2, 1.8, color=hcol)
     label(ax, 4.75, 0.75, r"$h_t$")
     label(ax, 4.45, 3.7, r"$h_t$")
-    # the equations, and PyTorch's gate order
-    if small:
-        equations(ax, 5.15, 3.45, title, [LSTM_EQ[k] for k in eqs],
-                  size=10.5, step=0.36)
-    else:
-        equations(ax, 5.15, 3.45, title, [LSTM_EQ[k] for k in eqs])
-        label(ax, 5.15, 1.95 - 0.42 * (len(eqs) - 1), note, size=10,
-              ha="left", va="top", color="#57606a")
-    gate_order(ax, 5.15, 0.45, "ifgo", ["i", "f", "g", "o"],
-               on if not small else set("ifgo"))
+    # PyTorch's gate order and, on the whole cell, what the glyphs mean
+    gate_strip(base, 0.3, band - 0.5, "ifgo", ["i", "f", "g", "o"],
+               set("ifgo") if whole else on)
+    if whole:
+        legend(base, 0.3, band - 1.2)
     save(fig, name, out)
 
 
@@ -274,8 +310,11 @@ GRU_STEPS = {
 
 def gru_cell_diagram(out, name):
     title, on, eqs, note = GRU_STEPS[name]
-    small = name == "gru_cell"
-    fig, ax = card(10.2, 3.9)
+    whole = name == "gru_cell"
+    band = 2.25 if whole else 0.85
+    fig, base = card(5.2, 4.3 + band)
+    ax = panel(fig, 5.2, 4.3 + band, band, 4.3)
+    label(ax, 0.25, 4.02, title, ha="left", weight="bold")
 
     def col(part):
         return GATE[part] if part in on else FADE
@@ -316,7 +355,7 @@ def gru_cell_diagram(out, name):
     line(ax, [(2.9, 0.95), (2.9, 2.0)], color=INK if "n" in on else FADE)
     dot(ax, 2.9, 0.95)
     box(ax, 2.9, 2.2, r"$\tanh$", ncol, w=0.56)
-    label(ax, 2.82, 1.5, r"$W_{in}x_t + b_{in}$", size=9,
+    label(ax, 2.82, 1.5, r"$W_{in}x_t + b_{in}$", size=10,
           color=INK if "n" in on else FADE, ha="right")
     label(ax, 3.05, 2.55, r"$n_t$", color=ncol, size=11)
     # z_t keeps h_{t-1}; 1 - z_t writes n_t
@@ -331,15 +370,10 @@ def gru_cell_diagram(out, name):
     op(ax, 4.3, 2.25, r"$\times$", color=hcol)
     line(ax, [(4.3, 2.41), (4.3, 2.89)], color=hcol)
     op(ax, 4.3, 3.05, "+", color=hcol, size=14)
-    if small:
-        equations(ax, 5.3, 3.45, title, [GRU_EQ[k] for k in eqs],
-                  size=10.5, step=0.4)
-    else:
-        equations(ax, 5.3, 3.45, title, [GRU_EQ[k] for k in eqs])
-        label(ax, 5.3, 2.2, note, size=10, ha="left", va="top",
-              color="#57606a")
-    gate_order(ax, 5.3, 0.45, "rzn", ["r", "z", "n"],
-               on if not small else set("rzn"))
+    gate_strip(base, 0.3, band - 0.5, "rzn", ["r", "z", "n"],
+               set("rzn") if whole else on)
+    if whole:
+        legend(base, 0.3, band - 1.2)
     save(fig, name, out)
 
 
@@ -432,6 +466,145 @@ def tbptt(out):
           "every window starts again from a zero state", ha="right",
           size=9.5, color="#57606a")
     save(fig, "tbptt", out)
+
+
+def tbptt_chunks(out):
+    """Truncated BPTT over 12 steps, k1 = 4: with k2 = 4 and with k2 = 8."""
+    n, k1, size = 12, 4, 13.5
+    fig, ax = card(7.4, 6.3)
+    xs = [0.75 + 0.55 * j for j in range(n)]
+
+    def row(y, k2, title):
+        label(ax, 0.25, y + 0.62, title, ha="left", size=size, weight="bold")
+        for j, x in enumerate(xs):
+            box(ax, x, y, "", GATE["h"], w=0.36, h=0.3)
+            if j:
+                line(ax, [(xs[j - 1] + 0.18, y), (x - 0.18, y)], lw=1.3)
+        for border in range(k1, n, k1):
+            xb = (xs[border - 1] + xs[border]) / 2
+            ax.plot([xb, xb], [y - 0.3, y + 0.3], color="#8c959f", lw=1,
+                    ls=(0, (2, 2)), zorder=2)
+        for u, stop in enumerate(range(k1, n + 1, k1)):
+            start, first = max(0, stop - k2), stop - k1
+            yy = y - 0.5 - 0.32 * u
+            if first > start:                     # reached, loss not counted
+                ax.plot([xs[start] - 0.15, xs[first - 1] + 0.15], [yy, yy],
+                        color=GATE["g"], lw=6, alpha=0.35, solid_capstyle="butt")
+            ax.plot([xs[first] - 0.15, xs[stop - 1] + 0.15], [yy, yy],
+                    color=GATE["r"], lw=6, solid_capstyle="butt")
+            line(ax, [(xs[stop - 1] + 0.15, yy - 0.13), (xs[start] - 0.15, yy - 0.13)],
+                 color=GRAD, ls="--", lw=1.2)
+
+    row(5.3, k1, "k1 = k2 = 4: one update per chunk")
+    row(2.75, 2 * k1, "k1 = 4, k2 = 8: each update re-reads a chunk")
+    label(ax, xs[0], 0.95, "$t = 1$", size=size)
+    label(ax, xs[-1], 0.95, "$t = 12$", size=size)
+    ax.plot([0.4, 0.9], [0.5, 0.5], color=GATE["r"], lw=6, solid_capstyle="butt")
+    label(ax, 1.05, 0.5, "loss counted", ha="left", size=size)
+    ax.plot([2.75, 3.25], [0.5, 0.5], color=GATE["g"], lw=6, alpha=0.35,
+            solid_capstyle="butt")
+    label(ax, 3.4, 0.5, "gradient reaches, no loss", ha="left", size=size)
+    line(ax, [(0.9, 0.18), (0.4, 0.18)], color=GRAD, ls="--", lw=1.2)
+    label(ax, 1.05, 0.18, "gradient; black: the state, carried over every border",
+          ha="left", size=size)
+    save(fig, "tbptt_chunks", out)
+
+
+def lstm_chain(out):
+    """Three LSTM steps unrolled: the cell state runs through all of them,
+    and the gradient along it is multiplied by one forget gate per step."""
+    size = 13.5
+    fig, ax = card(7.6, 4.6)
+    x0s = [0.55, 2.9, 5.25]
+    yc, yh, yg = 3.3, 1.05, 1.85
+    label(ax, 0.25, 4.3, "The LSTM unrolled: the cell state runs through every step",
+          ha="left", size=size, weight="bold")
+    line(ax, [(0.1, yc), (x0s[0] + 0.55, yc)], lw=2.4)
+    line(ax, [(0.1, yh), (x0s[0] + 0.2, yh)], arrow=False)
+    for k, x0 in enumerate(x0s):
+        t = ["t-1", "t", "t+1"][k]
+        cell_body(ax, x0, 0.75, x0 + 2.05, 3.7)
+        xf, xa, xo = x0 + 0.45, x0 + 1.3, x0 + 1.72
+        op(ax, xf, yc, r"$\times$", color=GATE["f"], size=size)
+        op(ax, xa, yc, "+", size=size)
+        line(ax, [(xf + 0.16, yc), (xa - 0.16, yc)], lw=2.4)
+        nxt = x0s[k + 1] + 0.55 if k < 2 else 7.5
+        line(ax, [(xa + 0.16, yc), (nxt, yc)], lw=2.4)
+        # the gates read h_{t-1} (and x_t, from below)
+        line(ax, [(x0 + 0.2, yh), (xo, yh)], arrow=False)
+        for g, xg in (("f", xf), ("i", x0 + 0.88), ("g", xa), ("o", xo)):
+            box(ax, xg, yg, f"${g}$", GATE[g], w=0.34, h=0.36, size=size)
+            line(ax, [(xg, yh), (xg, yg - 0.18)], lw=1.2)
+            dot(ax, xg, yh)
+        line(ax, [(xf, yg + 0.18), (xf, yc - 0.16)], color=GATE["f"])
+        line(ax, [(xa, yg + 0.18), (xa, yc - 0.16)], color=GATE["g"])
+        line(ax, [(x0 + 0.88, yg + 0.18), (x0 + 0.88, 2.6), (xa, 2.6)],
+             color=GATE["i"], arrow=False)
+        line(ax, [(xo, yg + 0.18), (xo, 2.55), (x0 + 2.05, 2.55)], color=GATE["o"],
+             arrow=False)
+        line(ax, [(x0 + 2.05, 2.55), (x0 + 2.2, 2.55), (x0 + 2.2, yh),
+                  (x0s[k + 1] + 0.2 if k < 2 else 7.5, yh)],
+             color=GATE["o"], arrow=k == 2)
+        label(ax, x0 + 1.02, 0.45, f"step ${t}$", size=size)
+    label(ax, 0.3, yc + 0.25, "$c$", size=size)
+    label(ax, 0.3, yh + 0.25, "$h$", size=size)
+    # the gradient along c: one forget gate per step, nothing else
+    line(ax, [(7.3, yc + 0.42), (0.3, yc + 0.42)], color=GRAD, ls="--", lw=1.5)
+    label(ax, 4.4, yc + 0.67, r"gradient along $c$: $\times f$ at each step",
+          color=GRAD, size=size)
+    line(ax, [(7.3, yh - 0.18), (0.3, yh - 0.18)], color=GRAD, ls=":", lw=1.3)
+    label(ax, 3.95, 0.18, r"and through $h$: $W_{hh}$ and the gates' derivatives",
+          color=GRAD, size=size)
+    save(fig, "lstm_chain", out)
+
+
+def attention(out):
+    """Additive attention: the decoder's previous state queries every
+    encoder state; their weighted average enters the decoder's step."""
+    size = 13.5
+    fig, ax = card(7.4, 5.0)
+    ks = [0.8 + 1.05 * s for s in range(4)]
+    yk, ye, ya, yc = 0.75, 1.95, 2.9, 3.95
+    label(ax, 0.25, 4.65, "Additive attention at decoder step $t$", ha="left",
+          size=size, weight="bold")
+    for s, x in enumerate(ks):
+        box(ax, x, yk, f"$k_{s + 1}$", GATE["g"], w=0.5, h=0.4, size=size)
+        if s:
+            line(ax, [(ks[s - 1] + 0.25, yk), (x - 0.25, yk)])
+        op(ax, x, ye, f"$e_{s + 1}$", r=0.24, size=size)
+        line(ax, [(x, yk + 0.2), (x, ye - 0.24)])
+        line(ax, [(x, ye + 0.24), (x, ya - 0.2)], color=GATE["r"])
+    label(ax, ks[0] - 0.3, 0.3, "encoder states $k_s$ (keys, and the values averaged)",
+          size=size, ha="left", color=GATE["g"])
+    ax.add_patch(FancyBboxPatch((ks[0] - 0.3, ya - 0.2), ks[-1] - ks[0] + 0.6, 0.4,
+                                boxstyle="round,pad=0,rounding_size=0.06",
+                                fc=CARD, ec=GATE["r"], lw=1.6, zorder=3))
+    label(ax, (ks[0] + ks[-1]) / 2, ya, r"softmax: weights $\alpha_s$",
+          size=size, color=GATE["r"])
+    xs_sum = (ks[0] + ks[-1]) / 2
+    op(ax, xs_sum, yc, r"$\Sigma$", r=0.26, size=size)
+    for x in ks:                       # the weights, and the keys they weigh
+        line(ax, [(x, ya + 0.2), (xs_sum + 0.6 * (x - xs_sum) / 2, yc - 0.2)],
+             color=GATE["r"], lw=1.2)
+    label(ax, xs_sum - 0.4, yc + 0.38, r"$c^{att}_t = \sum_s \alpha_s k_s$", size=size,
+          ha="right")
+    # the query: the decoder's previous state, compared with every key
+    xq, xd = 5.6, 6.65
+    box(ax, xq, yk + 0.6, "$h_{t-1}$", GATE["o"], w=0.7, h=0.4, size=size)
+    label(ax, xq + 0.45, yk + 0.15, "decoder", size=size, color=GATE["o"], ha="left")
+    line(ax, [(xq, yk + 0.8), (xq, 1.45), (ks[0], 1.45)], color=GATE["o"], arrow=False)
+    for x in ks:
+        dot(ax, x, 1.45, color=GATE["o"])
+    label(ax, 5.5, 1.7, "query", size=size, color=GATE["o"], ha="right")
+    # the context enters the decoder's step, and its read-out
+    box(ax, xd, 2.6, "LSTM", GATE["o"], w=0.8, h=0.45, size=size)
+    line(ax, [(xs_sum + 0.26, yc), (xd, yc), (xd, 2.83)])
+    line(ax, [(xq + 0.35, yk + 0.6), (xd, yk + 0.6), (xd, 2.37)], color=GATE["o"])
+    label(ax, xd + 0.1, 1.85, "$y_{t-1}$", size=size, ha="left")
+    line(ax, [(xd + 0.4, 2.6), (7.2, 2.6)], color=GATE["o"])
+    label(ax, 7.15, 2.9, "$h_t$", size=size, ha="right")
+    label(ax, xd - 0.45, yc + 0.3, "$c^{att}_t$", size=size)
+    save(fig, "attention", out)
 
 
 def bidirectional(out):
@@ -538,9 +711,14 @@ def _gru(name):
 
 
 FIGURES = {"rnn_cell": rnn_cell}
+# checked for MIN_PX when saved (see the module's docstring)
+LEGIBLE = {"rnn_cell", "lstm_chain", "attention", "tbptt_chunks",
+           *LSTM_STEPS, *GRU_STEPS}
 FIGURES.update({name: _lstm(name) for name in LSTM_STEPS})
 FIGURES.update({name: _gru(name) for name in GRU_STEPS})
-FIGURES.update({"bptt": bptt, "tbptt": tbptt, "bidirectional": bidirectional,
+FIGURES.update({"bptt": bptt, "tbptt": tbptt, "tbptt_chunks": tbptt_chunks,
+                "lstm_chain": lstm_chain, "attention": attention,
+                "bidirectional": bidirectional,
                 "stacked": stacked, "encoder_decoder": encoder_decoder})
 
 

@@ -325,7 +325,7 @@ def test_glossary_page_renders_persian_right_to_left():
 FIGURES = BOOK / "figures"
 DIAGRAMS = BOOK / "scripts" / "diagrams.py"
 # every script that writes into book/figures (each takes --out FOLDER)
-FIGURE_SCRIPTS = (DIAGRAMS, BOOK / "scripts" / "practice_tbptt_figure.py")
+FIGURE_SCRIPTS = (DIAGRAMS,)
 # a {figure} directive: its path and its options (":key: value" lines)
 FIGURE_DIRECTIVE = re.compile(
     r"^(`{3,}|:{3,})\{(figure|glue:figure)\}\s+(\S+)\s*\n((?::[\w-]+:.*\n)*)",
