@@ -43,6 +43,7 @@ from pathlib import Path
 
 from sphinx.search.en import SearchEnglish
 from sphinx.transforms import SphinxTransform
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.i18n import CatalogInfo, docname_to_domain
 from docutils import nodes
 from sphinx.util.nodes import extract_messages, traverse_parent
@@ -63,6 +64,7 @@ LINK_TEXT = {"en": "Read this page in Persian:",
 # --------------------------------------------------------------------------
 
 ZWNJ = "\u200c"
+PERSIAN_LETTER = re.compile("[\u0600-\u06ff]")
 # Arabic letters typed for their Persian forms, and the marks a query may or
 # may not carry (fathatan..sukun, superscript alef, hamza above, tatweel).
 _FOLD = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc",
@@ -273,6 +275,52 @@ def _glue_from_the_page():
     roles.retrieve_glue_data = retrieve_glue_data
 
 
+# A run of Latin words inside Persian text ("(long short-term memory)"):
+# when a line breaks inside it, the bidirectional algorithm reorders its
+# pieces across the two lines. Wrapped in an isolate (span.latin, see
+# persian.css) it reads left to right on each line, and its parentheses
+# stay with it.
+_LATIN_RUN = re.compile(
+    r"[A-Za-z][A-Za-z0-9'’.,:;/+=-]*(?: [A-Za-z0-9'’.,:;/+=-]+)+")
+_NO_ISOLATE = (nodes.literal, nodes.literal_block, nodes.math,
+               nodes.math_block, nodes.raw, nodes.FixedTextElement)
+
+
+class IsolateLatinRuns(SphinxPostTransform):
+    default_priority = 900
+    builders = ("html",)
+
+    def run(self, **kwargs):
+        if self.config.language != PERSIAN or english_only(
+                self.config, self.env.docname):
+            return
+        for text in list(self.document.findall(nodes.Text)):
+            parent = text.parent
+            if parent is None or any(isinstance(p, _NO_ISOLATE)
+                                     for p in traverse_parent(parent)):
+                continue
+            value = str(text)
+            if not PERSIAN_LETTER.search(value):
+                continue
+            pieces, last = [], 0
+            for match in _LATIN_RUN.finditer(value):
+                run = match.group(0).rstrip(".,:;")
+                if " " not in run:
+                    continue
+                pieces.append(nodes.Text(value[last:match.start()]))
+                pieces.append(nodes.inline(run, run, classes=["latin"]))
+                last = match.start() + len(run)
+            if not pieces:
+                continue
+            pieces.append(nodes.Text(value[last:]))
+            index = parent.index(text)
+            parent.remove(text)
+            for offset, piece in enumerate(p for p in pieces
+                                           if not isinstance(p, nodes.Text)
+                                           or str(p)):
+                parent.insert(index + offset, piece)
+
+
 class RecordUntranslated(SphinxTransform):
     """After Sphinx's Locale transform: which messages of this page did its
     catalog leave untranslated?"""
@@ -306,9 +354,6 @@ class RecordUntranslated(SphinxTransform):
         store.pop(docname, None)
         if missing:
             store[docname] = list(dict.fromkeys(missing))
-
-
-PERSIAN_LETTER = re.compile("[\u0600-\u06ff]")
 
 
 def _page_catalog(app, docname):
@@ -443,6 +488,7 @@ def setup(app):
     if app.config.language == PERSIAN:
         app.add_css_file("persian.css")
         _theme_catalog(app)
+        app.add_post_transform(IsolateLatinRuns)
         _glue_from_the_page()
     app.connect("html-page-context", _link_editions)
     app.connect("build-finished", _right_to_left)
