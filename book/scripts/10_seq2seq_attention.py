@@ -11,7 +11,9 @@ per batch), with the same budget of steps. Written to
 * the training loss of each model, averaged over every LOG_EVERY steps;
 * the exact-match accuracy (greedy decoding, whole string right) and the
   per-digit accuracy of each model on fresh strings of every length;
-* the attention weights of the attention model on a few example strings.
+* the attention weights of the attention model on a few example strings;
+* greedy decoding against beam search (width BEAM_WIDTH, without and with
+  length normalisation) on the same BEAM_N fresh strings of every length.
 
 Regenerate (about a minute on one idle CPU core, numpy with one BLAS thread)
 from the repository root:
@@ -37,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from lstmlib import losses  # noqa: E402
 from lstmlib.optim import Adam  # noqa: E402
-from lstmlib.seq2seq import EOS, Seq2Seq, reversal_batch  # noqa: E402
+from lstmlib.seq2seq import EOS, Seq2Seq, beam_search, reversal_batch  # noqa: E402
 from lstmlib.train import train  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "lstmlib" / "data" / "seq2seq_attention.json"
@@ -53,6 +55,9 @@ EVAL_LENGTHS = list(range(2, 21))   # beyond MAX_LEN too
 EVAL_N = 300
 LOG_EVERY = 25
 EXAMPLES = (8, 14)        # lengths of the strings whose weights are kept
+BEAM_WIDTH = 5
+BEAM_N = 100              # strings per length for greedy against beam search
+BEAM_ALPHAS = (0.0, 1.0)  # without and with length normalisation
 SEED = 0
 PROGRESS = True
 
@@ -78,6 +83,22 @@ def evaluate(model, rng):
     return exact, digits
 
 
+def evaluate_beam(model, rng):
+    """Exact match of greedy decoding and of beam search on the same strings,
+    for every length; beam search may stop early or late, so its output is
+    compared whole with the target (EOS included)."""
+    result = {"greedy": []} | {f"beam_alpha{a:g}": [] for a in BEAM_ALPHAS}
+    for L in EVAL_LENGTHS:
+        src, _, tgt_out = reversal_batch(rng, BEAM_N, L)
+        tokens, _ = model.decode(src, L + 1)
+        result["greedy"].append(float(np.mean(np.all(tokens == tgt_out, axis=0))))
+        for a in BEAM_ALPHAS:
+            best = beam_search(model.params, src, BEAM_WIDTH, L + 1, a)
+            result[f"beam_alpha{a:g}"].append(float(np.mean(
+                [np.array_equal(h.tokens, tgt_out[:, b]) for b, h in enumerate(best)])))
+    return result
+
+
 def main(steps, hidden, out):
     rng_len = np.random.default_rng(SEED)
     lengths = rng_len.integers(MIN_LEN, MAX_LEN + 1, steps)
@@ -85,7 +106,9 @@ def main(steps, hidden, out):
                          "batch": BATCH, "steps": steps, "lr": LR, "clip": CLIP,
                          "train_lengths": [MIN_LEN, MAX_LEN],
                          "eval_lengths": EVAL_LENGTHS, "eval_n": EVAL_N,
-                         "log_every": LOG_EVERY, "seed": SEED, "eos": EOS},
+                         "log_every": LOG_EVERY, "seed": SEED, "eos": EOS,
+                         "beam_width": BEAM_WIDTH, "beam_n": BEAM_N,
+                         "beam_alphas": list(BEAM_ALPHAS)},
               "cpu": cpu_model(),
               "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "models": {}}
@@ -108,7 +131,8 @@ def main(steps, hidden, out):
         exact, digits = evaluate(model, np.random.default_rng(SEED + 3))
         entry = {"train_seconds": round(seconds, 1),
                  "loss": loss[:n].reshape(-1, LOG_EVERY).mean(axis=1).round(5).tolist(),
-                 "exact_match": exact, "digit_accuracy": digits}
+                 "exact_match": exact, "digit_accuracy": digits,
+                 "beam": evaluate_beam(model, np.random.default_rng(SEED + 5))}
         if attention:
             examples = []
             ex_rng = np.random.default_rng(SEED + 4)
