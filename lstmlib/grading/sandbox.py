@@ -213,6 +213,7 @@ def _stdlib_site_packages() -> list[str]:
 
 
 _CLOSURE_CACHE: dict = {}
+_PATHS_CACHE: dict = {}
 
 
 def distribution_closure(names) -> list[str]:
@@ -250,6 +251,9 @@ def distribution_paths(names) -> list[str]:
     ``.pth`` files, no ``__pycache__``, nothing outside site-packages."""
     import importlib.metadata as md
 
+    key = tuple(sorted(set(names)))
+    if key in _PATHS_CACHE:
+        return list(_PATHS_CACHE[key])
     paths = set()
     for name in distribution_closure(names):
         dist = md.distribution(name)
@@ -261,6 +265,7 @@ def distribution_paths(names) -> list[str]:
             path = os.path.join(root, top)
             if os.path.lexists(path):
                 paths.add(path)
+    _PATHS_CACHE[key] = sorted(paths)
     return sorted(paths)
 
 

@@ -381,12 +381,12 @@ def test_refuses_without_bwrap_unless_unsafe(tmp_path):
     assert run_cli(course, "generate", "tiny").returncode == 0
     tiny.place_submission(course, "alice", tiny.answered(course))
     env = {"LSTMLIB_BWRAP": str(tmp_path / "no-bwrap-here")}
-    proc = run_cli(course, "autograde", "tiny", mode=mode)
+    proc = run_cli(course, "autograde", "tiny", env=env)
     assert proc.returncode == 2
     assert "refusing to grade without a sandbox" in proc.stderr
     assert "bubblewrap" in proc.stderr and "--unsafe-no-sandbox" in proc.stderr
     assert not (course / "grading" / "autograded" / "alice").exists()
-    proc = run_cli(course, "autograde", "tiny", "--unsafe-no-sandbox", mode=mode)
+    proc = run_cli(course, "autograde", "tiny", "--unsafe-no-sandbox", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "UNSANDBOXED" in proc.stderr
     report = json.loads((course / "grading" / "reports" / "tiny.json").read_text())
