@@ -159,9 +159,13 @@ def test_student_version_hides_solutions_and_hidden_tests(assignment):
     code = "\n".join(source(c) for c in student["cells"] if c["cell_type"] == "code")
     leaked = [l for l in hidden_lines if l in code]
     assert not leaked, f"{assignment}: solution text in the student version: {leaked[:3]}"
-    solution_cells = [c for c in student["cells"] if nbgrader_meta(c).get("solution")]
+    solution_cells = [c for c in student["cells"] if nbgrader_meta(c).get("solution")
+                      and c["cell_type"] == "code"]
     assert solution_cells and all("raise NotImplementedError()" in source(c) or
                                   "YOUR CODE HERE" in source(c) for c in solution_cells)
+    # a written answer (graded by hand) reaches students as the stub alone
+    assert all(source(c) == "YOUR ANSWER HERE" for c in student["cells"]
+               if nbgrader_meta(c).get("solution") and c["cell_type"] == "markdown")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -345,8 +349,10 @@ from lstmlib.grading import assignments as manifest  # noqa: E402
 def test_manifest_matches_the_notebook(assignment):
     a = manifest.ASSIGNMENTS[assignment]
     nb = load(ROOT / "solutions" / assignment / f"{a.notebook}.ipynb")
+    # the manifest lists the autograded test cells; a written answer graded
+    # by hand (a markdown cell) is not one of its parts
     graded = {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c)["points"]
-              for c in nb["cells"] if nbgrader_meta(c).get("grade")}
+              for c in nb["cells"] if nbgrader_meta(c).get("grade") and c["cell_type"] == "code"}
     listed = {gid: points for gid, (_, _, points) in a.cells().items()}
     assert graded == listed, f"{assignment}: notebook {graded} != manifest {listed}"
     code = "\n".join(source(c) for c in nb["cells"] if nbgrader_meta(c).get("solution"))

@@ -347,11 +347,12 @@ def test_assignment_scores(assignment, tmp_path):
         os.unlink(hostile_real.BOMB_MARK)
     proc = cli(course, "autograde", assignment, *UNSAFE, timeout=2400, check=False)
     got = report(course, assignment)
+    # the autograded points (code cells); a written answer is graded by hand
     with sqlite3.connect(course / "grading" / "gradebook.db") as db:
         max_score = db.execute("SELECT SUM(gc.max_score) FROM grade_cells gc JOIN base_cell bc "
                                "ON gc.id = bc.id JOIN notebook n ON bc.notebook_id = n.id "
-                               "JOIN assignment a ON n.assignment_id = a.id WHERE a.name = ?",
-                               (assignment,)).fetchone()[0]
+                               "JOIN assignment a ON n.assignment_id = a.id WHERE a.name = ? "
+                               "AND gc.cell_type = 'code'", (assignment,)).fetchone()[0]
     expected.setdefault("full", float(max_score))
     assert expected["full"] == float(max_score) == manifest.points
     wrong = {s: (got[s]["status"], got[s]["score"], got[s]["reason"]) for s in expected
