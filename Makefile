@@ -24,7 +24,7 @@ PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,hub]'
 	touch $@
 
 setup: $(STAMP)
@@ -93,3 +93,14 @@ grade-%: $(STAMP)
 
 grades: $(STAMP)
 	$(GRADE) export grading/grades.csv
+
+# --- The course on a JupyterHub (book/instructor_guide.md) --------------------
+# make hub : JupyterHub on http://127.0.0.1:8010/ (PORT=... to change it) for
+# this course folder: the instructor's formgrader, the students' assignment
+# list, the course's exchange and gradebook. It prints the address and the
+# demo log-ins; Ctrl-C stops it and every server it started.
+.PHONY: hub
+
+hub: $(STAMP)
+	bash scripts/hub-deps.sh
+	$(PY) hub/launch.py --port $(or $(PORT),8010)
