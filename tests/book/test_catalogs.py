@@ -219,6 +219,14 @@ PROSE_NOISE = [re.compile(p) for p in [
     r"<[^>]*>", r"\]\([^)]*\)", r"https?://\S+", r"\([\w-]+\)="]]
 
 
+def uses(text, forms):
+    """Whether `text` uses one of the Persian `forms` as a word or the start
+    of one (a form inside a longer word does not count: «توجه» is not used
+    in «متوجه»)."""
+    return any(re.search(r"(?<![\u0600-\u06ff])" + re.escape(f), text)
+               for f in forms)
+
+
 def prose(text):
     for pattern in PROSE_NOISE:
         text = pattern.sub(" ", text)
@@ -262,8 +270,7 @@ def test_key_terms_follow_the_terminology():
             source = prose(m.id)
             target = persian.normalise(prose(m.string))
             for english, pattern, forms, _ in terms:
-                if pattern.search(source) and not any(f in target
-                                                      for f in forms):
+                if pattern.search(source) and not uses(target, forms):
                     problems.append(
                         f"{doc}: '{english}' not translated as "
                         f"{' or '.join(forms)}: {m.string[:70]!r}")
@@ -279,8 +286,8 @@ def test_english_term_beside_the_first_use_in_each_page():
         for english, _, forms, beside in terms:
             first = next((m for m in entries(catalog)
                           if checked_for_terms(m)
-                          and any(f in persian.normalise(prose(m.string))
-                                  for f in forms)), None)
+                          and uses(persian.normalise(prose(m.string)),
+                                   forms)), None)
             if first is not None and not beside.search(prose(first.string)):
                 problems.append(f"{doc}: first use of {forms[0]} without "
                                 f"'({english})': {first.string[:70]!r}")
