@@ -807,6 +807,9 @@ def parse_args(argv=None):
                     help="time by wall clock, or by this process's CPU time "
                          "(single-threaded CPU runs on a shared machine)")
     ap.add_argument("--out", default=None, help="folder for results.json/.csv/.png")
+    ap.add_argument("--note", default=None,
+                    help="a line kept in the results' meta as 'notes' (the "
+                         "conditions of the run, e.g. a busy machine)")
     ap.add_argument("--record", action="store_true",
                     help="write lstmlib/bench_results/cpu-<date>T<time>.json")
     ap.add_argument("--gpu", action="store_true",
@@ -936,6 +939,8 @@ def main(argv=None):
     meta = machine_info()
     meta["threads"] = threads
     meta["clock"] = a.clock
+    if a.note:
+        meta["notes"] = a.note
     meta["jit_cache"] = "cold (compiled in this run)" if a.cold_jit else \
         "warm when a previous run compiled the kernels (cache=True)"
     print(f"# {meta['cpu']} | numpy {meta['numpy']} ({meta['blas']}), numba "

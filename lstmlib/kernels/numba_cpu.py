@@ -10,7 +10,7 @@ every function here computes the same equations, with the same gate order
 precision and, unlike the C library's, vectorisable (see the performance
 chapter).
 
-Three kinds of kernels, from small to large:
+Four kinds of kernels:
 
 ``lstm_gates_forward`` / ``gru_gates_forward`` (and their ``_backward``)
     one step's element-wise work fused into one pass over (B, H): the
@@ -25,6 +25,11 @@ Three kinds of kernels, from small to large:
     independent, so each thread runs whole sequences and no thread ever waits
     for another inside the time loop. Weight gradients are then reduced over
     time and batch in a second ``prange`` loop over the columns of dW.
+``lstm_recurrence_forward`` / ``gru_recurrence_forward`` (and ``_backward``)
+    only the time loop in one ``@njit`` call, its product h_{t-1} W_hh^T
+    register-blocked over four batch rows (:func:`matmul_blocked`); the
+    input projection and the weight gradients stay large BLAS products.
+    Used by the "blocked" mode (small batches with a large W_hh).
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates.
 Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
@@ -49,7 +54,8 @@ __all__ = [
     "lstm_sequence_forward_parallel", "lstm_sequence_backward_parallel",
     "gru_sequence_forward", "gru_sequence_backward",
     "gru_sequence_forward_parallel", "gru_sequence_backward_parallel",
-    "matmul_blocked", "transpose", "lstm_recurrence_forward", "lstm_recurrence_backward",
+    "matmul_blocked", "transpose",
+    "lstm_recurrence_forward", "lstm_recurrence_backward",
     "gru_recurrence_forward", "gru_recurrence_backward",
 ]
 

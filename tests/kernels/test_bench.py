@@ -62,12 +62,14 @@ def test_bad_option_is_refused(tmp_path):
     assert r.returncode != 0 and "--backends" in r.stderr
 
 
-def test_cpu_clock_is_recorded_and_refused_with_threads(tmp_path):
+def test_cpu_clock_and_note_are_recorded_and_cpu_clock_refused_with_threads(tmp_path):
     r = _bench(tmp_path, "--clock", "cpu", "--cells", "lstm", "--dtypes",
-               "float32", "--backends", "numba,torch", "--out", str(tmp_path))
+               "float32", "--backends", "numba,torch", "--out", str(tmp_path),
+               "--note", "machine busy")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["meta"]["clock"] == "cpu"
+    assert result["meta"]["notes"] == "machine busy"
     assert all(row["correct"] and row["total_ms"] > 0 for row in result["rows"])
     r = _bench(tmp_path, "--clock", "cpu", "--threads", "2")
     assert r.returncode != 0 and "--clock cpu" in r.stderr and "--threads 2" in r.stderr
