@@ -198,6 +198,29 @@ def test_python_path_must_be_readable_by_the_kernels_uid(tmp_path):
                               python_path=[tmp_path / "missing"])
 
 
+def test_supervisor_kills_a_box_filling_the_folder_of_its_sockets(tmp_path):
+    """The sockets' folder is the one host folder a kernel may write into:
+    past RUNTIME_DIR_BYTES there, the whole box is killed."""
+    rt = tmp_path / "rt"
+    rt.mkdir()
+    writer = ("import os, sys, time\n"
+              "for n in range(64):\n"
+              "    open(os.path.join(sys.argv[1], f'f{n}'), 'wb').write(b'x' * 65536)\n"
+              "time.sleep(60)\n")
+    sup = sandbox.Supervisor(sandbox.Limits(), runtime_dir=str(rt), cgroup=False)
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", writer, str(rt)],
+                                preexec_fn=sup.preexec(None if os.geteuid() == 0 else 10_000))
+        start = time.monotonic()
+        rc = sup.wait(proc, timeout=50)
+    finally:
+        sup.close()
+    assert rc == -9 and time.monotonic() - start < 40
+    assert sup.describe_end(rc) == (f"box killed: it wrote more than "
+                                    f"{sandbox.RUNTIME_DIR_BYTES} bytes into the folder of "
+                                    "its sockets")
+
+
 def test_limits_refuse_a_disk_smaller_than_tmp():
     with pytest.raises(ValueError, match="disk_bytes: expected more than tmp_bytes"):
         sandbox.Limits(tmp_bytes=64 << 20, disk_bytes=32 << 20)
