@@ -402,10 +402,17 @@ class _Box:
         if not ex.exit_file:
             ex.exit_file = str(self.root / "exit.json")
         inside = self.workdir == str(self.root) or self.workdir.startswith(str(self.root) + "/")
+        # the kernel's uid walks down to the edition (mkdtemp makes 0700)
+        os.chmod(self.root, 0o711)
+        if self.assignment in assignments.ASSIGNMENTS:
+            # the assignment's kernel edition: what its notebook hands out
+            python_path, distributions = sandbox.kernel_contents(
+                self.assignment, self.root / "edition")
+        else:       # a notebook of no assignment of the manifest: no lstmlib at all
+            python_path, distributions = [], sandbox.KERNEL_DISTRIBUTIONS
         policy = sandbox.write_policy(
             self.root / "policy.json", sandboxed=not unsafe, limits=box_limits(ex.config),
-            hidden=sandbox.default_hidden([self.workdir]),
-            expose_ro=sandbox.python_exposures(),
+            python_path=python_path, distributions=distributions,
             kernel_dir=self.root / "kernel", runtime_dir=self.runtime,
             exit_file=Path(ex.exit_file),
             scratch_root=self.root if inside else Path(self.workdir), uid=ex.box_uid)
