@@ -919,7 +919,7 @@ class Supervisor:
         """Why the box ended, if its bounds ended it ('' otherwise)."""
         if self.reason:
             return f"box killed: {self.reason}"
-        if self.cgroup is not None and self.cgroup.oom_kills():
+        if returncode != 0 and self.cgroup is not None and self.cgroup.oom_kills():
             return (f"a process of the box was killed: the box's processes together reached "
                     f"the memory limit of {self.limits.memory_bytes / MiB:.0f} MiB")
         return ""

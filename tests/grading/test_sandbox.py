@@ -251,16 +251,19 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
         "        b = b'x' * (300 << 20)\n"
         "        time.sleep(4); os._exit(0)\n"
         "    kids.append(pid)\n"
+        "killed = 0\n"
         "for pid in kids:\n"
         "    _, status = os.waitpid(pid, 0)\n"
+        "    killed += os.WIFSIGNALED(status)\n"
         "    print('child', 'killed' if os.WIFSIGNALED(status) else 'done', flush=True)\n"
         "print('parent alive')\n"
+        "raise SystemExit(3 if killed else 0)\n"
     )
     limits = sandbox.Limits(memory_bytes=1 << 30)
     rc, out, err, _, why, peak, sup = in_box(tmp_path, code, limits=limits, mode=mode)
     if mode == "cgroup":
         assert sup.cgroup is not None
-        assert out.count("child killed") >= 1, (out, err)
+        assert rc == 3 and out.count("child killed") >= 1, (out, err)
         assert peak is not None and peak <= 1 << 30
         assert "reached the memory limit of 1024 MiB" in why
     else:
