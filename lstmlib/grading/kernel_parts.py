@@ -38,7 +38,11 @@ object with ``__getitem__`` and ``py_func``). Instead, for each part:
    (:mod:`lstmlib.grading.protocol`'s format, decoded by the driver's own
    copy), and prints the outputs as plain data. A function that does not
    compile in nopython mode scores the part zero with numba's message,
-   shortened; the outputs are compared here with the numpy reference.
+   shortened; the outputs are compared here with the numpy reference. One
+   run answers a part's visible and hidden cases (numba's first compilation
+   is most of its time); a run lasts :data:`RUN_SECONDS` at most. Where the
+   box cannot be built (the instructor graded with the sandbox switched
+   off), the run takes a plain process too.
 
 The self-checks at home (``checks.fused_step`` of
 :mod:`lstmlib.selfcheck.checks`) run these same functions, with a plain
