@@ -321,6 +321,15 @@ class IsolateLatinRuns(SphinxPostTransform):
                 parent.insert(index + offset, piece)
 
 
+_NOT_WORDS = re.compile(r"\{[\w:-]+\}`[^`]*`|`[^`]*`|\$[^$]*\$|<[^>]*>")
+
+
+def _has_words(msg):
+    """Whether a message has words to translate (two Latin letters in a
+    row outside roles, code, maths and markup)."""
+    return bool(re.search(r"[A-Za-z]{2}", _NOT_WORDS.sub(" ", msg)))
+
+
 class RecordUntranslated(SphinxTransform):
     """After Sphinx's Locale transform: which messages of this page did its
     catalog leave untranslated?"""
@@ -344,8 +353,11 @@ class RecordUntranslated(SphinxTransform):
             # The front matter (docinfo, a field list) is metadata, never
             # shown nor extracted into the catalogs; images' alt text is
             # checked once the page is resolved (_translate_alt_text).
+            # Numbers and symbols alone (a table of timings measured at
+            # build time) read the same in Persian.
             missing = [msg for node, msg in extract_messages(self.document)
                        if node.get("translated") is False
+                       and _has_words(msg)
                        and not isinstance(node, nodes.image)
                        and not any(isinstance(p, (nodes.docinfo,
                                                   nodes.field_list))
