@@ -632,3 +632,75 @@ def test_the_edition_holds_no_torch_and_no_grader(editions):
                     continue
                 for m in mods:
                     assert not m.startswith("torch") and "grading" not in m, (a, path, m)
+
+
+# ---------------------------------------------------------------------------
+# the same, inside the real grading sandbox: what the box holds, not a hook
+
+IN_THE_BOX = '''
+import importlib, json, os, sys
+os.environ["NUMBA_ENABLE_CUDASIM"] = "1"        # no GPU here: 09's launches simulated
+cells, refused = json.loads(sys.stdin.read())
+ok, missing = 0, []
+ns = {"__name__": "__main__"}
+for src, imports in cells:
+    for stmt in imports:
+        exec(stmt, {})
+        ok += 1
+    try:
+        exec(compile(src, "<cell>", "exec"), ns)
+    except (NotImplementedError, NameError) as exc:
+        missing.append(repr(exc))
+imported = []
+for stmt in refused:
+    try:
+        exec(stmt, {})
+        imported.append(stmt)
+    except ImportError:
+        pass
+# without the edition's import hook, torch and the grader are still absent
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__.startswith(("_frozen", "importlib"))]
+for name in ("torch", "lstmlib.grading", "lstmlib.analysis", "lstmlib.kernels"):
+    sys.modules.pop(name, None)
+    try:
+        importlib.import_module(name)
+        imported.append(name + " (no hook)")
+    except ImportError:
+        pass
+print(json.dumps({"imports": ok, "blank": missing, "imported": imported,
+                  "lstmlib": sorted(os.listdir(os.path.dirname(
+                      importlib.import_module("lstmlib").__file__))),
+                  "course": sorted(os.listdir(TREE)) if os.path.isdir(TREE) else None}))
+'''
+
+
+@pytest.mark.parametrize("assignment", NAMES)
+def test_inside_its_sandbox(assignment, tmp_path):
+    """In the box a graded kernel of ``assignment`` runs in: every import of
+    the released notebook succeeds and its cells run; the graded references,
+    lstmlib.grading and torch fail to import, the import hook removed too
+    (they are not in the box); the repository is not there."""
+    from lstmlib.grading import sandbox
+    ok, why = sandbox.probe()
+    if not ok:
+        pytest.skip(f"the sandbox cannot run here: {why}")
+    dest = tmp_path / "edition"
+    python_path, distributions = sandbox.kernel_contents(assignment, dest)
+    os.chmod(tmp_path, 0o755)
+    cells = [(src, _imports(src)) for src, meta in _cells(assignment, "exercises")
+             if not meta.get("grade")]
+    stdin = json.dumps([cells, _refused_statements(assignment)]).encode()
+    proc = sandbox.run_python(IN_THE_BOX.replace("TREE", repr(str(ROOT))), stdin,
+                              distributions=distributions, python_path=python_path,
+                              timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert report["imports"] >= 2, report
+    assert report["imported"] == [], report["imported"]
+    # the package the kernel imports is the edition, file for file
+    assert report["lstmlib"] == sorted(os.listdir(dest / "lstmlib")), report["lstmlib"]
+    assert "grading" not in report["lstmlib"]
+    # of the repository, only the virtualenv's parts the box maps (at their paths)
+    assert report["course"] in (None, [".venv"]), report["course"]
+    for blank in report["blank"]:
+        assert "NotImplementedError" in blank or "is not defined" in blank, blank
