@@ -30,11 +30,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -132,17 +136,20 @@ class Person:
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
             self.d.save_screenshot(str(Path(SHOTS) / f"hub-{name}.png"))
 
-    def login(self):
-        """Submit the hub's log-in form (the server then starts)."""
-        self.get("/hub/login")
+    def login(self, then=""):
+        """Submit the hub's log-in form (the server then starts); ``then``:
+        the page to go to once it runs."""
+        if then:        # the hub starts the server, then goes to ``then``
+            then = "/hub/spawn?next=" + quote(then, safe="")
+        self.get("/hub/login" + (f"?next={quote(then, safe='')}" if then else ""))
         self.until(lambda: self.css("#username_input"), what="the log-in form")
         self.css("#username_input")[0].send_keys(self.user)
         self.css("#password_input")[0].send_keys(self.hub.passwords[self.user])
         self.css("#login_submit")[0].click()
 
-    def wait_for_server(self):
-        self.until(lambda: f"/user/{self.user}/lab" in self.d.current_url
-                   and self.css(".lm-MenuBar-itemLabel"), what="the server and JupyterLab")
+    def wait_for_server(self, page="lab", ready=".lm-MenuBar-itemLabel"):
+        self.until(lambda: f"/user/{self.user}/{page}" in self.d.current_url
+                   and self.css(ready), what=f"the server and its page {page}")
 
     def status(self, path):
         """Open ``path`` in this browser: the HTTP status of the page it
@@ -258,15 +265,18 @@ def _play(hub, people):
         print(f"{time.monotonic() - clock:6.1f} s  {step}", flush=True)
 
     # everyone logs in at once; the three servers start side by side
-    for p in people.values():
-        p.login()
-    for p in people.values():
-        p.wait_for_server()
+    # the instructor goes to the formgrader's page (the Formgrader tab of
+    # JupyterLab shows the same page), the students to JupyterLab
+    teacher.login(then=f"{fg}/manage_assignments")
+    alice.login()
+    bob.login()
+    teacher.wait_for_server("formgrader/manage_assignments", f'td[data-order="{ASSIGNMENT}"]')
+    alice.wait_for_server()
+    bob.wait_for_server()
 
     done("logged in, three servers started")
 
     # 1. generate and release from the formgrader
-    teacher.get(f"{fg}/manage_assignments")
     title, log = teacher.row_action(ASSIGNMENT, "assign")
     assert title == "Success", log
     title, log = teacher.row_action(ASSIGNMENT, "release")
@@ -306,11 +316,20 @@ def _play(hub, people):
     teacher.get(f"{fg}/manage_assignments")
     title, log = teacher.row_action(ASSIGNMENT, "collect")
     assert title == "Success", log
+    # alice with the formgrader's Autograde button, bob with the course's
+    # command line (in one process here; on Dask for a large class): one
+    # gradebook, both in the formgrader
     teacher.get(f"{fg}/manage_submissions/{ASSIGNMENT}")
-    for student in ("alice", "bob"):
-        title, log = teacher.row_action(student, "autograde")
-        assert title == "Success", log
-        assert "sandbox: bubblewrap works" in log, log[-3000:]
+    title, log = teacher.row_action("alice", "autograde")
+    assert title == "Success", log
+    assert "sandbox: bubblewrap works" in log, log[-3000:]
+    cli = subprocess.run([sys.executable, "-m", "lstmlib.grading", "autograde", ASSIGNMENT,
+                          "--student", "bob", "--workers", "1"], cwd=hub.course, capture_output=True,
+                         text=True, timeout=WAIT)
+    graded = rf"^bob +graded +{MISTAKE.expected_score:.2f}/{AUTOGRADED + 2:.2f}"
+    assert cli.returncode == 0 and re.search(graded, cli.stdout, re.M), \
+        cli.stdout + cli.stderr[-3000:]
+    assert "sandbox: bubblewrap works" in cli.stdout + cli.stderr
     expected_auto = {"alice": AUTOGRADED, "bob": MISTAKE.expected_score}
     total = AUTOGRADED + 2                    # Part C: 2 points by hand
     teacher.get(f"{fg}/manage_submissions/{ASSIGNMENT}")
