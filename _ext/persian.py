@@ -386,12 +386,18 @@ def _translate_alt_text(app, doctree, docname):
     there yet when the page is translated. Here, in a gettext build, they
     get a uid so that their alt text joins the page's messages; in the
     Persian build their alt text is translated from the page's catalog, and
-    an alt text still in English is recorded as untranslated."""
+    an alt text still in English is recorded as untranslated. Text without
+    words (cells of numbers) is kept out of the message templates."""
     if app.builder.name == "gettext":
         for image in doctree.findall(nodes.image):
             if image.get("alt") and not hasattr(image, "uid"):
                 image.uid = uuid.uuid4().hex
                 image.source = image.source or doctree.get("source")
+        # Cells of numbers (timings measured at build time) read the same
+        # in Persian: kept out of the catalogs, which they would churn.
+        for node in doctree.findall(nodes.TextElement):
+            if "translatable" not in node and not _has_words(node.astext()):
+                node["translatable"] = False
         return
     if (_edition(app) != PERSIAN or app.builder.name != "html"
             or english_only(app.config, docname)):
