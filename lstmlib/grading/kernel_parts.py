@@ -628,12 +628,15 @@ def run_driver(request, boxed=True):
         proc = _fallback_run_python(DRIVER, stdin, timeout=RUN_SECONDS)
     lines = (proc.stdout or b"").decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not lines:
-        # the student's prints are on stderr: only the last line (the
-        # exception, if Python raised one) is shown
+        # stderr holds what the student's code printed (the grader's inputs,
+        # perhaps): only the box's own account of the end is shown
         err = (proc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        last = err[-1][:300] if err else f"exit status {proc.returncode}"
+        why = next((ln[:300] for ln in reversed(err) if ln.startswith("[sandbox]")),
+                   f"killed by signal {-proc.returncode}" if proc.returncode < 0 else
+                   f"killed by signal {proc.returncode - 128}" if proc.returncode > 128
+                   else f"exit status {proc.returncode}")
         return {"lost": f"the grader's run of your function ended without an answer "
-                        f"({last})"}
+                        f"({why})"}
     try:
         return protocol.loads(lines[-1])
     except protocol.ProtocolError as exc:

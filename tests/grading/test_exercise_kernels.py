@@ -270,6 +270,24 @@ def test_a_function_numba_cannot_compile_scores_zero_with_numbas_message():
             checks.prepare(A)
 
 
+@pytest.mark.slow
+def test_a_run_that_dies_fails_the_part_without_showing_its_output():
+    """A compiled step that writes far outside its array kills the run:
+    both test cells fail with how it ended, nothing of what it printed."""
+    cell = STEP.replace("        a[:] = bias\n",
+                        "        a[:] = bias\n        print(x)\n"
+                        "        for q in range(10 ** 9):\n"
+                        "            a[q * 1000003] = 0.0\n")
+    checks.prepare(A, salt=3)
+    try:
+        for which in ("visible", "hidden"):
+            with pytest.raises(GradingError, match=r"ended without an answer "
+                                                   r"\(killed by signal 11\)$"):
+                kernel_parts.fused_step(Handle("lstm_step_fused", [SETUP, cell]), which)
+    finally:
+        checks.prepare(A)
+
+
 @pytest.mark.cuda
 def test_a_kernel_outside_its_arrays_gets_the_bounds_hint():
     cell = KERNEL.replace("    if b < B and k < H:\n", "    if True:\n")
