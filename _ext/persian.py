@@ -19,7 +19,11 @@ scripts/build_book_fa.py runs the Persian build.
   layout mirrored with logical properties; code, math, outputs and tables of
   numbers kept left to right) and the bundled Vazirmatn font (SIL OFL,
   _ext/static/fonts; the English edition loads it too, for the Persian of
-  its glossary, and the browser fetches it only for Persian letters).
+  its glossary, and the browser fetches it only for Persian letters). A run
+  of Latin words inside Persian text is a bidi isolate (span.latin), so a
+  line break inside "(forget gate)" keeps its words in order.
+- Alt text of every image is translated, figures that notebook cells make
+  included (Sphinx alone leaves those out of the catalogs).
 - Pages that stay English in the Persian edition (persian_english_only in
   _config.fa.yml: the exercises' notebooks, the instructor guide) get no
   catalog; their Persian page says so in Persian above the English text,
@@ -32,7 +36,9 @@ scripts/build_book_fa.py runs the Persian build.
   which tests/book/test_catalogs.py reads.
 - The theme's strings in Persian: Sphinx and pydata-sphinx-theme read
   locale/fa/LC_MESSAGES/sphinx.po, sphinx-book-theme its own catalog,
-  booktheme.po, compiled here since the theme ships none for Persian.
+  booktheme.po, compiled here since the theme ships none for Persian; the
+  search page's strings that Sphinx's own Persian leaves in English go into
+  the page's translations.js.
 """
 
 import fnmatch
@@ -41,11 +47,11 @@ import re
 import uuid
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.search.en import SearchEnglish
 from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.i18n import CatalogInfo, docname_to_domain
-from docutils import nodes
 from sphinx.util.nodes import extract_messages, traverse_parent
 
 HERE = Path(__file__).resolve().parent
