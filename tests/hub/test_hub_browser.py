@@ -294,6 +294,10 @@ def _play(hub, people):
         alice: answered(solution, solution),
         bob: answered(solution, mistakes.apply(solution, MISTAKE)),
     }
+    for cell in answers[bob]["cells"]:        # bob's written answer: half right
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == WRITTEN:
+            cell["source"] = ("`dc_prev = dc * f`: the cell state is added to, not "
+                              "multiplied, so its gradient does not vanish.")
     for student in (alice, bob):
         student.open_assignment_list()
         student.list_button("released", "Fetch")
