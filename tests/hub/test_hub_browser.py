@@ -62,7 +62,9 @@ WAIT = 120                                     # seconds, the longest single ste
 
 def _missing():
     tools = {"chromium": shutil.which("chromium"), "chromedriver": shutil.which("chromedriver"),
-             "bwrap (bubblewrap)": shutil.which("bwrap"), "npm": shutil.which("npm")}
+             "bwrap (bubblewrap)": shutil.which("bwrap"), "npm": shutil.which("npm"),
+             "jupyterhub (pip install -e '.[hub]')":
+                 shutil.which("jupyterhub", path=os.path.dirname(sys.executable))}
     return [name for name, path in tools.items() if not path]
 
 
@@ -70,7 +72,7 @@ def _missing():
 def hub(tmp_path_factory):
     missing = _missing()
     if missing:
-        message = f"{', '.join(missing)} not installed (scripts/system-deps.sh installs them)"
+        message = f"{', '.join(missing)} not installed (make setup system-deps installs them)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message + "; the hub's browser test skipped")
