@@ -343,9 +343,18 @@ def test_assignment_scores(assignment, tmp_path):
         submit(f"x-{attack}", dict(solution, **{name: nb}) if attack == "dies"
                else dict(blank, **{name: nb}))
         expected[f"x-{attack}"], flags[f"x-{attack}"] = float(score), want
+    beside = _course_beside(assignment) if limits else None
+    if beside is not None:
+        nb, score, want = hostile_real.beside(manifest, blank[name], solution[name], beside)
+        submit("x-beside", dict(blank, **{name: nb}))
+        expected["x-beside"], flags["x-beside"] = float(score), want
     if os.path.exists(hostile_real.BOMB_MARK):
         os.unlink(hostile_real.BOMB_MARK)
-    proc = cli(course, "autograde", assignment, *UNSAFE, timeout=2400, check=False)
+    try:
+        proc = cli(course, "autograde", assignment, *UNSAFE, timeout=2400, check=False)
+    finally:
+        if beside is not None:
+            shutil.rmtree(beside.parent, ignore_errors=True)
     got = report(course, assignment)
     # the autograded points (code cells); a written answer is graded by hand
     with sqlite3.connect(course / "grading" / "gradebook.db") as db:
@@ -380,7 +389,48 @@ def test_assignment_scores(assignment, tmp_path):
         graded = {s: _failures(course, assignment, s) for s in ("x-huge", "x-slow")}
         assert all("larger than the grader accepts" in m for m in graded["x-huge"]), graded
         assert all("ran longer than" in m for m in graded["x-slow"]), graded
+        # the box's limits hold for the whole box: the writes failed for want of
+        # space, the children together were stopped (the kernel killed, or a
+        # child's allocation refused), and the course beside was not there
+        printed = {s: _printed(course, assignment, s) for s in ("x-disk", "x-memory",
+                                                                  "x-beside")}
+        if SANDBOX_OK:
+            assert printed["x-disk"].count(": ENOSPC after") == 2, printed["x-disk"]
+            assert "read 0 notebooks of the course beside" in printed["x-beside"], printed
+            # a cgroup kills a child; the watchdog, the whole box (a note)
+            assert re.search(r"memory-attack: [1-9] of 5 children killed", printed["x-memory"]) \
+                or any("kernel" in n and ("memory" in n or "killed" in n)
+                       for n in got["x-memory"]["notes"]), (printed["x-memory"],
+                                                             got["x-memory"]["notes"])
     print({s: r["seconds"] for s, r in got.items()})
+
+
+def _course_beside(assignment):
+    """A copy of the course's solutions for ``assignment`` in a folder outside
+    the usual private ones (/opt where it may be written): a box that starts
+    from the machine's / would show it. None where /opt cannot be written."""
+    import tempfile
+    try:
+        root = Path(tempfile.mkdtemp(prefix="lstmlib-beside-", dir="/opt"))
+    except OSError:
+        return None
+    os.chmod(root, 0o755)
+    shutil.copytree(REPO / "solutions" / assignment, root / "course" / "solutions" / assignment)
+    for path in root.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return root / "course"
+
+
+def _printed(course, assignment, student):
+    """What the cells of a student's autograded notebooks printed."""
+    out = []
+    for path in (course / "grading" / "autograded" / student / assignment).glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream":
+                    text = o.get("text", "")
+                    out.append("".join(text) if isinstance(text, list) else text)
+    return "".join(out)
 
 
 def _failures(course, assignment, student):

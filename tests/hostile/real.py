@@ -401,7 +401,7 @@ print("read", len(found), "notebooks of the course beside")
 '''
 
 MEMORY = '''\
-import os, time
+import os, signal, time
 children = []
 for k in range(CHILDREN):
     pid = os.fork()
@@ -410,12 +410,15 @@ for k in range(CHILDREN):
             block = bytearray(EACH)
             for i in range(0, len(block), 4096):
                 block[i] = 1
-            time.sleep(30)
+            time.sleep(15)
         finally:
             os._exit(0)
     children.append(pid)
-time.sleep(10)
-print("children alive after 10 s:", children)
+killed = 0
+for pid in children:
+    _, status = os.waitpid(pid, 0)
+    killed += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+print(f"memory-attack: {killed} of {len(children)} children killed")
 '''
 
 DISK = '''\
@@ -423,12 +426,11 @@ import errno, os
 for folder in (os.getcwd(), "/tmp"):
     written = 0
     try:
-        with open(os.path.join(folder, "filler.bin"), "wb") as fh:
-            for _ in range(TOO_MUCH // (1 << 20)):
-                fh.write(b"x" * (1 << 20))
-                written += 1 << 20
-            fh.flush()
-            os.fsync(fh.fileno())
+        for k in range(TOO_MUCH // (32 << 20)):      # files under the file-size limit
+            with open(os.path.join(folder, f"filler-{k}.bin"), "wb") as fh:
+                for _ in range(32):
+                    fh.write(b"x" * (1 << 20))
+                    written += 1 << 20
     except OSError as exc:
         print(f"disk-attack {folder}: {errno.errorcode.get(exc.errno)} after {written >> 20} MiB")
     else:
@@ -446,7 +448,7 @@ def beside(a, blank, solution, root):
     return nb, 0.0, ["file access"]
 
 
-def memory(a, blank, solution, children=4, each=400 << 20):
+def memory(a, blank, solution, children=5, each=400 << 20):
     """Forked children that together hold more than the box's memory
     (each under it): zero, the box bounded as a whole."""
     nb = copy.deepcopy(blank)
@@ -724,11 +726,16 @@ ATTACKS = {"rebind": rebind, "frames": frames, "precompute": precompute,
            "not_plain": not_plain, "dies": dies, "delegate": delegate,
            "harness": harness, "reference_copy": reference_copy}
 #: these need the test course's short limits (one assignment is enough)
-LIMIT_ATTACKS = {"huge": huge, "slow": slow}
+LIMIT_ATTACKS = {"huge": huge, "slow": slow, "memory": memory, "disk": disk}
 LIMITS_CONFIG = '''
 # short limits for the hostile tests
 c.GradingSandbox.call_seconds = 5
 c.TrustedExecute.max_answer_bytes = 1 << 20
+# the box: 1.5 GiB for all its processes together; 64 MiB of /tmp and
+# 128 MiB of working folder (the memory and disk attacks go past both)
+c.GradingSandbox.memory_bytes = 3 * 512 * 1024**2
+c.GradingSandbox.tmp_bytes = 64 * 1024**2
+c.GradingSandbox.disk_bytes = 192 * 1024**2
 '''
 
 
