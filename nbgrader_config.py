@@ -103,6 +103,4 @@ c.GradingSandbox.workers = 2                      # submissions graded at once
 c.GradingSandbox.call_seconds = 60                # one call of a graded function
 # The box maps only what the kernel needs (an allow-list: the Python runtime,
 # the assignment's packages and its kernel edition of lstmlib); the course,
-# /tmp, /home and /root are absent. Extra folders to cover should they lie
-# below something mapped:
-c.GradingSandbox.hide = []
+# other courses, /tmp, /home and torch are absent.

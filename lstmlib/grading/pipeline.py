@@ -125,7 +125,6 @@ class CourseConfig:
     max_notebook_output_bytes: int
     max_submission_file_bytes: int
     workers: int
-    hide: list
     gradebook_url: str = ""     # a PostgreSQL db_url (else the sqlite db_path)
     call_seconds: int = 60
 
@@ -192,7 +191,6 @@ def load_config(root) -> CourseConfig:
         max_notebook_output_bytes=int(sb.get("max_notebook_output_bytes", 8 << 20)),
         max_submission_file_bytes=int(sb.get("max_submission_file_bytes", 50 << 20)),
         workers=int(sb.get("workers", max(1, min(4, os.cpu_count() or 1)))),
-        hide=list(sb.get("hide", [])),
         gradebook_url=gradebook_url,
         call_seconds=int(sb.get("call_seconds", 60)),
     )
@@ -904,8 +902,7 @@ def grade_submission(course_root, assignment, student, *, files=None, gradebook_
         if gradebook_template is not None:
             (work / "template").mkdir()
             (work / "template" / "gradebook.db").write_bytes(gradebook_template)
-            changes.update(db_path=work / "template" / "gradebook.db", gradebook_url="",
-                           hide=[*cfg.hide, str(cfg.grading_dir)])
+            changes.update(db_path=work / "template" / "gradebook.db", gradebook_url="")
         course.config = dataclasses.replace(cfg, **changes)
         notebooks = course.notebooks_of(assignment)
         job = _Job(course, assignment, student, notebooks, work / "job", uid=uid,
