@@ -122,6 +122,33 @@ function splitQuery(query) {
 """
 
 JS_STEMMER_WRAPPER = r"""
+// Persian and Arabic forms folded alike (the zero-width non-joiner kept):
+// applied to the query and to the index's section titles, so that a query
+// typed without the ezafe mark or with Arabic letters finds a title as a
+// phrase.
+function foldPersian(s) {
+  return s.replace(/[يى]/g, 'ی').replace(/ك/g, 'ک')
+    .replace(/ة/g, 'ه').replace(/[ً-ٰٟـ‍]/g, '');
+}
+if (typeof Search !== "undefined") {
+  const setIndex = Search.setIndex;
+  Search.setIndex = (index) => {
+    if (index && index.alltitles) {
+      const folded = {};
+      for (const [title, where] of Object.entries(index.alltitles)) {
+        const key = foldPersian(title);
+        folded[key] = (folded[key] || []).concat(where);
+      }
+      index.alltitles = folded;
+    }
+    return setIndex(index);
+  };
+  const performSearch = Search._performSearch;
+  if (performSearch) {
+    Search._performSearch = (query, ...rest) =>
+      performSearch(foldPersian(query), ...rest);
+  }
+}
 var PorterStemmer = Stemmer;
 Stemmer = function() {
   const porter = new PorterStemmer();

@@ -8,9 +8,12 @@
 if (typeof Scorer !== "undefined") {
   Scorer.score = (result) => {
     const [, title, , , score] = result;
-    const query = (new URLSearchParams(window.location.search).get("q") || "")
+    // The Persian edition folds Arabic and Persian letter forms alike
+    // (foldPersian, from its search language in _ext/persian.py).
+    const fold = typeof foldPersian === "function" ? foldPersian : (s) => s;
+    const query = fold(new URLSearchParams(window.location.search).get("q") || "")
       .toLowerCase().replace(/\s+/g, " ").trim();
-    if (query.includes(" ") && title && title.toLowerCase().includes(query)) {
+    if (query.includes(" ") && title && fold(title).toLowerCase().includes(query)) {
       return score + 2 * Scorer.title;
     }
     return score;
