@@ -454,6 +454,22 @@ def _translate_alt_text(app, doctree, docname):
     store[docname] = missing
 
 
+def _translate_toctree_captions(app, doctree):
+    """The captions of the table of contents ("Chapters"...), which
+    sphinx-external-toc inserts after Sphinx has translated the page."""
+    if _edition(app) != PERSIAN:
+        return
+    from sphinx import addnodes
+
+    toctrees = [t for t in doctree.findall(addnodes.toctree) if t.get("caption")]
+    if not toctrees:
+        return
+    catalog = _page_catalog(app, app.env.docname)
+    for toctree in toctrees:
+        if catalog is not None:
+            toctree["caption"] = catalog.gettext(toctree["caption"])
+
+
 def _purge(app, env, docname):
     getattr(env, "persian_untranslated", {}).pop(docname, None)
 
@@ -536,6 +552,8 @@ def setup(app):
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.connect("doctree-resolved", _translate_alt_text)
+    # Before Sphinx's table-of-contents collector reads the captions.
+    app.connect("doctree-read", _translate_toctree_captions, priority=400)
     app.connect("html-page-context", _english_only_page)
     app.connect("build-finished", _write_untranslated)
     app.connect("config-inited", _configure)

@@ -10,7 +10,8 @@ how). Checked here, on the catalogs alone (fast):
   book no longer has;
 - no message is untranslated or fuzzy;
 - inline code, inline maths, roles ({ref}, {glue:text}...) and HTML tags
-  of a message are all in its translation, character for character;
+  of a message are all in its translation, character for character, and
+  numbers keep their Latin digits;
 - a message kept in English (no Persian letter in its translation) says
   why, in a translator's comment;
 - the terminology of locale/fa/terminology.csv: a message that uses a key
@@ -186,6 +187,15 @@ def test_translations_keep_code_maths_and_roles():
                                 f"added {extra}")
     assert not problems, ("translations that changed code, maths, roles or "
                           "markup:\n" + _fmt(problems))
+
+
+def test_numbers_stay_latin():
+    """Numbers are written with Latin digits, as in the code and the maths
+    they sit beside (no Persian or Arabic-Indic digits)."""
+    digits = re.compile("[\u06f0-\u06f9\u0660-\u0669]")
+    problems = [f"{doc}: {m.string[:70]!r}" for doc, catalog in page_catalogs()
+                for m in entries(catalog) if digits.search(m.string or "")]
+    assert not problems, "Persian digits in translations:\n" + _fmt(problems)
 
 
 # --------------------------------------------------------------------------
