@@ -341,12 +341,18 @@ class IsolateLatinRuns(SphinxPostTransform):
                 continue
             pieces, last = [], 0
             for match in _LATIN_RUN.finditer(value):
-                run = match.group(0).rstrip(".,:;")
-                if " " not in run:
+                start, run = match.start(), match.group(0).rstrip(".,:;")
+                if " " not in run or start < last:
                     continue
-                pieces.append(nodes.Text(value[last:match.start()]))
+                end = start + len(run)
+                # Parentheses around the phrase go with it, left to right.
+                if (start > 0 and value[start - 1] == "("
+                        and value[end:end + 1] == ")"):
+                    start, end = start - 1, end + 1
+                    run = value[start:end]
+                pieces.append(nodes.Text(value[last:start]))
                 pieces.append(nodes.inline(run, run, classes=["latin"]))
-                last = match.start() + len(run)
+                last = end
             if not pieces:
                 continue
             pieces.append(nodes.Text(value[last:]))
