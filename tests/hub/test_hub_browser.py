@@ -10,11 +10,13 @@ their own browser. The steps it plays:
 2. alice and bob log in, open Nbgrader > Assignment List, fetch 04 and
    answer it (alice with the solution, bob with a mistake from the mistake
    bank; both write the short answer of Part C), then submit;
-3. the instructor collects, autogrades each submission with the
-   formgrader's Autograde button (the sandboxed path: its log says so) and
-   sees alice 6 and bob the mistake's expected score out of the 6
-   autograded points; grades Part C by hand (2/2, 1/2 with a comment),
-   generates and releases feedback;
+3. the instructor collects; bob is autograded by the course's command line
+   and the formgrader shows that grade; then both are autograded with the
+   formgrader's Autograde button (the sandboxed path: its log says so);
+   the formgrader shows alice 6 and bob the mistake's expected score (3)
+   of the 6 autograded points, 8 in all; the instructor grades Part C by
+   hand (2/2, 1/2 with a comment), sees 8 and 4, generates and releases
+   feedback;
 4. each student fetches their feedback and reads their own score in it; a
    student's browser gets a refusal for the other student's server and
    for the formgrader (404 from their own server, 403/404 from the hub
@@ -22,7 +24,7 @@ their own browser. The steps it plays:
 
 Screenshots of steps 1-4 go to LSTMLIB_HUB_SCREENSHOTS when it is set
 (scripts/hub_screenshots.py writes the instructor guide's book/images/hub-*.png).
-Without Chromium, chromedriver, bubblewrap or npm it skips (fails in CI).
+Without Chromium, chromedriver, bubblewrap, npm or jupyterhub it skips (fails in CI).
 """
 
 from __future__ import annotations
@@ -322,28 +324,33 @@ def _play(hub, people):
     teacher.get(f"{fg}/manage_assignments")
     title, log = teacher.row_action(ASSIGNMENT, "collect")
     assert title == "Success", log
-    # alice with the formgrader's Autograde button, bob with the course's
-    # command line (in one process here; on Dask for a large class): one
-    # gradebook, both in the formgrader
-    teacher.get(f"{fg}/manage_submissions/{ASSIGNMENT}")
-    title, log = teacher.row_action("alice", "autograde")
-    assert title == "Success", log
-    assert "sandbox: bubblewrap works" in log, log[-3000:]
+    # bob first with the course's command line (in one process here; on
+    # Dask for a large class), whose grade the formgrader shows; then both
+    # with the formgrader's Autograde button: one gradebook
+    expected_auto = {"alice": AUTOGRADED, "bob": MISTAKE.expected_score}
+    total = AUTOGRADED + 2                    # Part C: 2 points by hand
     cli = subprocess.run([sys.executable, "-m", "lstmlib.grading", "autograde", ASSIGNMENT,
-                          "--student", "bob", "--workers", "1"], cwd=hub.course, capture_output=True,
-                         text=True, timeout=WAIT)
-    graded = rf"^bob +graded +{MISTAKE.expected_score:.2f}/{AUTOGRADED + 2:.2f}"
+                          "--student", "bob", "--workers", "1"], cwd=hub.course,
+                         capture_output=True, text=True, timeout=WAIT)
+    graded = rf"^bob +graded +{MISTAKE.expected_score:.2f}/{total:.2f}"
     assert cli.returncode == 0 and re.search(graded, cli.stdout, re.M), \
         cli.stdout + cli.stderr[-3000:]
     assert "sandbox: bubblewrap works" in cli.stdout + cli.stderr
-    expected_auto = {"alice": AUTOGRADED, "bob": MISTAKE.expected_score}
-    total = AUTOGRADED + 2                    # Part C: 2 points by hand
+
+    def scores(students):
+        for student in students:
+            want = f"{expected_auto[student]:g} / {total:g}"
+            teacher.until(lambda s=student, w=want: teacher.cell_text(s, "score") == w,
+                          what=f"{student}'s score {want}")
+            assert teacher.cell_text(student, "status") == "needs manual grading"
     teacher.get(f"{fg}/manage_submissions/{ASSIGNMENT}")
-    for student, score in expected_auto.items():
-        teacher.until(lambda s=student, x=score:
-                      teacher.cell_text(s, "score") == f"{x:g} / {total:g}",
-                      what=f"{student}'s score {score:g} / {total:g}")
-        assert teacher.cell_text(student, "status") == "needs manual grading"
+    scores(["bob"])
+    for student in ("alice", "bob"):
+        title, log = teacher.row_action(student, "autograde")
+        assert title == "Success", log
+        assert "sandbox: bubblewrap works" in log, log[-3000:]
+    teacher.get(f"{fg}/manage_submissions/{ASSIGNMENT}")
+    scores(["alice", "bob"])
     teacher.shot("3-formgrader-autograded")
 
     done("collected and autograded")
