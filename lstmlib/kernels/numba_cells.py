@@ -49,8 +49,9 @@ from .numpy_fast import input_projection, weight_gradients
 FUSED_MAX_WORK = 64 * 4 * 64 * 64
 # Above it, the batch size up to which the register-blocked product beats
 # BLAS's: each element of W_hh is then used so few times per step that
-# bringing W_hh in from the caches bounds both, and BLAS adds a fixed cost
-# per call (the performance chapter measures it).
+# bringing W_hh in from the caches bounds both, and BLAS's general product
+# also copies W_hh into packed buffers first (the performance chapter
+# measures both at B = 4 and B = 32).
 BLOCKED_MAX_BATCH = 8
 
 NumbaLSTMCache = namedtuple(
