@@ -51,7 +51,7 @@ _spec = importlib.util.spec_from_file_location("course_hub_launch", ROOT / "hub"
 launch = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(launch)
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hub")]
+pytestmark = [pytest.mark.slow, pytest.mark.lstm_cell, pytest.mark.xdist_group("hub")]
 
 ASSIGNMENT, NOTEBOOK = "04_lstm_cell", "lstm_cell"
 WRITTEN = "written_cell_state"                 # Part C, graded by hand
