@@ -267,9 +267,9 @@ def _play(hub, people):
     def done(step):
         print(f"{time.monotonic() - clock:6.1f} s  {step}", flush=True)
 
-    # everyone logs in at once; the three servers start side by side
-    # the instructor goes to the formgrader's page (the Formgrader tab of
-    # JupyterLab shows the same page), the students to JupyterLab
+    # everyone logs in at once, so the three servers start side by side; the
+    # instructor goes to the formgrader's page (JupyterLab's Formgrader tab
+    # shows the same page), the students to JupyterLab
     teacher.login(then=f"{fg}/manage_assignments")
     alice.login()
     bob.login()
@@ -293,6 +293,8 @@ def _play(hub, people):
     # 2. fetch, answer, submit from the assignment list
     solution = json.loads((hub.course / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
                           .read_text())
+    # what each student writes in the solution cells (copied below into the
+    # notebook they fetched)
     answers = {
         alice: answered(solution, solution),
         bob: answered(solution, mistakes.apply(solution, MISTAKE)),
