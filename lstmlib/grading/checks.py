@@ -21,11 +21,14 @@ Order of the checks for every returned array: exact type np.ndarray, then
 shape, then dtype, then values (see :mod:`lstmlib.grading._core`).
 """
 
+import math
+
+import numpy as np
+
 from . import _core, protocol
 from ._core import (compare, fail, fmt, freeze, gate_blocks, same_values,
-                    thaw, time_steps_hit, unpack)
+                    thaw, unpack)
 
-_sorted = _core._sorted
 
 _PARTS = {}          # part name -> _Part
 _PREPARED = []       # names of prepared assignments
@@ -71,10 +74,10 @@ def _ask(where, part, recipe, fns, payload, raised=None):
     __tracebackhide__ = True
     request = {"recipe": recipe, "where": where,
                "functions": [f.name for f in fns],
-               "names": _core._list(part.names), "wrap": part.wrap,
-               "payload": protocol.encode(payload), "_handles": _core._list(fns)}
+               "names": list(part.names), "wrap": part.wrap,
+               "payload": protocol.encode(payload), "_handles": list(fns)}
     reply = fns[0].ask(request)
-    if _core._type(reply) is not _core._dict:
+    if type(reply) is not dict:
         fail(f"{where}: the grader could not read the kernel's reply.")
     if "ok" in reply:
         try:
@@ -82,22 +85,22 @@ def _ask(where, part, recipe, fns, payload, raised=None):
         except protocol.ProtocolError as exc:
             fail(f"{where}: your function's answer is not plain data ({exc}).")
     if "refused" in reply:
-        fail(_core._str(reply["refused"]))
+        fail(str(reply["refused"]))
     if "raised" in reply:
         if raised is not None:
-            fail(raised(_core._str(reply["raised"])))
+            fail(raised(str(reply["raised"])))
         fail(f"{where}: your function raised {reply['raised']}")
     if "lost" in reply:
         fail(f"{where}: {reply['lost']}")
     fail(f"{where}: the grader could not call your function "
-         f"({_core._str(reply.get('harness', 'no answer'))[:600]})")
+         f"({str(reply.get('harness', 'no answer'))[:600]})")
 
 
 def _run(where, fn, part, args, kwargs):
     """Call the student's function on ``args`` and ``kwargs``."""
     __tracebackhide__ = True
-    return _ask(where, part, "call", [fn], {"args": _core._list(args),
-                                            "kwargs": _core._dict(kwargs)})
+    return _ask(where, part, "call", [fn], {"args": list(args),
+                                            "kwargs": dict(kwargs)})
 
 
 def _cases(part, which):
@@ -116,7 +119,7 @@ def _matching_hypothesis(values, hyps, index=None):
                 return text
             continue
         ok = True
-        for v, h in _core._zip(values, hv):
+        for v, h in zip(values, hv):
             if h is None:
                 continue
             if not same_values(v, h):
@@ -131,26 +134,26 @@ def _check_outputs(where, names, actuals, expecteds, hyps, hint=None):
     """Type/shape/dtype of every output first, then values; on a value
     mismatch report every term that differs and the likely cause."""
     __tracebackhide__ = True
-    for name, a, e in _core._zip(names, actuals, expecteds):
+    for name, a, e in zip(names, actuals, expecteds):
         if e is None:
             compare(where, name, a, e)
         else:
             _core.check_type_shape_dtype(where, name, a, e)
     wrong = []
-    for name, a, e in _core._zip(names, actuals, expecteds):
+    for name, a, e in zip(names, actuals, expecteds):
         if e is not None and not same_values(a, e):
             wrong.append(name)
     if not wrong:
         return
     first = wrong[0]
     k = names.index(first)
-    right = [n for n, e in _core._zip(names, expecteds) if e is not None and n not in wrong]
+    right = [n for n, e in zip(names, expecteds) if e is not None and n not in wrong]
     summary = f"wrong: {', '.join(wrong)}" + (f"; right: {', '.join(right)}" if right else "")
 
     def cause(bad):
         text = _matching_hypothesis(actuals, hyps)
         if text is None:
-            for j, n in _core._enumerate(names):
+            for j, n in enumerate(names):
                 if n in wrong:
                     text = _matching_hypothesis(actuals, hyps, j)
                     if text:
@@ -182,9 +185,9 @@ def _check_returns(name, fn, which, names, hint=None, ungraded=None):
     what = "(" + ", ".join(returned) + ")"
     for where, case in cases:
         out = _run(where, fn, part, thaw(case.args), thaw(case.kwargs))
-        got = unpack(where, out, _core._len(returned), what)
-        _check_outputs(where, names, got[:_core._len(names)],
-                       _core._list(thaw(case.expected)), case.hyps, hint)
+        got = unpack(where, out, len(returned), what)
+        _check_outputs(where, names, got[:len(names)],
+                       list(thaw(case.expected)), case.hyps, hint)
 
 
 # ---------------------------------------------------------------------------
@@ -194,8 +197,8 @@ def _rng(seed):
     """The generator of the case numbered ``seed``: fixed at home, drawn
     afresh for each grading (the salt)."""
     if _SALT[0] is None:
-        return _core._default_rng(seed)
-    return _core._default_rng([seed, _SALT[0]])
+        return np.random.default_rng(seed)
+    return np.random.default_rng([seed, _SALT[0]])
 
 
 def _seed(seed):
@@ -222,8 +225,8 @@ def _mixed_signs(h, nonlinearity):
         return True
     vals = _core.as_plain(h)
     pos = [v for v in vals if v > 0]
-    return 0 < _core._len(pos) < _core._len(vals) and \
-        _core._any(_core._abs(v - 1) > 0.1 for v in pos)
+    return 0 < len(pos) < len(vals) and \
+        any(abs(v - 1) > 0.1 for v in pos)
 
 
 def _zeros_like(a):
@@ -318,7 +321,7 @@ def _prepare_rnn_forward():
             a = a + b_ih + b_hh
         hy.append(("no nonlinearity is applied to the pre-activation.", (a,)))
         hy.append(("sigmoid is used instead of " + nl + ".",
-                   ((0.5 * (1 + _core._np_tanh(0.5 * a))).astype(a.dtype),)))
+                   ((0.5 * (1 + np.tanh(0.5 * a))).astype(a.dtype),)))
         hy.append(("h_prev is ignored: the recurrent term h_prev @ w_hh.T is "
                    "missing.", (step(x, h * 0, w_ih, w_hh, b_ih, b_hh, nl)[0],)))
         return hy
@@ -351,12 +354,12 @@ def _prepare_rnn_forward():
         o, hn, _ = seqf(x, h0, w_ih, w_hh, b_ih, b_hh, other)
         hy.append((f"the nonlinearity argument ({nl}) is not passed on.", (o, hn)))
         if T > 1:
-            stale = _core._np_concatenate([step(x[t], h0, w_ih, w_hh, b_ih, b_hh, nl)[0][None]
-                                           for t in _core._range(T)])
+            stale = np.concatenate([step(x[t], h0, w_ih, w_hh, b_ih, b_hh, nl)[0][None]
+                                           for t in range(T)])
             hy.append(("the state is not carried from step to step: every step "
                        "starts from h0 instead of the previous step's h.",
                        (stale, stale[-1])))
-            shifted = _core._np_concatenate([h0[None], out[:-1]])
+            shifted = np.concatenate([h0[None], out[:-1]])
             hy.append(("off by one time step: out[t] holds the state before "
                        "step t (store h after computing step t).",
                        (shifted, None)))
@@ -379,7 +382,7 @@ def _prepare_rnn_forward():
 
 def _steps_differing(actual, expected):
     """The time indices t (axis 0) where actual[t] differs from expected[t]."""
-    return [t for t in _core._range(expected.shape[0])
+    return [t for t in range(expected.shape[0])
             if not same_values(actual[t], expected[t])]
 
 
@@ -430,7 +433,7 @@ def _term_hint(table):
     def hint(wrong, actuals, expecteds, matched=False):
         if matched:
             return None
-        if _core._len(wrong) >= 4:
+        if len(wrong) >= 4:
             return ("almost every term is wrong, so the shared factor is: the "
                     "gradient through the nonlinearity (da) or the incoming "
                     "gradient.")
@@ -444,7 +447,7 @@ def _rnn_step_bwd_variant(dh, cache, mode):
     if mode == "no_act":
         da = dh
     elif mode == "tanh_twice":
-        th = _core._np_tanh(h)
+        th = np.tanh(h)
         da = dh * (1 - th * th)
     elif mode == "pre_act":
         da = dh * (1 - h)
@@ -477,7 +480,7 @@ def _prepare_bptt():
                        _rnn_step_bwd_variant(dh, cache, "tanh_twice")))
             hy.append(("tanh's derivative is 1 - h**2, not 1 - h.",
                        _rnn_step_bwd_variant(dh, cache, "pre_act")))
-        return _Case(name, (dh, cache), None, _core._tuple(g), hy)
+        return _Case(name, (dh, cache), None, tuple(g), hy)
 
     _PARTS["rnn_step_backward"] = _spec_part(
         "Part A (rnn_step_backward)", names, step_case,
@@ -489,7 +492,7 @@ def _prepare_bptt():
         T = x.shape[0]
         dh = (h0 * 0) if dh_n is None else dh_n.copy()
         total = None
-        for t in _core._range(T - 1, -1, -1):
+        for t in range(T - 1, -1, -1):
             h_prev = h0 if t == 0 else states[t - 1]
             if shift:
                 h_prev = states[t]
@@ -500,11 +503,11 @@ def _prepare_bptt():
             if total is None or not accumulate:
                 total = parts
             else:
-                total = [None if a is None else a + b for a, b in _core._zip(total, parts)]
+                total = [None if a is None else a + b for a, b in zip(total, parts)]
             if t == T - 1:
                 dxs = [None] * T
             dxs[t] = g.dx
-        dx = _core._np_concatenate([d[None] for d in dxs])
+        dx = np.concatenate([d[None] for d in dxs])
         return (dx, dh, *total)
 
     def seq_case(name, seed, T, B, D, H, nl="tanh", bias=True, dtype="float64",
@@ -529,12 +532,12 @@ def _prepare_bptt():
         if dh_n is not None:
             hy.append(("dh_n (the gradient of the final state) is ignored: "
                        "start the backward walk with dh = dh_n.",
-                       _core._tuple(seqb(d_out, None, cache))))
+                       tuple(seqb(d_out, None, cache))))
             hy.append(("BPTT does not accumulate dh_next: step t must receive "
                        "d_out[t] plus the gradient from step t+1 (dh_n at the "
                        "last step), not d_out[t] alone.",
                        bptt_variant(cache, d_out, None, carry=False)))
-        return _Case(name, (d_out, dh_n, cache), None, _core._tuple(g), hy)
+        return _Case(name, (d_out, dh_n, cache), None, tuple(g), hy)
 
     _PARTS["rnn_backward"] = _Part(
         "Part B (rnn_backward)", names, {
@@ -556,25 +559,25 @@ def _prepare_bptt():
         x = _randn(rng, shape, "float64")
         W = _randn(rng, (shape[-1], 3), "float64")
         df = _randn(rng, shape[:-1] + (3,), "float64") if with_df else None
-        values = [_core._np_tanh(x @ W)]
+        values = [np.tanh(x @ W)]
         flat = x.ravel().copy()
-        for i in _core._range(x.size):
+        for i in range(x.size):
             for step in (h, -h):
                 z = flat.copy()
                 z[i] = flat[i] + step               # as x[i] = old + h
-                values.append(_core._np_tanh(z.reshape(shape) @ W))
+                values.append(np.tanh(z.reshape(shape) @ W))
         weight = (values[0] * 0 + 1) if df is None else df
         central, forward = [], []
-        for i in _core._range(x.size):
+        for i in range(x.size):
             plus, minus = values[1 + 2 * i], values[2 + 2 * i]
             central.append(float(((plus - minus) * weight).sum() / (2 * h)))
             forward.append(float(((plus - values[0]) * weight).sum() / h))
-        expected = _core._np_array(central).reshape(shape)
+        expected = np.array(central).reshape(shape)
         hy = [("one-sided differences (f(x + h e_i) - f(x)) / h: use central "
                "differences, (f(x + h e_i) - f(x - h e_i)) / (2 h), whose error is "
-               "of order h**2, not h.", (_core._np_array(forward).reshape(shape),))]
+               "of order h**2, not h.", (np.array(forward).reshape(shape),))]
         return _Case(name, (x, df, h), None, (expected,), hy,
-                     extra=_core._np_concatenate([v[None] for v in values]))
+                     extra=np.concatenate([v[None] for v in values]))
 
     _PARTS["numerical_gradient"] = _Part(
         "Part C (numerical_gradient)", names, {
@@ -649,11 +652,11 @@ def numerical_gradient(fn, which="visible"):
         if not same_values(x_after, x0, 0.0, 0.0):
             fail(f"{where}: x was changed by your function: after perturbing "
                  f"x[i] by +h and -h, put the original value back.")
-        seen = seen if _core._type(seen) is _core._dict else {}
+        seen = seen if type(seen) is dict else {}
         elsewhere = seen.get("elsewhere")
 
         def cause(bad):
-            if _core._type(elsewhere) is _core._int and elsewhere > 0:
+            if type(elsewhere) is int and elsewhere > 0:
                 return (f"f was evaluated {elsewhere} time(s) at a point other than x "
                         f"and x +/- h e_i (there the grader's f returns NaN): perturb "
                         f"one entry at a time, x[i] = old + h then old - h, and put "
@@ -679,7 +682,7 @@ def numerical_gradient(fn, which="visible"):
 # Gated cells (LSTM, GRU): shared helpers
 
 def _sig(a):
-    return (0.5 * (1 + _core._np_tanh(0.5 * a))).astype(a.dtype)
+    return (0.5 * (1 + np.tanh(0.5 * a))).astype(a.dtype)
 
 
 def _permute_gates(w, H, order):
@@ -687,13 +690,13 @@ def _permute_gates(w, H, order):
     block k of the result is block order[k] of ``w``."""
     if w is None:
         return None
-    return _core._np_concatenate([w[g * H:(g + 1) * H] for g in order])
+    return np.concatenate([w[g * H:(g + 1) * H] for g in order])
 
 
 def _swapped_gates(weights, H, G, p, q):
     """(w_ih, w_hh, b_ih, b_hh) of a layer with ``G`` gates, with the blocks
     of gates ``p`` and ``q`` exchanged."""
-    order = _core._list(_core._range(G))
+    order = list(range(G))
     order[p], order[q] = q, p
     return [_permute_gates(w, H, order) for w in weights]
 
@@ -710,7 +713,7 @@ def _gate_hint(num_gates, gate_names, terms, table):
                 a, e = actuals[k], expecteds[k]
                 bad, _ = _core.mismatches(a, e)
                 gates = gate_blocks(bad, e.shape, 0, num_gates, gate_names)
-                if gates and _core._len(gates) < num_gates:
+                if gates and len(gates) < num_gates:
                     H = e.shape[0] // num_gates
                     rows = ", ".join(
                         f"{g} (rows {gate_names.index(g) * H}:"
@@ -726,7 +729,7 @@ def _gate_hint(num_gates, gate_names, terms, table):
             other = " ".join(table[n] for n in wrong if n in table)
         if other:
             parts.append(other)
-        if not parts and _core._len(wrong) >= 4:
+        if not parts and len(wrong) >= 4:
             parts.append("almost every term is wrong: check the gradient that "
                          "all of them share (the pre-activation gradient da).")
         return " ".join(parts) or None
@@ -755,11 +758,11 @@ def _lstm_step_np(x, h, c, w_ih, w_hh, b_ih, b_hh, g_act="tanh",
     a = x @ w_ih.T + h @ w_hh.T
     if b_ih is not None:
         a = a + b_ih + b_hh
-    act = _sig if ifo_act == "sigmoid" else _core._np_tanh
+    act = _sig if ifo_act == "sigmoid" else np.tanh
     i, f, o = act(a[:, :H]), act(a[:, H:2 * H]), act(a[:, 3 * H:])
-    g = _core._np_tanh(a[:, 2 * H:3 * H]) if g_act == "tanh" else _sig(a[:, 2 * H:3 * H])
+    g = np.tanh(a[:, 2 * H:3 * H]) if g_act == "tanh" else _sig(a[:, 2 * H:3 * H])
     c_new = (f * c if forget else c) + i * g
-    h_new = o * (_core._np_tanh(c_new) if out_tanh else c_new)
+    h_new = o * (np.tanh(c_new) if out_tanh else c_new)
     return h_new, c_new
 
 
@@ -775,7 +778,7 @@ def _lstm_step_bwd_np(dh, dc, cache, mode):
     di, df, dg = dc * g, dc * c_prev, dc * i
     dc_prev = dc if mode == "no_f" else dc * f
     dgate = dg * g * (1 - g) if mode == "g_sigmoid" else dg * (1 - g ** 2)
-    da = _core._np_concatenate([di * i * (1 - i), df * f * (1 - f), dgate,
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dgate,
                                 do * o * (1 - o)], axis=1)
     db = da.sum(axis=0) if has_bias else None
     return (da @ w_ih, da @ w_hh, dc_prev, da.T @ x, da.T @ h_prev, db, db)
@@ -843,7 +846,7 @@ def _prepare_lstm_cell():
             ("wrong gate derivative: g is tanh(.), its derivative is 1 - g**2, "
              "not g * (1 - g).", _lstm_step_bwd_np(dh, dc, cache, "g_sigmoid")),
         ]
-        return _Case(name, (dh, dc, cache), None, _core._tuple(g), hy)
+        return _Case(name, (dh, dc, cache), None, tuple(g), hy)
 
     _PARTS["lstm_step_forward"] = _spec_part(
         "Part A (lstm_step_forward)", names, fwd_case)
@@ -867,7 +870,7 @@ def lstm_step_forward(fn, which="visible"):
         state, _cache = unpack(where, out, 2, "((h, c), cache)")
         h, c = unpack(where, state, 2, "(h, c) as the first item")
         _check_outputs(where, ["h", "c"], [h, c],
-                       _core._list(thaw(case.expected)), case.hyps, _state_hint)
+                       list(thaw(case.expected)), case.hyps, _state_hint)
 
 
 _LSTM_STEP_TERMS = ["dx", "dh_prev", "dc_prev", "dw_ih", "dw_hh", "db_ih", "db_hh"]
@@ -899,12 +902,12 @@ def _prepare_lstm_sequence():
     def fwd_variant(x, h0, c0, w_ih, w_hh, b_ih, b_hh, carry_h=True, carry_c=True):
         h, c = h0, c0
         outs = []
-        for t in _core._range(x.shape[0]):
+        for t in range(x.shape[0]):
             (h2, c2), _ = step(x[t], h if carry_h else h0, c if carry_c else c0,
                                w_ih, w_hh, b_ih, b_hh)
             h, c = h2, c2
             outs.append(h[None])
-        return _core._np_concatenate(outs), h, c
+        return np.concatenate(outs), h, c
 
     def fwd_case(name, seed, T, B, D, H, bias, dtype):
         args = inputs(seed, T, B, D, H, bias, dtype)
@@ -919,7 +922,7 @@ def _prepare_lstm_sequence():
                        "(every step starts from c0).",
                        fwd_variant(*args, carry_c=False)))
             hy.append(("off by one time step: out[t] holds the state before "
-                       "step t.", (_core._np_concatenate([h0[None], out[:-1]]),
+                       "step t.", (np.concatenate([h0[None], out[:-1]]),
                                    None, None)))
             hy.append(("(h_n, c_n) should be the states after the last step, "
                        "not the first.", (out, out[0], None)))
@@ -934,7 +937,7 @@ def _prepare_lstm_sequence():
         dc = h0 * 0 if dc_n is None else dc_n.copy()
         total = None
         dxs = [None] * T
-        for t in _core._range(T - 1, -1, -1):
+        for t in range(T - 1, -1, -1):
             k = t if not shift else t + 1
             h_prev = h0 if k == 0 else hs[k - 1] if k - 1 < T else hs[T - 1]
             c_prev = c0 if k == 0 else cs[k - 1] if k - 1 < T else cs[T - 1]
@@ -950,8 +953,8 @@ def _prepare_lstm_sequence():
             if total is None or not accumulate:
                 total = ws
             else:
-                total = [None if u is None else u + v for u, v in _core._zip(total, ws)]
-        return (_core._np_concatenate(dxs), dh, dc, *total)
+                total = [None if u is None else u + v for u, v in zip(total, ws)]
+        return (np.concatenate(dxs), dh, dc, *total)
 
     def bwd_case(name, seed, T, B, D, H, bias, dtype, with_final=True):
         args = inputs(seed + 20, T, B, D, H, bias, dtype)
@@ -974,10 +977,10 @@ def _prepare_lstm_sequence():
                        bptt_variant(cache, d_out, dh_n, dc_n, accumulate=False)))
         if with_final:
             hy.append(("dh_n is ignored: start the walk with dh = dh_n.",
-                       _core._tuple(seqb(d_out, None, dc_n, cache))))
+                       tuple(seqb(d_out, None, dc_n, cache))))
             hy.append(("dc_n is ignored: start the walk with dc = dc_n.",
-                       _core._tuple(seqb(d_out, dh_n, None, cache))))
-        return _Case(name, (d_out, dh_n, dc_n, cache), None, _core._tuple(g), hy)
+                       tuple(seqb(d_out, dh_n, None, cache))))
+        return _Case(name, (d_out, dh_n, dc_n, cache), None, tuple(g), hy)
 
     vis = [("T=5, B=3, D=4, H=5", 0, 5, 3, 4, 5, True, "float64")]
     hid = [("T=1, B=2, D=3, H=4", 1, 1, 2, 3, 4, True, "float64"),
@@ -1001,7 +1004,7 @@ def lstm_forward(fn, which="visible"):
         o, state, _cache = unpack(where, out, 3, "(out, (h_n, c_n), cache)")
         h_n, c_n = unpack(where, state, 2, "(h_n, c_n) as the second item")
         _check_outputs(where, ["out", "h_n", "c_n"], [o, h_n, c_n],
-                       _core._list(thaw(case.expected)), case.hyps,
+                       list(thaw(case.expected)), case.hyps,
                        _forward_time_hint)
 
 
@@ -1011,7 +1014,7 @@ _LSTM_SEQ_TERMS = ["dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh"]
 def lstm_backward(fn, which="visible"):
     """Part B of 05_lstm_sequence: ``fn(d_out, dh_n, dc_n, cache)`` -> (dx,
     dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) for lstmlib.lstm.LSTMCache."""
-    table = _core._dict(_LSTM_TERM_HINTS)
+    table = dict(_LSTM_TERM_HINTS)
     table["dc0"] = "dc0 is the gradient carried out of the first step (its dc_prev)."
     table["dh0"] = "dh0 is the gradient carried out of the first step (its dh_prev)."
     gate = _gate_hint(4, LSTM_GATES, _LSTM_SEQ_TERMS, table)
@@ -1061,7 +1064,7 @@ def _gru_step_np(x, h, w_ih, w_hh, b_ih, b_hh, reset_before=False,
         pre = gx[:, 2 * H:] + r * gh[:, 2 * H:] + b_hh[2 * H:]
     else:
         pre = gx[:, 2 * H:] + r * gh_b[:, 2 * H:]
-    n = _core._np_tanh(pre) if n_act == "tanh" else _sig(pre)
+    n = np.tanh(pre) if n_act == "tanh" else _sig(pre)
     if z_swap:
         return (z * n + (1 - z) * h,)
     return ((1 - z) * n + z * h,)
@@ -1074,7 +1077,7 @@ def _gru_step_bwd_np(dh, cache, mode):
     dz = dh * (n - h_prev) if mode == "dz_sign" else dh * (h_prev - n)
     dan = dn * (1 - n * n)
     dr = dan * hn
-    dgx = _core._np_concatenate([dr * r * (1 - r), dz * z * (1 - z), dan], axis=1)
+    dgx = np.concatenate([dr * r * (1 - r), dz * z * (1 - z), dan], axis=1)
     dgh = dgx.copy()
     if mode != "n_not_scaled":
         dgh[:, 2 * H:] *= r
@@ -1135,7 +1138,7 @@ def _prepare_gru():
              "(n = tanh(.. + r * (W_hn h + b_hn))).",
              _gru_step_bwd_np(dh, cache, "n_not_scaled")),
         ]
-        return _Case(name, (dh, cache), None, _core._tuple(g), hy)
+        return _Case(name, (dh, cache), None, tuple(g), hy)
 
     _PARTS["gru_step_forward"] = _spec_part(
         "Part A (gru_step_forward)", names, fwd_case)
@@ -1163,7 +1166,7 @@ def gru_step_backward(fn, which="visible"):
 
 def _reverse_padded_np(x, lengths):
     y = x.copy()
-    for b, L in _core._enumerate(lengths):
+    for b, L in enumerate(lengths):
         y[:L, b] = x[:L, b][::-1]
     return y
 
@@ -1180,7 +1183,7 @@ def _prepare_bidirectional():
     def rp_case(name, seed, T, B, F, lengths, dtype="float64"):
         rng = _rng(1200 + seed)
         x = _randn(rng, (T, B, F), dtype)
-        lengths = _core._np_array(lengths, dtype="int64")
+        lengths = np.array(lengths, dtype="int64")
         y = _reverse_padded_np(x, lengths)
         hy = [("the whole time axis is reversed, ignoring lengths: only the "
                "first lengths[b] steps of sequence b are reversed, the padding "
@@ -1196,18 +1199,18 @@ def _prepare_bidirectional():
         x = _randn(rng, (T, B, D), dtype)
         sf = (_randn(rng, (B, H), dtype, 0.8), _randn(rng, (B, H), dtype))
         sb = (_randn(rng, (B, H), dtype, 0.8), _randn(rng, (B, H), dtype))
-        return x, _core._np_array(lengths, dtype="int64"), sf, sb, wf, wb
+        return x, np.array(lengths, dtype="int64"), sf, sb, wf, wb
 
     def bi_case(name, seed, T, B, D, H, lengths, bias=True, dtype="float64"):
         x, L, sf, sb, wf, wb = bi_inputs(seed, T, B, D, H, lengths, bias, dtype)
         out, snf, snb, _ = bif(cell, x, sf, sb, wf, wb, L)
         out_f = out[:, :, :H]
-        mask = (_core._np_array([[1.0 if t < l else 0.0 for l in lengths]
-                                 for t in _core._range(T)], dtype=dtype))[:, :, None]
+        mask = (np.array([[1.0 if t < l else 0.0 for l in lengths]
+                                 for t in range(T)], dtype=dtype))[:, :, None]
         o_plain, _, _ = seqf(x, *sb, *wb, lengths=L)                 # not reversed
         o_full, _, _ = seqf(x, *sb, *wb, lengths=None, reverse=True)  # whole T
         o_rev_in, _, _ = seqf(_reverse_padded_np(x, L), *sb, *wb, lengths=L)
-        cat = _core._np_concatenate
+        cat = np.concatenate
         hy = [
             ("the backward direction is not reversed: it must read each "
              "sequence from its last real step to its first.",
@@ -1257,7 +1260,7 @@ def reverse_padded(fn, which="visible"):
         x, L = thaw(case.args)
         y = _run(where, fn, part, (x, L), {})
         _check_outputs(where, ["the result"], [y],
-                       _core._list(thaw(case.expected)), case.hyps)
+                       list(thaw(case.expected)), case.hyps)
 
 
 def _bidirectional_run(part, fn, case, where):
@@ -1296,19 +1299,19 @@ def bidirectional_states(fn, which="visible"):
     names = ["h_n (forward)", "c_n (forward)", "h_n (backward)", "c_n (backward)"]
 
     def hint(wrong, actuals, expecteds, matched=False):
-        if _core._any("backward" in w for w in wrong) and not \
-                _core._any("forward)" in w for w in wrong):
+        if any("backward" in w for w in wrong) and not \
+                any("forward)" in w for w in wrong):
             return ("the backward direction's final state is the state after "
                     "its last step, which is step 0 of the sequence (its first "
                     "real step), not step T-1.")
-        if _core._any("forward)" in w for w in wrong):
+        if any("forward)" in w for w in wrong):
             return ("the forward final state of sequence b is its state at "
                     "step lengths[b] - 1 (padding keeps the state).")
         return None
 
     for where, case in cases:
         o, hf, cf, hb, cb = _bidirectional_run(part, fn, case, where)
-        exp = _core._list(thaw(case.expected))[1:]
+        exp = list(thaw(case.expected))[1:]
         _check_outputs(where, names, [hf, cf, hb, cb], exp, thaw(case.extra)
                        and [(t, freeze(v)) for t, v in thaw(case.extra)], hint)
 
@@ -1377,7 +1380,7 @@ def _prepare_gradient_norms():
                        fb_case("D=4, H=6, value 0", 2, 4, 6, 0.0)]})
 
     def ratio_case(name, seed, T, near, far):
-        norms = _core._np_exp(_randn(_rng(1700 + seed), (T,)))
+        norms = np.exp(_randn(_rng(1700 + seed), (T,)))
         return _Case(name, (norms, near, far), None,
                      (float(norms[T - 1 - far] / norms[T - 1 - near]),),
                      [("near and far are swapped (ratio = far / near).",
@@ -1424,19 +1427,19 @@ def _prepare_gradient_norms():
 
     E = GRADIENT_EXPERIMENT
     notebook = dict(E)
-    x = _core._default_rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
+    x = np.random.default_rng(E["x_seed"]).standard_normal((E["T"], 1, E["D"]))
     visible = experiment_case(
         "the notebook's configuration", notebook, x,
-        RNN(E["D"], E["H"], rng=_core._default_rng(E["rnn_seed"])),
-        LSTM(E["D"], E["H"], rng=_core._default_rng(E["lstm_seed"])))
+        RNN(E["D"], E["H"], rng=np.random.default_rng(E["rnn_seed"])),
+        LSTM(E["D"], E["H"], rng=np.random.default_rng(E["lstm_seed"])))
     rng = _rng(1750)
-    T = _core._int(rng.integers(12, 31))
-    near = _core._int(rng.integers(0, 3))
-    far = _core._int(rng.integers(T // 2, T - 1))
+    T = int(rng.integers(12, 31))
+    near = int(rng.integers(0, 3))
+    far = int(rng.integers(T // 2, T - 1))
     if (near, far) == (E["near"], E["far"]):
         far -= 1
-    drawn = {"T": T, "D": _core._int(rng.integers(2, 6)), "H": _core._int(rng.integers(4, 13)),
-             "B": _core._int(rng.integers(1, 3)), "near": near, "far": far,
+    drawn = {"T": T, "D": int(rng.integers(2, 6)), "H": int(rng.integers(4, 13)),
+             "B": int(rng.integers(1, 3)), "near": near, "far": far,
              "forget_bias": float(rng.choice([1.0, 2.0, 2.5, 4.0]))}
     hidden = experiment_case(
         f"a drawn configuration (T={T}, D={drawn['D']}, H={drawn['H']}, B={drawn['B']}, "
@@ -1467,7 +1470,7 @@ def input_gradient_norms(fn, which="visible"):
                 "params": {k: v.copy() for k, v in layer.params.items()}}
         norms = _ask(where, part, "layer_call", [fn], {"layer": spec, "x": x})
         _check_outputs(where, ["the norms"], [norms],
-                       _core._list(thaw(case.expected)), case.hyps,
+                       list(thaw(case.expected)), case.hyps,
                        lambda w, a, e, m=False: "check the direction v (ones, normalised "
                        "to unit length) and that only the last step's output "
                        "gets a gradient.")
@@ -1480,11 +1483,11 @@ def set_forget_bias(fn, which="visible"):
     for where, case in cases:
         seed, D, H, value = thaw(case.args)
         exp = thaw(case.expected)
-        keys = _sorted(exp)
+        keys = sorted(exp)
         spec = {"kind": "lstm", "D": D, "H": H, "params": thaw(case.extra)}
         after = _ask(where, part, "layer_mutate", [fn],
                      {"layer": spec, "value": value, "keys": keys})
-        if _core._type(after) is not _core._dict:
+        if type(after) is not dict:
             fail(f"{where}: the grader could not read the layer's parameters.")
         got = [after.get(k) for k in keys]
         hyps = [(t, freeze([thaw(f)[k] for k in keys])) for t, f in case.hyps]
@@ -1504,12 +1507,12 @@ def gradient_ratio(fn, which="visible"):
         r = _core.to_float(where, "the ratio",
                            _run(where, fn, part, (norms, near, far), {}))
         exp = thaw(case.expected)[0]
-        if _core._abs(r - exp) <= 1e-9 * _core._abs(exp) + 1e-300:
+        if abs(r - exp) <= 1e-9 * abs(exp) + 1e-300:
             continue
         cause = None
         for text, f in case.hyps:
             h = thaw(f)[0]
-            if _core._abs(r - h) <= 1e-9 * _core._abs(h):
+            if abs(r - h) <= 1e-9 * abs(h):
                 cause = text
         fail(f"{where}: the ratio is {r!r}, expected {exp!r}."
              + (f"\n  Likely cause: {cause}" if cause else ""))
@@ -1518,7 +1521,7 @@ def gradient_ratio(fn, which="visible"):
 def _experiment_cause(key, got, exp, H):
     """Which of the student's functions made the ratio ``key`` differ."""
     biases = got.get("biases")
-    biases = biases if _core._type(biases) is _core._dict else {}
+    biases = biases if type(biases) is dict else {}
     if key != "rnn":
         for k, e in exp["biases"].items():
             if not same_values(biases.get(k), e, 0.0, 0.0):
@@ -1526,8 +1529,8 @@ def _experiment_cause(key, got, exp, H):
                         f"rows H:2H ({H}:{2 * H}) of bias_ih_l0 become the value, those of "
                         f"bias_hh_l0 0, nothing else changes (Part B).")
     if not same_values(got.get("norms"), exp["norms"]):
-        return (f"input_gradient_norms gives other norms for this layer than the "
-                f"grader's (Part A).")
+        return ("input_gradient_norms gives other norms for this layer than the "
+                "grader's (Part A).")
     return ("the norms are right, so gradient_ratio is wrong: norms[T-1-far] / "
             "norms[T-1-near] (Part C).")
 
@@ -1548,11 +1551,11 @@ def experiment(input_gradient_norms, set_forget_bias, gradient_ratio, which="vis
     config = extra.pop("config")
     got = _ask(where, part, "experiment",
                [input_gradient_norms, set_forget_bias, gradient_ratio], extra)
-    if _core._type(got) is not _core._dict or _sorted(got) != _sorted(exp):
+    if type(got) is not dict or sorted(got) != sorted(exp):
         fail(f"{where}: the grader could not read the experiment's results.")
     ratios = {}
     for k in exp:
-        if _core._type(got[k]) is not _core._dict:
+        if type(got[k]) is not dict:
             fail(f"{where}: the grader could not read the experiment's results.")
         ratios[k] = _core.to_float(where, f"gradient_ratio's value for {k!r}",
                                    got[k].get("ratio"))
@@ -1571,7 +1574,7 @@ def experiment(input_gradient_norms, set_forget_bias, gradient_ratio, which="vis
         return
     for k in ("rnn", "lstm", "lstm_forget_bias"):
         e = exp[k]["ratio"]
-        if not _core._abs(ratios[k] - e) <= 1e-6 * _core._abs(e):
+        if not abs(ratios[k] - e) <= 1e-6 * abs(e):
             fail(f"{where}: the ratio of {k!r} is {ratios[k]:.6g}, expected {e:.6g}.\n"
                  f"  Likely cause: {_experiment_cause(k, got[k], exp[k], config['H'])}")
 
@@ -1605,7 +1608,7 @@ def _prepare_training():
                "the number of entries.", (None, (diff / diff.size).astype(dtype))),
               ("the gradient lacks the 1/N of the mean.",
                (None, (2 * diff).astype(dtype)))]
-        return _Case(name, (pred, target), None, (_core._float(loss), d), hy)
+        return _Case(name, (pred, target), None, (float(loss), d), hy)
 
     _PARTS["mse"] = _Part("Part A (mse)", names, {
         "visible": [mse_case("pred (4, 1)", 0, (4, 1))],
@@ -1614,10 +1617,10 @@ def _prepare_training():
 
     def clip_case(name, seed, shapes, max_norm):
         rng = _rng(1900 + seed)
-        grads = {f"p{k}": _randn(rng, s) for k, s in _core._enumerate(shapes)}
+        grads = {f"p{k}": _randn(rng, s) for k, s in enumerate(shapes)}
         clipped = {k: v.copy() for k, v in grads.items()}
         norm = ref_clip(clipped, max_norm)
-        return _Case(name, (grads, max_norm), None, (_core._float(norm), clipped))
+        return _Case(name, (grads, max_norm), None, (float(norm), clipped))
 
     _PARTS["clip_grad_norm"] = _Part("Part B (clip_grad_norm)", names, {
         "visible": [clip_case("norm above max_norm", 0, [(3, 2), (4,)], 1.0)],
@@ -1636,7 +1639,7 @@ def _prepare_training():
         init = {k: v.copy() for k, v in model.params.items()}
         opt = optim.Adam(model.params, lr=lr)
         rng = _rng(2100 + seed)
-        batches = [data.adding_problem(8, 6, rng, dtype=dtype) for _ in _core._range(steps)]
+        batches = [data.adding_problem(8, 6, rng, dtype=dtype) for _ in range(steps)]
         loss = None
         for x, y in batches:
             pred = model.forward(x)
@@ -1650,7 +1653,7 @@ def _prepare_training():
             opt.step(model.grads)
         final = {k: v.copy() for k, v in model.params.items()}
         return _Case(name, (2000 + seed, H, dtype, lr, max_norm, batches), None,
-                     (_core._float(loss), final), extra=init)
+                     (float(loss), final), extra=init)
 
     _PARTS["train_step"] = _Part("Part C (train_step)", names, {
         "visible": [step_case("1 step, H=4, no clipping", 0, 4, 1, 1e6, 0.01)],
@@ -1669,7 +1672,7 @@ def mse(fn, which="visible"):
         loss, d = unpack(where, out, 2, "(loss, dpred)")
         exp_loss, exp_d = thaw(case.expected)
         got = _core.to_float(where, "the loss", loss)
-        if not _core._abs(got - exp_loss) <= 1e-5 * _core._abs(exp_loss) + 1e-9:
+        if not abs(got - exp_loss) <= 1e-5 * abs(exp_loss) + 1e-9:
             fail(f"{where}: the loss is {got!r}, expected {exp_loss!r} (the "
                  f"mean of (pred - target)**2 over all entries).")
         _check_outputs(where, ["dpred"], [d], [exp_d],
@@ -1688,11 +1691,11 @@ def clip_grad_norm(fn, which="visible"):
         norm, replaced, arrays = unpack(where, got, 3, "(norm, replaced, arrays)")
         exp_norm, exp = thaw(case.expected)
         got = _core.to_float(where, "the returned norm", norm)
-        if not _core._abs(got - exp_norm) <= 1e-6 * _core._abs(exp_norm):
+        if not abs(got - exp_norm) <= 1e-6 * abs(exp_norm):
             fail(f"{where}: the returned norm is {got!r}, expected {exp_norm!r}: "
                  f"the global norm before clipping, sqrt of the sum of squares "
                  f"of every entry of every array.")
-        keys = _sorted(exp)
+        keys = sorted(exp)
         for k in keys:
             if k in replaced or k not in arrays:
                 fail(f"{where}: grads[{k!r}] was replaced by a new array: scale "
@@ -1711,20 +1714,20 @@ def train_step(fn, which="visible"):
     for where, case in cases:
         seed, H, dtype, lr, max_norm, batches = thaw(case.args)
         exp_loss, exp = thaw(case.expected)
-        keys = _sorted(exp)
+        keys = sorted(exp)
         # the kernel builds the model (lstmlib.LSTM + Linear) with these
         # parameters and an Adam optimiser, calls fn on every batch and
         # reports the last loss and the parameters after the steps
         got = _ask(where, part, "train_steps", [fn], {
             "H": H, "dtype": dtype, "lr": lr, "max_norm": max_norm,
-            "params": thaw(case.extra), "batches": [_core._list(b) for b in batches],
+            "params": thaw(case.extra), "batches": [list(b) for b in batches],
             "keys": keys})
         loss, params = unpack(where, got, 2, "(loss, parameters)")
-        if _core._type(params) is not _core._dict:
+        if type(params) is not dict:
             fail(f"{where}: the grader could not read the model's parameters.")
         got = _core.to_float(where, "the returned loss", loss)
         rtol = 2e-4 if dtype == "float32" else 1e-6
-        if not _core._abs(got - exp_loss) <= rtol * _core._abs(exp_loss):
+        if not abs(got - exp_loss) <= rtol * abs(exp_loss):
             fail(f"{where}: the returned loss is {got!r}, expected {exp_loss!r} "
                  f"(the loss of this batch before the update).")
         _check_outputs(where, [f"model.params[{k!r}]" for k in keys],
@@ -1746,25 +1749,25 @@ _OPTIMIZERS = {"Adam": ("lr", "b1", "b2", "eps"), "AdamW": ("lr", "b1", "b2", "e
 
 
 def _number(where, what, value, low=0.0):
-    if _core._type(value) not in (_core._int, _core._float) or _core._isnan(value) or \
-            _core._isinf(value) or not value >= low:
+    if type(value) not in (int, float) or math.isnan(value) or \
+            math.isinf(value) or not value >= low:
         fail(f"{where}: {what} should be a finite number of at least {low}, "
              f"received {fmt(value, 60)}.")
-    return _core._float(value)
+    return float(value)
 
 
 def _training_reference(where, info, seed):
     """The model and optimiser that ``info`` (the kernel's description of
     what build_model built) describes, built here with parameters drawn from
     the grader's seed."""
-    if _core._type(info) is not _core._dict:
+    if type(info) is not dict:
         fail(f"{where}: the grader could not read what build_model built.")
     if "built" in info:
         fail(f"{where}: expected your function to return (model, optimizer), "
              f"received {info['built']}.")
     if info.get("model") != _qual(_TRAIN["SequenceModel"]):
         fail(f"{where}: build_model should return an lstmlib.SequenceModel, "
-             f"received {_core._str(info.get('model', '?')).rpartition('.')[2]}.")
+             f"received {str(info.get('model', '?')).rpartition('.')[2]}.")
     kinds = {_qual(_TRAIN[k]): k for k in ("LSTM", "GRU", "RNN")}
     kind = kinds.get(info.get("rnn"))
     if kind is None or info.get("num_layers") != 1 or info.get("bidirectional") is not False \
@@ -1774,43 +1777,43 @@ def _training_reference(where, info, seed):
              f"(2 input features, one layer, one direction, time-major) with a "
              f"Linear head reading the last step.")
     H = info.get("hidden_size")
-    if _core._type(H) is not _core._int or not 1 <= H <= TRAINING["max_hidden"]:
+    if type(H) is not int or not 1 <= H <= TRAINING["max_hidden"]:
         fail(f"{where}: hidden_size should be an int from 1 to {TRAINING['max_hidden']}, "
              f"received {fmt(H, 60)}.")
     options = info.get("options")
     allowed = ({"nonlinearity": ("tanh", "relu")} if kind == "RNN" else {})
-    if _core._type(options) is not _core._dict or _core._any(
+    if type(options) is not dict or any(
             k not in allowed or v not in allowed[k] for k, v in options.items()):
         fail(f"{where}: the {kind} layer's options {fmt(options, 120)} are not among "
              f"those this part accepts ({allowed or 'none'}).")
     described = info.get("params")
-    if _core._type(described) is not _core._dict:
+    if type(described) is not dict:
         fail(f"{where}: the grader could not read the model's parameters.")
     dtypes = {d[1] for d in described.values()
-              if _core._type(d) is _core._list and _core._len(d) == 2}
-    if _core._len(dtypes) != 1 or _core._list(dtypes)[0] not in ("float64", "float32"):
+              if type(d) is list and len(d) == 2}
+    if len(dtypes) != 1 or list(dtypes)[0] not in ("float64", "float32"):
         fail(f"{where}: the model's parameters should all be float64 (or all float32), "
-             f"received {_sorted(_core._str(d) for d in dtypes)}.")
-    dtype = _core._list(dtypes)[0]
+             f"received {sorted(str(d) for d in dtypes)}.")
+    dtype = list(dtypes)[0]
     rng = _rng(3000 + seed)
     rnn = _TRAIN[kind](2, H, bias=info.get("bias") is True, rng=rng, dtype=dtype,
                        **options)
     head = _TRAIN["Linear"](H, 1, bias="head.bias" in described, rng=rng, dtype=dtype)
     model = _TRAIN["SequenceModel"](rnn, head)
-    shapes = {k: [_core._list(v.shape), _core._str(v.dtype)] for k, v in model.params.items()}
+    shapes = {k: [list(v.shape), str(v.dtype)] for k, v in model.params.items()}
     if described != shapes:
-        wrong = _sorted(k for k in _core._list(shapes) + _core._list(described)
+        wrong = sorted(k for k in list(shapes) + list(described)
                         if shapes.get(k) != described.get(k))
         fail(f"{where}: the model's parameters should be {shapes} for a {kind} of "
              f"hidden size {H} with a Linear head of one output; yours differ at "
              f"{wrong[:4]}: {[described.get(k) for k in wrong[:4]]}.")
-    name = _core._str(info.get("optimizer", "?")).rpartition(".")[2]
+    name = str(info.get("optimizer", "?")).rpartition(".")[2]
     if info.get("optimizer") not in {_qual(_TRAIN[k]) for k in _OPTIMIZERS}:
         fail(f"{where}: the optimiser should be one of lstmlib's "
              f"({', '.join(_OPTIMIZERS)}), received {name}.")
-    if info.get("optimizer.params") != _sorted(shapes):
+    if info.get("optimizer.params") != sorted(shapes):
         fail(f"{where}: the optimiser should update every parameter of model.params "
-             f"({_sorted(shapes)}); yours holds {fmt(info.get('optimizer.params'), 200)}: "
+             f"({sorted(shapes)}); yours holds {fmt(info.get('optimizer.params'), 200)}: "
              f"build it with {name}(model.params, ...).")
     hyper = {k: _number(where, f"the optimiser's {k}", info.get(f"optimizer.{k}"))
              for k in _OPTIMIZERS[name]}
@@ -1828,7 +1831,7 @@ def _training_reference(where, info, seed):
 def _optimizer_state(opt):
     """The state of a reference optimiser (Adam's step count and moments,
     SGD's velocity), copied."""
-    if _core._hasattr(opt, "velocity"):
+    if hasattr(opt, "velocity"):
         return {"velocity": {k: v.copy() for k, v in opt.velocity.items()}}
     return {"t": opt.t, "m": {k: v.copy() for k, v in opt.m.items()},
             "v": {k: v.copy() for k, v in opt.v.items()}}
@@ -1843,24 +1846,24 @@ def _check_chunk(where, first, chunk, got, dtype):
     """Compare the kernel's report on one chunk of steps (the losses and the
     parameters after it) with the reference's."""
     start, exp_losses, exp_params = chunk
-    last = first + _core._len(exp_losses) - 1
-    if _core._type(got) is not _core._dict or _core._type(got.get("losses")) is not _core._list \
-            or _core._len(got["losses"]) != _core._len(exp_losses) \
-            or _core._type(got.get("params")) is not _core._dict:
+    last = first + len(exp_losses) - 1
+    if type(got) is not dict or type(got.get("losses")) is not list \
+            or len(got["losses"]) != len(exp_losses) \
+            or type(got.get("params")) is not dict:
         fail(f"{where}: the grader could not read the losses and parameters of "
              f"steps {first}-{last}.")
     rtol, atol = (1e-5, 1e-8) if dtype == "float64" else (2e-3, 1e-5)
-    keys = _sorted(exp_params)
+    keys = sorted(exp_params)
     params = got["params"]
-    right = _core._all(same_values(params.get(k), exp_params[k], rtol, atol) for k in keys)
-    unchanged = _core._all(same_values(params.get(k), start[k], 0.0, 0.0) for k in keys)
+    right = all(same_values(params.get(k), exp_params[k], rtol, atol) for k in keys)
+    unchanged = all(same_values(params.get(k), start[k], 0.0, 0.0) for k in keys)
     missing = (f"the parameters did not change during steps {first}-{last}: the update "
                f"(optimizer.step(model.grads)) is missing, or it replaced the arrays "
                f"instead of changing them in place")
-    for i, (loss, e) in _core._enumerate(_core._zip(got["losses"], exp_losses)):
+    for i, (loss, e) in enumerate(zip(got["losses"], exp_losses)):
         value = _core.to_float(f"{where}, step {first + i}",
                                "the loss returned by train_step", loss)
-        if _core._abs(value - e) <= rtol * _core._abs(e) + atol:
+        if abs(value - e) <= rtol * abs(e) + atol:
             continue
         if i == 0 or right:
             why = ("the model's parameters at this step were the grader's, so the "
@@ -1918,9 +1921,9 @@ def training(build_model, step_fn, which="visible"):
         model, opt, kind, dtype = _training_reference(where, info, seed)
         rng = _rng(3100 + seed)
         batches = [_TRAIN["adding"](C["batch"], C["T"], rng, dtype=dtype)
-                   for _ in _core._range(C["steps"])]
+                   for _ in range(C["steps"])]
         losses = []
-        for first in _core._range(0, C["steps"], C["chunk"]):
+        for first in range(0, C["steps"], C["chunk"]):
             chunk_batches = batches[first:first + C["chunk"]]
             start = {k: v.copy() for k, v in model.params.items()}
             state = _optimizer_state(opt)
@@ -1930,20 +1933,20 @@ def training(build_model, step_fn, which="visible"):
                 model.backward(d)
                 _TRAIN["clip"](model.grads, C["max_norm"])
                 opt.step(model.grads)
-                chunk_losses.append(_core._float(loss))
+                chunk_losses.append(float(loss))
             losses += chunk_losses
             got = _ask(where, part, "training", [build_model, step_fn], {
                 "seed": _seed(3000 + seed), "params": start, "state": state,
-                "batches": [_core._list(b) for b in chunk_batches],
+                "batches": [list(b) for b in chunk_batches],
                 "max_norm": C["max_norm"]})
             _check_chunk(where, first, (start, chunk_losses, {
                 k: v.copy() for k, v in model.params.items()}), got, dtype)
         xe, ye = _TRAIN["adding"](C["eval_n"], C["T"], _rng(3200 + seed), dtype=dtype)
         pv, yv = _core.as_plain(model.forward(xe)), _core.as_plain(ye)
         err = 0.0
-        for a, b in _core._zip(pv, yv):
+        for a, b in zip(pv, yv):
             err += (a - b) * (a - b)
-        err /= _core._len(yv)
+        err /= len(yv)
         if not err < C["threshold"]:      # NaN fails too
             marks = [fmt(losses[i], 30) for i in (0, C["steps"] // 2, C["steps"] - 1)]
             fail(f"{where}: your train_step makes the right steps, but after "
@@ -2109,7 +2112,7 @@ def prepare(assignment, salt=None):
     if assignment not in _PREPARERS and assignment != "09_performance":
         raise ValueError(f"assignment: expected one of {sorted(_PREPARERS)}, "
                          f"received {assignment!r}")
-    if salt is not None and (_core._type(salt) is not _core._int or salt < 0):
+    if salt is not None and (type(salt) is not int or salt < 0):
         raise ValueError(f"salt: expected a non-negative int or None, received {salt!r}")
     if _SALT[0] != salt:
         _SALT[0] = salt

@@ -257,19 +257,6 @@ def test_message_names_the_gate_and_shows_both_values():
     assert "yours:" in msg and "expected:" in msg
 
 
-def test_tampering_with_numpy_and_builtins_changes_nothing(monkeypatch):
-    import builtins
-    yes = lambda *a, **k: True  # noqa: E731
-    monkeypatch.setattr(np, "allclose", yes)
-    monkeypatch.setattr(np, "isclose", lambda a, b, **k: np.ones(np.shape(a), bool))
-    monkeypatch.setattr(np, "array_equal", yes)
-    monkeypatch.setattr(np.testing, "assert_allclose", lambda *a, **k: None)
-    monkeypatch.setattr(np, "abs", lambda x: x * 0)
-    monkeypatch.setattr(builtins, "abs", lambda x: 0)
-    with pytest.raises(AssertionError):
-        checks.lstm_step_forward(_swapped_if, "visible")
-
-
 def test_objects_claiming_equality_get_zero():
     class Always(np.ndarray):
         def __eq__(self, other):
