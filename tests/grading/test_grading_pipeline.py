@@ -373,6 +373,11 @@ def test_assignment_scores(assignment, tmp_path):
     unflagged = {s: (want, got[s]["flags"]) for s, want in flags.items()
                  if not set(want) <= set(got[s]["flags"])}
     assert not unflagged, unflagged
+    # what a kernel prints while it answers a graded call stays out of the
+    # graded notebook (and so of the feedback)
+    if "x-prints" in expected:
+        assert hostile_real.PRINT_MARK not in _printed(course, assignment, "x-prints",
+                                                       graded_only=True)
     # a flag means something: the released notebook's own code raises none
     assert got["full"]["flags"] == [] and got["blank"]["flags"] == [], \
         (got["full"]["flags"], got["blank"]["flags"])
@@ -421,11 +426,14 @@ def _course_beside(assignment):
     return root / "course"
 
 
-def _printed(course, assignment, student):
-    """What the cells of a student's autograded notebooks printed."""
+def _printed(course, assignment, student, graded_only=False):
+    """What the cells (or only the graded test cells) of a student's
+    autograded notebooks printed."""
     out = []
     for path in (course / "grading" / "autograded" / student / assignment).glob("*.ipynb"):
         for cell in json.loads(path.read_text())["cells"]:
+            if graded_only and not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                continue
             for o in cell.get("outputs", []):
                 if o.get("output_type") == "stream":
                     text = o.get("text", "")

@@ -275,6 +275,29 @@ def not_plain(a, blank, solution):
     return nb, 0.0, ["__eq__ override", "ndarray subclass"]
 
 
+PRINT_MARK = "PRINTED-DURING-A-GRADED-CALL"
+PRINTS = '''\
+import functools
+def _loud(fn):
+    @functools.wraps(fn)
+    def loud(*args, **kwargs):
+        print("MARK", [getattr(v, "shape", v) for v in args][:3])
+        return fn(*args, **kwargs)
+    return loud
+'''
+
+
+def prints(a, blank, solution):
+    """The honest answers, each printing its inputs when called: full marks,
+    and nothing printed during a graded call reaches the graded notebook
+    (the hidden inputs are not shown)."""
+    nb = copy.deepcopy(solution)
+    _insert_after_setup(nb, PRINTS.replace("MARK", PRINT_MARK))
+    for name in _graded_functions(a):
+        _append(nb, name, f"{name} = _loud({name})")
+    return nb, a.points, []
+
+
 def huge(a, blank, solution):
     return _redefine_all(a, blank, HUGE), 0.0, []
 
@@ -750,7 +773,10 @@ MATCHED_ATTACKS = {"08_training": {"pasted_training": pasted_training, "idle_ste
 def attacks(name, limits=False):
     """The builders one assignment meets: every assignment's, its own, and
     (``limits``) those needing the short limits."""
-    return dict(ATTACKS, **MATCHED_ATTACKS.get(name, {}), **(LIMIT_ATTACKS if limits else {}))
+    out = dict(ATTACKS, **MATCHED_ATTACKS.get(name, {}), **(LIMIT_ATTACKS if limits else {}))
+    if name != "09_performance":        # 09 is compiled from the source: no wrapper
+        out["prints"] = prints
+    return out
 
 
 def assignment(name):
