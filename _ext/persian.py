@@ -331,6 +331,13 @@ class IsolateLatinRuns(SphinxPostTransform):
         if self.config.language != PERSIAN or english_only(
                 self.config, self.env.docname):
             return
+        # A link whose text is a Latin phrase (a citation such as
+        # "Hochreiter and Schmidhuber, 1997") is isolated as a whole.
+        for ref in self.document.findall(nodes.reference):
+            label = ref.astext()
+            if (" " in label.strip() and _LATIN_RUN.search(label)
+                    and not PERSIAN_LETTER.search(label)):
+                ref["classes"].append("latin")
         for text in list(self.document.findall(nodes.Text)):
             parent = text.parent
             if parent is None or any(isinstance(p, _NO_ISOLATE)
