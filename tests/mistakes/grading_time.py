@@ -28,6 +28,12 @@ def cli(course, *args):
     return r
 
 
+def _autograded_points(assignment):
+    """The points the grader decides (a written answer is graded by hand)."""
+    from lstmlib.grading.assignments import ASSIGNMENTS
+    return ASSIGNMENTS[assignment].points
+
+
 def main(argv):
     repeat = 1
     if "--repeat" in argv:
@@ -52,7 +58,7 @@ def main(argv):
                 cli(course, "autograde", a)
                 report = json.loads((course / "grading" / "reports" / f"{a}.json").read_text())
                 r = report["results"][0]
-                if r["status"] != "graded" or r["score"] != r["max_score"]:
+                if r["status"] != "graded" or r["score"] != _autograded_points(r["assignment"]):
                     raise RuntimeError(f"{a}: {r}")
                 best = r["seconds"] if best is None else min(best, r["seconds"])
             total += best
