@@ -309,12 +309,9 @@ def standin_contents() -> tuple[list[str], tuple[str, ...]]:
 def kernel_contents(assignment: str, dest) -> tuple[list[str], tuple[str, ...]]:
     """What a graded kernel of ``assignment`` imports: (python_path folders,
     distribution names), from its kernel edition
-    (``lstmlib.grading.kernel_edition``, built into ``dest``) where there is
-    one, else :func:`standin_contents`."""
-    try:
-        from . import kernel_edition
-    except ImportError:
-        return standin_contents()
+    (``lstmlib.grading.kernel_edition``, built into ``dest``). Never the
+    whole package: an edition that cannot be built fails the grading."""
+    from . import kernel_edition
     folder = kernel_edition.build(assignment, Path(dest))
     names = [*KERNEL_DISTRIBUTIONS, *kernel_edition.packages(assignment)]
     return [os.fspath(folder)], tuple(dict.fromkeys(names))
