@@ -1,7 +1,7 @@
 """The grader's side of the course's grading (never imported in a graded kernel).
 
-``checks``, ``kernel_parts``: the checks of every graded part, run in the
-grader's process on cases drawn afresh for each grading; ``protocol``: the
+``checks``: the checks of every graded part (one module per assignment), run
+in the grader's process on cases drawn afresh for each grading; ``protocol``: the
 plain data that crosses to and from a graded kernel; ``trusted``: the
 nbgrader preprocessor that decides the graded test cells here;
 ``assignments``: the manifest of the assignments; ``sandbox``, ``pipeline``

@@ -45,7 +45,9 @@ def preload():
     import jupyter_client  # noqa: F401
     import zmq  # noqa: F401
 
-    from . import _nbext, assignments, checks, kernel_parts, trusted  # noqa: F401
+    from . import _nbext, assignments, checks, trusted  # noqa: F401
+    for name in assignments.ASSIGNMENTS:
+        checks.module(name)
     import lstmlib.analysis  # noqa: F401  (the references the checks use)
     import lstmlib.bidirectional  # noqa: F401
     import lstmlib.data  # noqa: F401

@@ -56,7 +56,7 @@ from traitlets import Bool, Integer, Unicode
 from nbgrader import utils
 
 from . import assignments, checks, sandbox
-from ._core import GradingError
+from .checks._compare import GradingError
 from ._nbext import GuardedExecute
 
 MIME = "text/x-lstmlib-answer"
@@ -77,7 +77,7 @@ class RemoteFunction:
         self.name = name
         self._channel = channel
         # the notebook's code cells that ran so far (a check that judges a
-        # function from its source reads them: kernel_parts)
+        # function from its source reads them: checks.performance)
         self.cells = tuple(cells)
 
     def ask(self, request):
@@ -115,6 +115,7 @@ class TrustedExecute(GuardedExecute):
         info = (resources or {}).get("nbgrader", {})
         assignment = info.get("assignment", "")
         self._manifest = {}
+        self._assignment = assignment
         self._replay = []
         self._calls = 0
         self._digests = {}
@@ -190,7 +191,7 @@ class TrustedExecute(GuardedExecute):
 
     async def _grade(self, cell, cell_index, grade_id):
         part, which, _points = self._manifest[grade_id]
-        check = assignments.check_function(part)
+        check = checks.check_function(self._assignment, part)
         loop = asyncio.get_running_loop()
         self._cell_inputs = hashlib.sha256()
         handles = [RemoteFunction(name, _Channel(self, loop), self._replay)

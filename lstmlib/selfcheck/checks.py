@@ -2,16 +2,16 @@
 
 Each function has the name of the graded part it checks and is called by the
 notebook's self-check cell as ``checks.<part>(function, "visible")``. The
-cases and messages are the grader's own (:mod:`lstmlib.grading.checks`,
-imported when a check first runs); the student's function is called here,
-in this kernel, through the same recipes that a graded kernel uses
+cases and messages are the grader's own (the assignment's module of
+:mod:`lstmlib.grading.checks`, imported when a check first runs); the
+student's function is called here, in this kernel, through the same recipes that a graded kernel uses
 (:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
 same plain-data format, so a self-check passes or fails as the graded cell
 does. When the notebook is graded these cells are not run in the kernel.
 
 The kernels of exercise 9 (``fused_step``, ``gates_kernel``) are judged
 from their source, as the grader judges them
-(:mod:`lstmlib.grading.kernel_parts`): the handle gives the cell that
+(:mod:`lstmlib.grading.checks.performance`): the handle gives the cell that
 defines the function, which the check compiles and runs in a fresh Python
 process of its own.
 """
@@ -19,17 +19,12 @@ import linecache
 import os
 import types
 
+from lstmlib.grading import assignments as _manifest
+
 from . import _codec, _harness
 
-_PARTS = ("rnn_step_forward", "rnn_forward", "rnn_step_backward", "rnn_backward",
-          "numerical_gradient", "input_gradient_norms", "set_forget_bias",
-          "gradient_ratio", "experiment", "lstm_step_forward", "lstm_step_backward",
-          "lstm_forward", "lstm_backward", "gru_step_forward", "gru_step_backward",
-          "reverse_padded", "bidirectional_output", "bidirectional_states", "mse",
-          "clip_grad_norm", "train_step", "training", "attention_forward",
-          "attention_backward", "fused_step", "gates_kernel")
-#: parts whose checks live in lstmlib.grading.kernel_parts
-_KERNEL_PARTS = ("fused_step", "gates_kernel")
+#: the check of every graded part -> the assignment it belongs to
+_PARTS = {p.check: a.name for a in _manifest.ASSIGNMENTS.values() for p in a.parts}
 
 
 class LocalFunction:
@@ -65,12 +60,9 @@ class LocalFunction:
         return {"ok": _codec.encode(value)}
 
 
-def _grader_checks(part=None):
-    if part in _KERNEL_PARTS:
-        from lstmlib.grading import kernel_parts
-        return kernel_parts
+def _grader_checks(assignment):
     from lstmlib.grading import checks
-    return checks
+    return checks.module(assignment)
 
 
 def _graded_here():
@@ -81,7 +73,8 @@ def prepare(assignment):
     """Check the assignment's name (the cases are drawn when a check runs)."""
     if _graded_here():
         return
-    _grader_checks().prepare(assignment)
+    from lstmlib.grading import checks
+    checks.prepare(assignment)
 
 
 def _make(part):
@@ -90,7 +83,7 @@ def _make(part):
             if functions_and_which and isinstance(functions_and_which[-1], str) \
             else (*functions_and_which, "visible")
         handles = [LocalFunction(f, getattr(f, "__name__", part)) for f in functions]
-        return getattr(_grader_checks(part), part)(*handles, which)
+        return getattr(_grader_checks(_PARTS[part]), part)(*handles, which)
     check.__name__ = part
     check.__doc__ = f"Self-check of the part {part}: ``{part}(function, 'visible')``."
     return check

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests import mistakes  # noqa: E402
 from lstmlib.selfcheck import checks  # noqa: E402
-from lstmlib.grading._core import GradingError  # noqa: E402
+from lstmlib.grading.checks._compare import GradingError  # noqa: E402
 
 A = "10_attention"
 SOLUTION = ROOT / "solutions" / A / "attention.ipynb"

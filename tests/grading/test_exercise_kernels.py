@@ -1,4 +1,4 @@
-"""Exercise 09_performance judged from its source (lstmlib.grading.kernel_parts).
+"""Exercise 09_performance judged from its source (lstmlib.grading.checks.performance).
 
 The grader reads the cell that defines each graded function, checks it
 statically, then compiles it with its own Numba (or the CUDA simulator) in
@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hostile import real as hostile_real  # noqa: E402
 from tests import mistakes  # noqa: E402
 
-from lstmlib.grading import assignments, checks, kernel_parts  # noqa: E402
+from lstmlib.grading import assignments, checks  # noqa: E402
+from lstmlib.grading.checks import performance as kernel_parts  # noqa: E402
 from lstmlib.grading import sandbox  # noqa: E402
-from lstmlib.grading._core import GradingError  # noqa: E402
+from lstmlib.grading.checks._compare import GradingError  # noqa: E402
 
 pytestmark = pytest.mark.performance
 
@@ -95,7 +96,7 @@ def score(nb, salt=7, at_home=not SANDBOX_OK, parts="AB"):
         for part in a.parts:
             if part.letter not in parts:
                 continue
-            check = assignments.check_function(part)
+            check = checks.check_function(A, part)
             for which, (gid, points, _) in (("visible", part.visible),
                                             ("hidden", part.hidden)):
                 handles = [Handle(f, _before(nb, gid), at_home) for f in part.functions]

@@ -336,6 +336,7 @@ def test_bptt_message_names_the_time_step():
 # the manifest of the assignments is the one list: notebooks, book, grader
 
 from lstmlib.grading import assignments as manifest  # noqa: E402
+from lstmlib.grading import checks as grader_checks  # noqa: E402
 
 
 @pytest.mark.parametrize("assignment", sorted(manifest.ASSIGNMENTS))
@@ -350,7 +351,7 @@ def test_manifest_matches_the_notebook(assignment):
     assert graded == listed, f"{assignment}: notebook {graded} != manifest {listed}"
     code = "\n".join(source(c) for c in nb["cells"] if nbgrader_meta(c).get("solution"))
     for part in a.parts:
-        manifest.check_function(part)           # the check exists
+        grader_checks.check_function(assignment, part)      # the check exists
         for name in part.functions:
             assert re.search(rf"^(def {name}\(|{name}\s*=)", code, re.M), \
                 f"{assignment}: no solution cell defines {name}"
@@ -387,7 +388,7 @@ def test_the_grader_never_imports_the_kernel_side():
                     names = [n.name for n in node.names]
             assert not any("selfcheck" in n for n in names), f"{path} imports {names}"
     code = ("import sys, lstmlib.grading.trusted, lstmlib.grading.pipeline, "
-            "lstmlib.grading.kernel_parts, lstmlib.grading.__main__; "
+            "lstmlib.grading.checks.performance, lstmlib.grading.__main__; "
             "print(sorted(m for m in sys.modules if 'selfcheck' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
@@ -433,7 +434,7 @@ def test_fresh_cases_pass_the_solution_and_differ(assignment):
         for salt in (1, 2):
             trusted.prepare(assignment, salt=salt)
             for part in a.parts:
-                check = manifest.check_function(part)
+                check = trusted.check_function(assignment, part)
                 for which in ("visible", "hidden"):
                     check(*[Recording(ns[f], f) for f in part.functions], which)
                     with pytest.raises(AssertionError):
@@ -483,7 +484,7 @@ def _score(assignment, nb, salt=5):
     trusted.prepare(assignment, salt=salt)
     try:
         for part in a.parts:
-            check = manifest.check_function(part)
+            check = trusted.check_function(assignment, part)
             for which, (gid, points, _) in (("visible", part.visible), ("hidden", part.hidden)):
                 missing = [f for f in part.functions if f not in ns]
                 try:
@@ -628,13 +629,14 @@ def test_experiment_runs_the_students_functions_on_the_graders_configuration():
     (another near and far than the notebook's); a wrong forget bias is
     named in the message."""
     from lstmlib.grading import checks as trusted
+    from lstmlib.grading.checks import _compare
     ns = _run_cells(load(solution("03_gradient_norms")))
     fns = [ns[f] for f in ("input_gradient_norms", "set_forget_bias", "gradient_ratio")]
     checks.prepare("03_gradient_norms")
     for which in ("visible", "hidden"):
         checks.experiment(*fns, which)
     hidden = trusted._PARTS["experiment"].cases["hidden"][0]
-    config = trusted.thaw(hidden.extra)["config"]
+    config = _compare.thaw(hidden.extra)["config"]
     assert (config["near"], config["far"]) != (1, 20)
 
     def both_biases(layer, value):
