@@ -94,8 +94,22 @@ def _write_forwarding_page(app, exception):
         icon=f"_static/{icon}", target=f"{root}.html"), encoding="utf-8")
 
 
+#: the line of book/exercises.md that the manifest's table replaces
+EXERCISE_TABLE = "<!-- the table of the exercises, from the manifest -->"
+
+
+def _exercise_table(app, docname, source):
+    """book/exercises.md: the table of the exercises is generated from the
+    assignments' manifest (lstmlib/grading/assignments.py) at each build."""
+    if docname != "book/exercises" or EXERCISE_TABLE not in source[0]:
+        return
+    from lstmlib.grading.assignments import markdown_table
+    source[0] = source[0].replace(EXERCISE_TABLE, markdown_table())
+
+
 def setup(app):
     app.connect("config-inited", _configure)
+    app.connect("source-read", _exercise_table)
     # After every extension has added its scripts for the page.
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _drop_colab_for_text_notebooks,

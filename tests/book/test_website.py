@@ -737,9 +737,23 @@ def test_glossary_is_right_to_left(crawl, driver, server):
                      f"({len(shown)} Persian text pieces checked):\n" + _fmt(ltr))
 
 
+def test_exercises_page_has_the_manifests_table(site):
+    """book/exercises.md's table is generated from the manifest at build
+    time (_ext/website.py): every assignment, its points and its link."""
+    from lstmlib.grading.assignments import ASSIGNMENTS
+    page = (site / "book" / "exercises.html").read_text()
+    assert "<table" in page and "the table of the exercises" not in page
+    for n, a in enumerate(ASSIGNMENTS.values(), start=1):
+        link = f'href="../exercises/{a.name}/{a.notebook}.html"'
+        assert link in page, f"exercises page: no link {link}"
+        assert f"{n}. {a.title}" in page, f"exercises page: no row for {a.title}"
+
+
 def test_exercise_pages_show_student_version(crawl, site):
+    from lstmlib.grading.assignments import ASSIGNMENTS
     pages = [p for p in crawl if p.startswith("exercises/")]
-    assert len(pages) >= 9, f"expected the 9 exercise pages, found {pages}"
+    assert len(pages) == len(ASSIGNMENTS), (
+        f"expected one page per assignment of the manifest, found {pages}")
     problems = []
     for p in pages:
         text = crawl[p].data["text"]
