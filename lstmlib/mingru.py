@@ -58,6 +58,22 @@ def _scan(parallel):
     return linear_scan_parallel if parallel else linear_scan_sequential
 
 
+def linear_scan_backward(g_out, a, h0, h, parallel=True):
+    """The gradients of h = linear_scan(a, b, h0), given g_out = dL/dh_t
+    (what the loss sends to each h_t directly): -> (da, db, dh0).
+
+    The gradient reaching h_t obeys g_t = g_out_t + a_{t+1} g_{t+1} (none
+    after T-1): the same linear recurrence backwards in time, computed by
+    the same scan on the reversed sequence. Then, from
+    h_t = a_t h_{t-1} + b_t: da_t = g_t h_{t-1}, db_t = g_t, dh0 = a_0 g_0.
+    g_out, a, h (T, ...), h0 (...)."""
+    a_next = np.zeros_like(a)
+    a_next[:-1] = a[1:]                             # a_{t+1}; none after T-1
+    g = _scan(parallel)(a_next[::-1], g_out[::-1], np.zeros_like(h0))[::-1]
+    h_prev = np.concatenate([h0[None], h[:-1]])     # h_{t-1}
+    return g * h_prev, g, a[0] * g[0]
+
+
 def mingru_forward(x, h0, w_z, w_h, b_z, b_h, parallel=True):
     """x (T, B, D), h0 (B, H) -> out (T, B, H), h_n (B, H), cache.
     ``parallel`` chooses the scan (the numbers agree to rounding)."""
@@ -80,20 +96,16 @@ def mingru_backward(d_out, dh_n, cache):
     """d_out (T, B, H) and dh_n (B, H) (either may be None) -> MinGRUGrads.
 
     The gradient reaching h_t obeys g_t = d_out_t + a_{t+1} g_{t+1}: the same
-    linear recurrence backwards in time, computed by the same scan."""
+    linear recurrence backwards in time, computed by the same scan
+    (:func:`linear_scan_backward`)."""
     x, h0, z, h_tilde, hs, w_z, w_h, parallel = cache
     d_out = np.zeros_like(hs) if d_out is None else \
         check_array("d_out", d_out, hs.shape, hs.dtype)
     d = d_out.copy()
     if dh_n is not None:
         d[-1] += check_array("dh_n", dh_n, h0.shape, hs.dtype)
-    a = 1.0 - z
-    a_next = np.zeros_like(a)
-    a_next[:-1] = a[1:]                             # a_{t+1}; none after T-1
-    g = _scan(parallel)(a_next[::-1], d[::-1], np.zeros_like(h0))[::-1]
-    h_prev = np.concatenate([h0[None], hs[:-1]])
-    da = g * h_prev                                 # h_t = a_t h_{t-1} + b_t
-    dh0 = a[0] * g[0]
+    # through h_t = a_t h_{t-1} + b_t (g: the gradient reaching h_t)
+    da, g, dh0 = linear_scan_backward(d, 1.0 - z, h0, hs, parallel)
     dz = g * h_tilde - da                           # a = 1 - z, b = z h~
     dh_tilde = g * z
     dpre_z = dz * z * (1.0 - z)                     # through the sigmoid

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lstmlib.gradcheck import numerical_gradient, rel_error
-from lstmlib.mingru import (linear_scan_parallel, linear_scan_sequential,
-                            mingru_backward, mingru_forward)
+from lstmlib.mingru import (linear_scan_backward, linear_scan_parallel,
+                            linear_scan_sequential, mingru_backward, mingru_forward)
 
 
 def _inputs(seed, T=7, B=3, D=4, H=5, dtype=np.float64):
@@ -34,6 +34,37 @@ def test_parallel_scan_equals_sequential(T):
     if T > 1:
         np.testing.assert_allclose(seq[1], a[1] * (a[0] * h0 + b[0]) + b[1])
     assert not np.shares_memory(par, a) and not np.shares_memory(par, b)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("T", [1, 2, 5, 33])
+def test_scan_backward_matches_torch(T, parallel):
+    """da, db, dh0 of the linear recurrence against torch autograd through
+    the step-by-step loop."""
+    rng = np.random.default_rng(100 + T)
+    a = rng.uniform(0.7, 1.0, (T, 2, 3))
+    b = rng.standard_normal((T, 2, 3))
+    h0 = rng.standard_normal((2, 3))
+    g_out = rng.standard_normal((T, 2, 3))
+    h = linear_scan_sequential(a, b, h0)
+    da, db, dh0 = linear_scan_backward(g_out, a, h0, h, parallel=parallel)
+    ta, tb, th0 = (torch.tensor(v, requires_grad=True) for v in (a, b, h0))
+    prev, outs = th0, []
+    for t in range(T):
+        prev = ta[t] * prev + tb[t]
+        outs.append(prev)
+    (torch.stack(outs) * torch.tensor(g_out)).sum().backward()
+    for name, mine, ref in (("da", da, ta), ("db", db, tb), ("dh0", dh0, th0)):
+        np.testing.assert_allclose(mine, ref.grad.numpy(), rtol=1e-12, atol=1e-13,
+                                   err_msg=name)
+
+
+def test_scan_backward_keeps_float32():
+    rng = np.random.default_rng(7)
+    a, b, g_out = (rng.uniform(0.5, 1.0, (6, 2, 3)).astype(np.float32) for _ in range(3))
+    h0 = rng.standard_normal((2, 3)).astype(np.float32)
+    grads = linear_scan_backward(g_out, a, h0, linear_scan_parallel(a, b, h0))
+    assert [g.dtype for g in grads] == [np.float32] * 3
 
 
 def _torch_mingru(x, h0, w_z, w_h, b_z, b_h):
