@@ -23,6 +23,9 @@ The model is anything with a recurrent layer ``model.rnn`` (``forward(x,
 state) -> (out, state_n)`` and ``backward(d_out)``), a read-out
 ``model.head`` applied at every step, and ``params``/``grads`` dicts, such as
 ``SequenceModel(LSTM(...), Linear(...), readout="all")``.
+:func:`tbptt_gradients` computes the same truncated gradients for one
+recurrent cell driven directly (its forward and backward functions), given
+the gradient of the loss with respect to every step's output.
 """
 
 from collections import namedtuple
@@ -77,14 +80,24 @@ def _check_model(model):
                          f"step), received readout={model.readout!r}")
 
 
-def _state_at(model, x, states, t):
+def _state_at(run, x, states, t):
     """The state entering step t, run forward (no gradient) from the latest
-    stored border at or before t. ``states`` maps step -> state."""
+    stored border at or before t. ``states`` maps step -> state;
+    ``run(x_part, state) -> state_n`` runs the recurrent layer."""
     border = max(s for s in states if s <= t)
     state = states[border]
     if border < t:
-        _, state = model.rnn.forward(x[border:t], state)
+        state = run(x[border:t], state)
     return state
+
+
+def _forget_before(states, step):
+    """Drop the stored states older than the latest one at or before
+    ``step``, the next window's start (windows' starts never decrease, so no
+    later window needs them)."""
+    keep = max(s for s in states if s <= step)
+    for s in [s for s in states if s < keep]:
+        del states[s]
 
 
 def tbptt_chunks(model, x, y, loss_fn, k1, k2=None, state=None,
@@ -111,9 +124,11 @@ def tbptt_chunks(model, x, y, loss_fn, k1, k2=None, state=None,
         raise ValueError(f"y: expected leading shape {x.shape[:2]} (T, B), "
                          f"received shape {np.shape(y)}")
     states = {0: state}                      # step -> state entering it
-    for win in tbptt_windows(T, k1, k2):
+    windows = tbptt_windows(T, k1, k2)
+    for i, win in enumerate(windows):
         start, loss_start, stop = win
-        s0 = _state_at(model, x, states, start) if carry_state else None
+        s0 = _state_at(lambda xs, s: model.rnn.forward(xs, s)[1], x, states,
+                       start) if carry_state else None
         out, state_n = model.rnn.forward(x[start:stop], s0)
         pred = model.head.forward(out)
         k = loss_start - start               # steps before the loss counts
@@ -126,9 +141,62 @@ def tbptt_chunks(model, x, y, loss_fn, k1, k2=None, state=None,
         if step is not None:
             step(model.grads)
         states[stop] = state_n               # carried, as a constant
-        for s in [s for s in states if s < stop - (k2 or k1)]:
-            del states[s]                    # no window starts there again
+        if i + 1 < len(windows):
+            _forget_before(states, windows[i + 1].start)
         yield ChunkResult(win, float(loss), grads, state_n)
+
+
+def tbptt_gradients(cell, x, state, weights, d_out, k1, k2=None, **options):
+    """The weight gradients of BPTT(k2; k1) through one recurrent cell,
+    summed over the chunks, for a loss whose gradient with respect to every
+    step's output is given.
+
+    ``cell`` a :class:`~lstmlib.cells.CellType` (``lstmlib.rnn.CELL``,
+    ``lstmlib.lstm.CELL``, ...); x (T, B, D); ``state`` the tuple of (B, H)
+    arrays entering step 0 (``(h0,)``, or ``(h0, c0)`` for an LSTM);
+    ``weights`` the cell's tuple ``(w_ih, w_hh, b_ih, b_hh)`` (biases may be
+    None); d_out (T, B, H), dL/d out_t for a loss L = sum_t L_t that is a
+    sum over steps; ``options`` the cell's keyword options
+    (``nonlinearity="relu"`` for the RNN).
+
+    Each window ``(start, loss_start, stop)`` of :func:`tbptt_windows` runs
+    forward over [start, stop) from the state carried to ``start`` (a
+    constant: no gradient leaves through it), backward with d_out on its
+    loss steps [loss_start, stop) and zeros on the steps before (their loss
+    belongs to earlier chunks), and its weight gradients are added to the
+    total. With k2 >= T nothing is cut and the total is full BPTT's.
+    Returns the summed gradients in the order of ``weights`` (None where a
+    weight is None), in the inputs' dtype.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x: expected a (T, B, D) array, received shape {x.shape}")
+    state = tuple(state)
+    T, B = x.shape[:2]
+    H = np.shape(state[0])[-1]
+    if np.shape(d_out) != (T, B, H):
+        raise ValueError(f"d_out: expected shape {(T, B, H)} (T, B, H), received "
+                         f"shape {np.shape(d_out)}")
+
+    def run(xs, s):
+        return cell.forward(xs, s, weights, **options)[1]
+
+    states = {0: state}                      # step -> state entering it
+    windows = tbptt_windows(T, k1, k2)
+    total = None
+    for i, (start, loss_start, stop) in enumerate(windows):
+        s0 = _state_at(run, x, states, start)    # carried, as a constant
+        _, state_n, cache = cell.forward(x[start:stop], s0, weights, **options)
+        d_win = np.zeros_like(d_out[start:stop])
+        d_win[loss_start - start:] = d_out[loss_start:stop]  # the k1 new steps
+        # no gradient into s0: the cut
+        _, _, d_weights = cell.backward(d_win, (None,) * len(s0), cache)
+        total = d_weights if total is None else tuple(
+            None if t is None else t + d for t, d in zip(total, d_weights))
+        states[stop] = state_n
+        if i + 1 < len(windows):
+            _forget_before(states, windows[i + 1].start)
+    return tuple(total)
 
 
 def train_tbptt(model, x, y, loss_fn, optimizer, k1, k2=None, epochs=1,

@@ -9,7 +9,8 @@ import torch
 
 import lstmlib
 from lstmlib.data.streams import delayed_echo
-from lstmlib.tbptt import Window, tbptt_chunks, tbptt_windows, train_tbptt
+from lstmlib.tbptt import (Window, tbptt_chunks, tbptt_gradients, tbptt_windows,
+                           train_tbptt)
 
 T, B, D, H, C = 23, 3, 4, 5, 2
 
@@ -225,3 +226,109 @@ def test_train_tbptt_history_clip_and_eval():
     assert max(hist.grad_norm) > 0.5                          # norms before clipping
     with pytest.raises(ValueError, match="^epochs: expected a positive integer"):
         train_tbptt(model, x, y, half_sse, lstmlib.SGD(model.params, lr=0.01), 5, epochs=0)
+
+
+def test_chunks_run_when_the_last_window_starts_before_the_stored_states():
+    """k1 = 3, k2 = 5, T = 10: the last, shorter chunk's window starts at 5,
+    before the border (6) of the chunk it follows; the state entering it is
+    run forward from border 3, which must still be stored."""
+    x, y, s = data()
+    model = make_model()
+    chunks = list(tbptt_chunks(model, x[:10], y[:10], half_sse, 3, 5, state=s))
+    assert [tuple(c.window) for c in chunks] == [(0, 0, 3), (1, 3, 6), (4, 6, 9),
+                                                 (5, 9, 10)]
+    _, (h5, c5) = model.rnn.forward(x[:5], s)
+    _, (h_last, _) = model.rnn.forward(x[5:10], (h5, c5))
+    np.testing.assert_allclose(chunks[-1].state[0], h_last, rtol=1e-12)
+
+
+def _cell_data(kind, dtype=np.float64, bias=True, seed=2):
+    rng = np.random.default_rng(seed)
+    G = {"rnn": 1, "lstm": 4}[kind]
+    weights = [rng.standard_normal((G * H, D)) * 0.5, rng.standard_normal((G * H, H)) * 0.5]
+    weights += [rng.standard_normal(G * H) * 0.5 for _ in range(2)] if bias else [None, None]
+    x = rng.standard_normal((T, B, D))
+    state = tuple(rng.standard_normal((B, H)) for _ in range(1 if kind == "rnn" else 2))
+    d_out = rng.standard_normal((T, B, H))
+    cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
+    return (cast(x), tuple(cast(a) for a in state), tuple(cast(w) for w in weights),
+            cast(d_out))
+
+
+def _torch_tbptt(kind, x, state, weights, d_out, k1, k2, nonlinearity="tanh"):
+    """The oracle: torch's layer, the state entering each window computed
+    without gradient and detached, the window's loss sum_t <out_t, d_out_t>
+    over its last k1 steps; the weights' gradients accumulate over windows."""
+    bias = weights[2] is not None
+    if kind == "rnn":
+        layer = torch.nn.RNN(D, H, nonlinearity=nonlinearity, bias=bias).double()
+    else:
+        layer = torch.nn.LSTM(D, H, bias=bias).double()
+    names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    with torch.no_grad():
+        for name, w in zip(names, weights):
+            if w is not None:
+                getattr(layer, name).copy_(torch.from_numpy(w))
+    xt, dt = torch.from_numpy(x), torch.from_numpy(d_out)
+    s = tuple(torch.from_numpy(a)[None] for a in state)
+    s = s[0] if kind == "rnn" else s
+    stop = 0
+    while stop < len(x):
+        loss_start, stop = stop, min(stop + k1, len(x))
+        start = max(0, stop - k2)
+        with torch.no_grad():
+            s0 = layer(xt[:start], s)[1] if start else s
+        s0 = s0.detach() if kind == "rnn" else tuple(a.detach() for a in s0)
+        out, _ = layer(xt[start:stop], s0)
+        (out[loss_start - start:] * dt[loss_start:stop]).sum().backward()
+    return tuple(None if w is None else getattr(layer, n).grad.numpy()
+                 for n, w in zip(names, weights))
+
+
+@pytest.mark.parametrize("kind, k1, k2, nonlinearity, bias", [
+    ("rnn", 3, 5, "tanh", True), ("rnn", 4, 4, "relu", True), ("rnn", 5, 9, "tanh", False),
+    ("lstm", 3, 5, "tanh", True), ("lstm", 6, 6, "tanh", True)])
+def test_tbptt_gradients_match_torch_with_detach_at_window_start(kind, k1, k2,
+                                                                 nonlinearity, bias):
+    x, state, weights, d_out = _cell_data(kind, bias=bias)
+    options = {"nonlinearity": nonlinearity} if kind == "rnn" else {}
+    cell = lstmlib.cells.get_cell(kind)
+    ours = tbptt_gradients(cell, x, state, weights, d_out, k1, k2, **options)
+    theirs = _torch_tbptt(kind, x, state, weights, d_out, k1, k2, nonlinearity)
+    assert len(ours) == 4
+    for name, a, e in zip(["dw_ih", "dw_hh", "db_ih", "db_hh"], ours, theirs):
+        if e is None:
+            assert a is None, name
+        else:
+            np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_tbptt_gradients_with_k2_at_least_T_are_full_bptt(kind):
+    """Nothing cut: the windows' gradients add up to those of one backward
+    pass over the whole sequence; with k2 < T they do not."""
+    x, state, weights, d_out = _cell_data(kind)
+    cell = lstmlib.cells.get_cell(kind)
+    _, _, cache = cell.forward(x, state, weights)
+    _, _, full = cell.backward(d_out, (None,) * len(state), cache)
+    uncut = tbptt_gradients(cell, x, state, weights, d_out, 4, T)
+    cut = tbptt_gradients(cell, x, state, weights, d_out, 4, 6)
+    for a, e in zip(uncut, full):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(cut[1], full[1])
+
+
+def test_tbptt_gradients_keep_float32():
+    x, state, weights, d_out = _cell_data("rnn", dtype=np.float32)
+    grads = tbptt_gradients(lstmlib.rnn.CELL, x, state, weights, d_out, 4, 6)
+    assert all(g.dtype == np.float32 for g in grads)
+
+
+def test_tbptt_gradients_check_their_inputs():
+    x, state, weights, d_out = _cell_data("rnn")
+    with pytest.raises(ValueError, match=r"^x: expected a \(T, B, D\) array"):
+        tbptt_gradients(lstmlib.rnn.CELL, x[0], state, weights, d_out, 4)
+    with pytest.raises(ValueError, match=r"^d_out: expected shape \(23, 3, 5\)"):
+        tbptt_gradients(lstmlib.rnn.CELL, x, state, weights, d_out[:-1], 4)
+    with pytest.raises(ValueError, match="^k2: expected at least k1=4"):
+        tbptt_gradients(lstmlib.rnn.CELL, x, state, weights, d_out, 4, 3)
