@@ -302,6 +302,24 @@ ASSIGNMENTS = {a.name: a for a in [
                    references=(("attention_forward", "lstmlib.attention:attention_forward"),
                                ("attention_backward",
                                 "lstmlib.attention:attention_backward")))),
+    Assignment("11_tbptt", "tbptt", "Truncated BPTT",
+               ("Training recurrent networks in practice", "09_practice.md"), (
+                   _part("A", "tbptt_windows", "tbptt_windows", hid=1,
+                         vis_cases="T a multiple of k1, k2 > k1",
+                         hid_cases="last chunk shorter; k2 == k1; k2 >= T; T=1; k1=1"),
+                   _part("B", "truncated_bptt", "truncated_bptt",
+                         vis_cases="T=10, B=3, k1=3, k2=5",
+                         hid_cases="k1=k2, B=1 ReLU; T=1; k2 >= T (full BPTT), no "
+                                   "biases; float32")),
+               "`tbptt_windows`, `truncated_bptt` (an RNN's gradients, window by window)",
+               # the RNN's forward and backward passes of exercises 1 and 2
+               hands_out={"lstmlib.rnn": ("rnn_forward", "rnn_backward")},
+               withheld=("lstmlib.tbptt",),
+               delegation=Delegation(
+                   forbidden=("tbptt_windows", "tbptt_chunks", "tbptt_gradients",
+                              "train_tbptt", *LAYER_MACHINERY),
+                   references=(("tbptt_windows", "lstmlib.tbptt:tbptt_windows"),
+                               ("truncated_bptt", "lstmlib.tbptt:tbptt_gradients")))),
 ]}
 
 
