@@ -320,6 +320,26 @@ ASSIGNMENTS = {a.name: a for a in [
                               "train_tbptt", *LAYER_MACHINERY),
                    references=(("tbptt_windows", "lstmlib.tbptt:tbptt_windows"),
                                ("truncated_bptt", "lstmlib.tbptt:tbptt_gradients")))),
+    Assignment("12_parallel_scan", "parallel_scan", "The parallel scan",
+               ("Where recurrent networks went next", "11_beyond.md"), (
+                   _part("A", "linear_scan", "linear_scan", vis_cases="T=6, B=3, H=4",
+                         hid_cases="T=1; T=33; T=16, B=1, H=1; float32"),
+                   _part("B", "linear_scan_backward", "linear_scan_backward",
+                         vis_cases="T=6, B=3, H=4", hid_cases="T=1; T=33; B=1, float32"),
+                   _part("C", "mingru_forward", "mingru_forward", hid=1,
+                         vis_cases="T=6, B=3, D=4, H=5",
+                         hid_cases="T=1, B=1; D=H; float32")),
+               "`linear_scan`, `linear_scan_backward` (by the scan), `mingru_forward`",
+               hands_out={"lstmlib.activations": ("sigmoid",)},
+               withheld=("lstmlib.mingru",),
+               delegation=Delegation(
+                   forbidden=("linear_scan_sequential", "linear_scan_parallel",
+                              "linear_scan_backward", "mingru_forward", "mingru_backward"),
+                   forbidden_modules=("lstmlib.kernels", "lstmlib.mingru"),
+                   references=(("linear_scan", "lstmlib.mingru:linear_scan_parallel"),
+                               ("linear_scan_backward",
+                                "lstmlib.mingru:linear_scan_backward"),
+                               ("mingru_forward", "lstmlib.mingru:mingru_forward")))),
 ]}
 
 
