@@ -13,9 +13,9 @@ checked against), ``cells`` (the registry of cell types and backends),
 backends), and the training kit: ``losses``, ``optim``, ``train``,
 ``gradcheck``, ``analysis``, ``data``.
 Training in practice: ``tbptt`` (truncated BPTT over long sequences),
-``regularization`` (dropout, recurrent dropout, early stopping), ``init``
-(orthogonal and forget-gate initialisation), ``layernorm`` (the
-layer-normalised LSTM); real series in ``data.series``.
+``regularization`` (dropout, recurrent dropout, the train/eval switch,
+early stopping), ``init`` (orthogonal and forget-gate initialisation),
+``layernorm`` (the layer-normalised LSTM); real series in ``data.series``.
 Beyond single layers: ``attention`` (additive attention, forward and
 backward), ``seq2seq`` (an LSTM encoder-decoder, with or without attention)
 and ``mingru`` (minGRU by a sequential loop or a parallel scan).
@@ -32,7 +32,7 @@ from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_for
 from .model import Embedding, EmbeddedRNN, Linear, SequenceModel
 from .optim import SGD, Adam, AdamW, clip_grad_norm
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from .regularization import DropoutLSTM, EarlyStopping
+from .regularization import Dropout, EarlyStopping, Sequential, set_training
 from .tbptt import tbptt_chunks, train_tbptt
 from .train import History, train
 
@@ -42,7 +42,7 @@ __all__ = [
     "RNN", "LSTM", "GRU", "PeepholeLSTM", "RecurrentLayer", "get_cell",
     "BACKENDS", "CELL_TYPES", "from_torch", "to_torch",
     "Embedding", "EmbeddedRNN", "Linear", "SequenceModel", "SGD", "Adam", "AdamW", "clip_grad_norm", "History", "train",
-    "DropoutLSTM", "EarlyStopping", "tbptt_chunks", "train_tbptt",
+    "Dropout", "Sequential", "set_training", "EarlyStopping", "tbptt_chunks", "train_tbptt",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
     "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",

@@ -37,8 +37,8 @@ def init_recurrent(layer, rng, forget_bias=1.0):
     Every gate's block of ``weight_hh*`` (H, H) becomes orthogonal, the
     biases become 0, and for an LSTM the forget gate's ``bias_ih*`` rows
     (H:2H) become ``forget_bias``. ``layer`` is anything with ``params``
-    named like PyTorch's (``lstmlib.LSTM``, ``GRU``, ``RNN``,
-    ``DropoutLSTM``); the input weights keep their initialisation.
+    named like PyTorch's (``lstmlib.LSTM``, ``GRU``, ``RNN``); the input
+    weights keep their initialisation.
     """
     H = layer.hidden_size
     is_lstm = getattr(layer, "kind", "lstm") == "lstm"

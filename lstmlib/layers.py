@@ -7,13 +7,27 @@ The maths lives in the step and sequence functions of ``rnn``, ``lstm`` and
 wraps each in a bidirectional pair when asked. Shapes (time-major unless
 ``batch_first``): x (T, B, D), output (T, B, num_directions * H), state
 (num_layers * num_directions, B, H); the LSTM's state is a tuple (h, c).
+
+Dropout as in PyTorch: ``dropout=p`` drops the output of every layer but the
+last, in training mode only (``.train()``, the default; ``.eval()`` switches
+it off, and the layer then computes exactly torch's). ``recurrent_dropout=p``
+adds Gal & Ghahramani's variational dropout inside every layer (one mask per
+sequence on x_t and on the h_{t-1} entering the gates; RNN, LSTM and
+PeepholeLSTM). The masks come from ``dropout_rng`` (by default the ``rng``
+that initialised the parameters).
 """
+
+import warnings
 
 import numpy as np
 
 from ._validation import check_array, check_lengths
-from .bidirectional import bidirectional_backward, bidirectional_forward
+from .bidirectional import (BidirectionalCache, bidirectional_backward,
+                            bidirectional_forward)
 from .cells import BACKENDS, get_cell, parameter_shapes
+from .regularization import (VARIATIONAL_STEPS, TrainingMode, VariationalCache,
+                             as_generator, check_probability, dropout_mask,
+                             variational_cell)
 from .rnn import check_nonlinearity
 
 __all__ = ["RecurrentLayer", "RNN", "LSTM", "GRU", "PeepholeLSTM",
@@ -26,20 +40,41 @@ def _positive_int(name, value):
     return int(value)
 
 
-class RecurrentLayer:
-    """Base class of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+class RecurrentLayer(TrainingMode):
+    """Base class of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+    ``dropout``: torch's, the probability of dropping each output of every
+    layer but the last in training mode. ``recurrent_dropout`` (keyword,
+    not in torch): variational dropout inside every layer in training mode,
+    on the numpy reference's step functions whatever the backend.
+    ``dropout_rng``: the masks' generator (None: ``rng``; an int: the seed
+    of a new one); assign ``layer.dropout_rng`` to replay masks.
+    ``train()``, ``eval()`` and ``training`` as in ``torch.nn.Module``.
+    """
 
     kind = None
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *,
-                 rng=None, dtype=np.float64, backend="numpy", **options):
-        if dropout != 0:
-            raise ValueError("dropout: expected 0.0 (dropout between layers is "
-                             f"not implemented), received {dropout!r}")
+                 recurrent_dropout=0.0, rng=None, dropout_rng=None,
+                 dtype=np.float64, backend="numpy", **options):
+        self.dropout = check_probability("dropout", dropout)
+        self.recurrent_dropout = check_probability("recurrent_dropout",
+                                                   recurrent_dropout)
+        if self.recurrent_dropout > 0 and self.kind not in VARIATIONAL_STEPS:
+            raise ValueError(
+                f"recurrent_dropout: expected 0.0 for a {type(self).__name__} "
+                f"(available for {', '.join(VARIATIONAL_STEPS)}), received "
+                f"{recurrent_dropout!r}")
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.num_layers = _positive_int("num_layers", num_layers)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, "
+                "so non-zero dropout expects num_layers greater than 1, but got "
+                f"dropout={dropout} and num_layers={num_layers}",
+                stacklevel=2 if type(self).__init__ is RecurrentLayer.__init__ else 3)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
@@ -51,6 +86,8 @@ class RecurrentLayer:
         if not isinstance(rng, np.random.Generator):
             raise ValueError("rng: expected a numpy.random.Generator (e.g. "
                              f"np.random.default_rng(0)), received {type(rng).__name__}")
+        self.dropout_rng = rng if dropout_rng is None else \
+            as_generator("dropout_rng", dropout_rng)
         self.options = options
         self.backend = backend
         self.cell = get_cell(self.kind, backend)
@@ -167,7 +204,11 @@ class RecurrentLayer:
         states = self._check_state(state, B)
         lengths = check_lengths(lengths, T, B)
         finals = [np.empty(self._state_shape(B), self.dtype) for _ in states]
-        caches = []
+        cell = self.cell
+        if self.training and self.recurrent_dropout > 0:
+            cell = variational_cell(self.kind, self.recurrent_dropout,
+                                    self.dropout_rng)
+        caches, masks = [], []
         inp = x
         for layer in range(self.num_layers):
             k = layer * self.num_directions
@@ -175,18 +216,25 @@ class RecurrentLayer:
             if self.bidirectional:
                 s_b = tuple(s[k + 1] for s in states)
                 inp, n_f, n_b, cache = bidirectional_forward(
-                    self.cell, inp, s_f, s_b, self._weights(layer, 0),
+                    cell, inp, s_f, s_b, self._weights(layer, 0),
                     self._weights(layer, 1), lengths, **self.options)
                 for j, f in enumerate(finals):
                     f[k], f[k + 1] = n_f[j], n_b[j]
             else:
-                inp, n_f, cache = self.cell.forward(
+                inp, n_f, cache = cell.forward(
                     inp, s_f, self._weights(layer, 0), lengths, False,
                     **self.options)
                 for j, f in enumerate(finals):
                     f[k] = n_f[j]
             caches.append(cache)
-        self._cache = (caches, x.shape)
+            if layer < self.num_layers - 1:        # dropout between layers
+                mask = None
+                if self.training and self.dropout > 0:
+                    mask = dropout_mask(inp.shape, self.dropout,
+                                        self.dropout_rng, self.dtype)
+                    inp = inp * mask
+                masks.append(mask)
+        self._cache = (caches, x.shape, masks, cell)
         out = inp.transpose(1, 0, 2) if self.batch_first else inp
         return out, self._pack_state(finals)
 
@@ -201,7 +249,7 @@ class RecurrentLayer:
         """
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() call first")
-        caches, (T, B, D) = self._cache
+        caches, (T, B, D), masks, cell = self._cache
         H, nd = self.hidden_size, self.num_directions
         legend = (B, T, nd * H) if self.batch_first else (T, B, nd * H)
         d_out = None
@@ -213,6 +261,8 @@ class RecurrentLayer:
         d_init = [np.empty(self._state_shape(B), self.dtype) for _ in d_final]
         for layer in reversed(range(self.num_layers)):
             k = layer * nd
+            if layer < self.num_layers - 1 and masks[layer] is not None:
+                d_out = d_out * masks[layer]        # through the dropout
             ds_f = tuple(None if d is None else d[k] for d in d_final)
             if self.bidirectional:
                 ds_b = tuple(None if d is None else d[k + 1] for d in d_final)
@@ -223,12 +273,34 @@ class RecurrentLayer:
                 for j, d in enumerate(d_init):
                     d[k], d[k + 1] = d0_f[j], d0_b[j]
             else:
-                d_out, d0_f, dw_f = self.cell.backward(d_out, ds_f, caches[layer])
+                d_out, d0_f, dw_f = cell.backward(d_out, ds_f, caches[layer])
                 self._store(layer, 0, dw_f)
                 for j, d in enumerate(d_init):
                     d[k] = d0_f[j]
         dx = d_out.transpose(1, 0, 2) if self.batch_first else d_out
         return dx, self._pack_state(d_init)
+
+    def masks(self):
+        """The dropout masks between layers drawn by the last forward call:
+        ``num_layers - 1`` entries, each (T, B, num_directions * H)
+        (time-major) or None where no dropout was applied."""
+        if self._cache is None:
+            raise RuntimeError("masks() needs a forward() call first")
+        return list(self._cache[2])
+
+    def recurrent_masks(self):
+        """The recurrent-dropout masks of the last forward call: for each
+        layer, one ``(mask_x (B, D), mask_h (B, H))`` per direction, or None
+        where there was no recurrent dropout."""
+        if self._cache is None:
+            raise RuntimeError("recurrent_masks() needs a forward() call first")
+        result = []
+        for cache in self._cache[0]:
+            parts = ((cache.cache_f, cache.cache_b)
+                     if isinstance(cache, BidirectionalCache) else (cache,))
+            result.append([(c.mask_x, c.mask_h) if isinstance(c, VariationalCache)
+                           else None for c in parts])
+        return result
 
     def _check_d_state(self, d_state, B):
         n = self.cell.num_states
@@ -253,6 +325,9 @@ class RecurrentLayer:
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        for name in ("dropout", "recurrent_dropout"):
+            if getattr(self, name):
+                extra += f", {name}={getattr(self, name)!r}"
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"num_layers={self.num_layers}, bias={self.bias}, "
                 f"batch_first={self.batch_first}, bidirectional={self.bidirectional}"
@@ -266,11 +341,13 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 *, rng=None, dtype=np.float64, backend="numpy"):
+                 *, recurrent_dropout=0.0, rng=None, dropout_rng=None,
+                 dtype=np.float64, backend="numpy"):
         check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, rng=rng, dtype=dtype, backend=backend,
-                         nonlinearity=nonlinearity)
+                         dropout, bidirectional, recurrent_dropout=recurrent_dropout,
+                         rng=rng, dropout_rng=dropout_rng, dtype=dtype,
+                         backend=backend, nonlinearity=nonlinearity)
 
     @property
     def nonlinearity(self):
@@ -284,7 +361,9 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """GRU layer (``torch.nn.GRU``), reset gate applied after the matmul."""
+    """GRU layer (``torch.nn.GRU``), reset gate applied after the matmul.
+    No ``recurrent_dropout``: its new state z * h_{t-1} + (1 - z) * n uses
+    h_{t-1} outside the matmuls, where the mask does not belong."""
 
     kind = "gru"
 

@@ -1,5 +1,5 @@
-r"""Regularisation for recurrent networks: dropout between stacked layers,
-recurrent (variational) dropout, and early stopping.
+r"""Regularisation for recurrent networks: dropout, recurrent (variational)
+dropout, the training/evaluation switch, and early stopping.
 
 Dropout (Srivastava et al. 2014), inverted as in PyTorch: in training each
 entry is kept with probability 1 - p and scaled by 1 / (1 - p), so nothing
@@ -10,28 +10,42 @@ changes at evaluation time, where dropout does nothing:
     y = x \odot m, \qquad m_j = \frac{\xi_j}{1 - p}, \quad
     \xi_j \sim \mathrm{Bernoulli}(1 - p)
 
-* Between stacked layers (``torch.nn.LSTM(..., dropout=p)``): the output of
-  every layer but the last is dropped, a fresh mask for every entry of the
-  (T, B, H) output.
-* Recurrent dropout (Gal & Ghahramani 2016): one mask per sequence for the
-  input x_t and one for the state h_{t-1} that enters the gates, the *same*
-  at every step, so the recurrence sees a thinned but consistent network.
+* Between stacked layers (``lstmlib.LSTM(..., dropout=p)``, as
+  ``torch.nn.LSTM``): the output of every layer but the last is dropped, a
+  fresh mask for every entry of the (T, B, H) output.
+* Recurrent dropout (Gal & Ghahramani 2016; ``lstmlib.LSTM(...,
+  recurrent_dropout=p)``): one mask per sequence for the input x_t and one
+  for the state h_{t-1} that enters the gates, the *same* at every step, so
+  the recurrence sees a thinned but consistent network. The sequence
+  functions here (:func:`variational_forward`, :func:`variational_backward`)
+  are the step functions of ``rnn``, ``lstm`` and ``peephole`` in a loop.
+* ``.train()`` / ``.eval()`` / ``.training``: :class:`TrainingMode`, as
+  ``torch.nn.Module`` has them; layers, :class:`Dropout` and
+  :class:`Sequential` share it, and :func:`set_training` reaches models
+  built of them.
 
 Shapes: x (T, B, D), h and c (B, H); layer states (num_layers, B, H).
 Randomness comes only from the ``numpy.random.Generator`` given.
 """
 
+import numbers
 from collections import namedtuple
 
 import numpy as np
 
+from . import _sequence as seq
 from ._validation import check_array
-from .lstm import LSTMGrads, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from .cells import CellType, cell_spec
+from .lstm import lstm_step_backward, lstm_step_forward
+from .peephole import peephole_step_backward, peephole_step_forward
+from .rnn import rnn_step_backward, rnn_step_forward
 
 
-def _check_p(name, p):
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
-        raise ValueError(f"{name}: expected a probability in [0, 1), received {p!r}")
+def check_probability(name, p):
+    """``p`` as a float in [0, 1] (the range ``torch.nn.Dropout`` and
+    ``torch.nn.LSTM(dropout=...)`` accept), else a ValueError naming it."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1], received {p!r}")
     return float(p)
 
 
@@ -42,189 +56,224 @@ def _check_rng(rng):
     return rng
 
 
+def as_generator(name, rng):
+    """The generator masks are drawn from: ``None`` a fresh one, an int the
+    seed of one, a ``numpy.random.Generator`` itself."""
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name}: expected None, an integer seed or a "
+                         f"numpy.random.Generator, received {type(rng).__name__}")
+    return rng
+
+
 def dropout_mask(shape, p, rng, dtype=np.float64):
     """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p)."""
-    p = _check_p("p", p)
+    p = check_probability("p", p)
     keep = _check_rng(rng).random(shape) >= p
+    if p == 1:                                  # nothing kept: no 1 / 0
+        return np.zeros(shape, dtype)
     return (keep / (1.0 - p)).astype(dtype)
+
+
+# -- the training / evaluation switch -----------------------------------------
+
+class TrainingMode:
+    """``torch.nn.Module``'s switch: ``training`` (True when built),
+    ``train(mode=True)`` and ``eval()``, which set it on the object and on
+    every part of it that has one (attributes, and lists or tuples of them)
+    and return the object."""
+
+    training = True
+
+    def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode: expected True or False, received {mode!r}")
+        self.training = mode
+        for part in _parts(self):
+            set_training(part, mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+
+def _parts(model):
+    """The parts of a model: its attributes (and the entries of attributes
+    that are lists or tuples) that are layers or models themselves."""
+    for value in vars(model).values() if hasattr(model, "__dict__") else ():
+        for v in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(v, TrainingMode) or (
+                    callable(getattr(v, "forward", None)) and not isinstance(v, type)):
+                yield v
+
+
+def set_training(model, training):
+    """``model.train(training)`` for any model: objects with the switch
+    (:class:`TrainingMode`) are switched, and objects without it (such as
+    ``lstmlib.SequenceModel``) are searched through their attributes for
+    parts that have it. Returns ``model``."""
+    if not isinstance(training, bool):
+        raise ValueError(f"training: expected True or False, received {training!r}")
+    seen, stack = set(), [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        if isinstance(m, TrainingMode):
+            m.train(training)
+        else:
+            stack += list(_parts(m))
+    return model
 
 
 # -- recurrent (variational) dropout ------------------------------------------
 
-VariationalCache = namedtuple("VariationalCache", "steps mask_x mask_h")
+def _rnn_step(x, state, weights, nonlinearity="tanh"):
+    h, cache = rnn_step_forward(x, state[0], *weights, nonlinearity, check=False)
+    return (h,), cache
 
 
-def lstm_variational_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask_x, mask_h):
-    """LSTM with Gal & Ghahramani's dropout: x_t -> x_t * mask_x and
-    h_{t-1} -> h_{t-1} * mask_h inside the gates, the same masks at every
-    step. mask_x (B, D), mask_h (B, H) (from :func:`dropout_mask`).
+def _rnn_step_back(cache, dh, d_rest):
+    g = rnn_step_backward(dh, cache, check=False)
+    return g.dx, g.dh_prev, (), g[2:]
 
-    Returns out (T, B, H), (h_n, c_n), cache. The unmasked h_t is the output
-    and the state carried on; only what enters the gates is thinned.
+
+def _lstm_step(x, state, weights):
+    return lstm_step_forward(x, state[0], state[1], *weights, check=False)
+
+
+def _lstm_step_back(cache, dh, d_rest):
+    g = lstm_step_backward(dh, d_rest[0], cache, check=False)
+    return g.dx, g.dh_prev, (g.dc_prev,), g[3:]
+
+
+def _peephole_step(x, state, weights):
+    return peephole_step_forward(x, state[0], state[1], *weights, check=False)
+
+
+def _peephole_step_back(cache, dh, d_rest):
+    g = peephole_step_backward(dh, d_rest[0], cache, check=False)
+    return g.dx, g.dh_prev, (g.dc_prev,), g[3:]
+
+
+# kind -> (step forward, step backward); a GRU is not here: its new state
+# z * h_{t-1} + (1 - z) * n uses h_{t-1} outside the matmuls, where the
+# mask does not belong, so its step functions cannot take a masked h_{t-1}
+VARIATIONAL_STEPS = {
+    "rnn": (_rnn_step, _rnn_step_back),
+    "lstm": (_lstm_step, _lstm_step_back),
+    "peephole_lstm": (_peephole_step, _peephole_step_back),
+}
+
+VariationalCache = namedtuple("VariationalCache",
+                              "kind steps mask_x mask_h mask reverse")
+VariationalCache.__doc__ = """What :func:`variational_backward` needs: the
+cell's kind, the T step caches (``steps[t]`` for step t), the masks mask_x
+(B, D) and mask_h (B, H), the padding mask (T, B, 1) or None, and the
+direction walked."""
+
+
+def _steps_of(kind):
+    if kind not in VARIATIONAL_STEPS:
+        raise ValueError(f"kind: expected one of {tuple(VARIATIONAL_STEPS)} for "
+                         f"recurrent dropout, received {kind!r}")
+    return VARIATIONAL_STEPS[kind]
+
+
+def variational_forward(kind, x, state, weights, mask_x, mask_h, lengths=None,
+                        reverse=False, **options):
+    """A recurrent cell with Gal & Ghahramani's dropout: x_t -> x_t * mask_x
+    and h_{t-1} -> h_{t-1} * mask_h inside the gates, the same masks at
+    every step. The unmasked h_t is the output and the state carried on;
+    only what enters the gates is thinned.
+
+    ``kind`` is "rnn", "lstm" or "peephole_lstm"; ``state``, ``weights``,
+    ``lengths``, ``reverse`` and ``options`` are those of the cell interface
+    (:mod:`lstmlib.cells`); mask_x (B, D), mask_h (B, H) (from
+    :func:`dropout_mask`). Returns ``out, state_n, cache`` as a cell does:
+    out (T, B, H), state_n a tuple of (B, H) arrays.
     """
-    x = check_array("x", x, (None, None, w_ih.shape[1]), w_ih.dtype)
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    check_array("mask_x", mask_x, (B, x.shape[2]), x.dtype)
+    step, _ = _steps_of(kind)
+    spec = cell_spec(kind)
+    state = tuple(state)
+    T, B, D, H, lengths, mask = seq.check_sequence_inputs(
+        x, {f"state[{j}]": s for j, s in enumerate(state)}, tuple(weights[:4]),
+        len(spec.gates), lengths)
+    check_array("mask_x", mask_x, (B, D), x.dtype)
     check_array("mask_h", mask_h, (B, H), x.dtype)
     out = np.empty((T, B, H), x.dtype)
-    steps = []
-    h, c = h0, c0
-    for t in range(T):
-        (h, c), cache = lstm_step_forward(x[t] * mask_x, h * mask_h, c,
-                                          w_ih, w_hh, b_ih, b_hh)
-        out[t] = h
-        steps.append(cache)
-    return out, (h, c), VariationalCache(steps, mask_x, mask_h)
+    steps = [None] * T
+    s = state
+    for t in seq.time_steps(T, reverse):
+        new, steps[t] = step(x[t] * mask_x, (s[0] * mask_h,) + s[1:], weights,
+                             **options)
+        if mask is not None:                       # padding keeps the state
+            new = tuple(mask[t] * a + (1 - mask[t]) * b for a, b in zip(new, s))
+        out[t] = new[0] if mask is None else new[0] * mask[t]
+        s = new
+    return out, tuple(a.copy() for a in s), VariationalCache(
+        kind, steps, mask_x, mask_h, mask, reverse)
 
 
-def lstm_variational_backward(d_out, dh_n, dc_n, cache):
-    """BPTT through :func:`lstm_variational_forward` -> ``LSTMGrads``."""
-    steps, mask_x, mask_h = cache
-    T, (B, H), dt = len(steps), steps[0].c.shape, steps[0].c.dtype
-    d_out = np.zeros((T, B, H), dt) if d_out is None else d_out
-    dh = np.zeros((B, H), dt) if dh_n is None else dh_n.copy()
-    dc = np.zeros((B, H), dt) if dc_n is None else dc_n.copy()
-    dx = np.empty((T, B, mask_x.shape[1]), d_out.dtype)
+def variational_backward(d_out, d_state_n, cache):
+    """BPTT through :func:`variational_forward` -> ``(dx, d_state0,
+    d_weights)`` (the cell interface's backward); ``d_out`` and the entries
+    of ``d_state_n`` may be None (zeros)."""
+    kind, steps, mask_x, mask_h, mask, reverse = cache
+    _, step_backward = _steps_of(kind)
+    T, (B, H), dt = len(steps), mask_h.shape, mask_h.dtype
+    d_out = seq.check_grad("d_out", d_out, (T, B, H), dt)
+    dh, *d_rest = (seq.check_grad(f"d_state_n[{j}]", d, (B, H), dt)
+                   for j, d in enumerate(d_state_n))
+    dx = np.empty((T, B, mask_x.shape[1]), dt)
     dw = None
-    for t in reversed(range(T)):
-        g = lstm_step_backward(d_out[t] + dh, dc, steps[t])
-        dx[t] = g.dx * mask_x                   # x_t entered as x_t * mask_x
-        dh = g.dh_prev * mask_h                 # h_{t-1} entered as h * mask_h
-        dc = g.dc_prev
-        w = (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
-        dw = w if dw is None else tuple(
-            None if a is None else a + b for a, b in zip(dw, w))
-    return LSTMGrads(dx, dh, dc, *dw)
+    for t in reversed(seq.time_steps(T, reverse)):
+        m = 1 if mask is None else mask[t]
+        dh_t = dh + d_out[t] * m                    # from above and from t+1
+        g_x, g_h, g_rest, g_w = step_backward(steps[t], dh_t * m,
+                                              [d * m for d in d_rest])
+        dx[t] = g_x * mask_x                        # x_t entered as x_t * mask_x
+        dh = g_h * mask_h + (1 - m) * dh_t          # h_{t-1} entered as h * mask_h
+        d_rest = [g + (1 - m) * d for g, d in zip(g_rest, d_rest)]
+        dw = g_w if dw is None else [None if a is None else a + b
+                                     for a, b in zip(dw, g_w)]
+    return dx, (dh, *d_rest), tuple(dw)
 
 
-# -- a stacked LSTM with both kinds of dropout --------------------------------
+def variational_cell(kind, p, rng):
+    """The :class:`lstmlib.cells.CellType` of ``kind`` with recurrent
+    dropout ``p``: each ``forward`` call (each direction of each layer)
+    draws its own mask_x and mask_h from ``rng`` and runs
+    :func:`variational_forward`, on the numpy reference's step functions."""
+    _steps_of(kind)
+    p = check_probability("recurrent_dropout", p)
+    spec = cell_spec(kind)
 
-class DropoutLSTM:
-    """A stacked LSTM with ``torch.nn.LSTM``'s parameter names and its
-    ``dropout`` between layers, plus ``recurrent_dropout`` (Gal &
-    Ghahramani) inside every layer. ``training`` (default True) switches
-    both on; in evaluation mode it computes exactly ``torch.nn.LSTM``.
-    Time-major, unidirectional; state (h, c), each (num_layers, B, H).
-    """
+    def forward(x, state, weights, lengths=None, reverse=False, **options):
+        (_, B, D), H = x.shape, state[0].shape[-1]
+        mask_x = dropout_mask((B, D), p, rng, x.dtype)
+        mask_h = dropout_mask((B, H), p, rng, x.dtype)
+        return variational_forward(kind, x, state, weights, mask_x, mask_h,
+                                   lengths, reverse, **options)
 
-    batch_first = False
-    bidirectional = False
-
-    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0,
-                 recurrent_dropout=0.0, *, rng, dtype=np.float64):
-        self.rng = _check_rng(rng)
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.num_layers = int(num_layers)
-        if min(self.input_size, self.hidden_size, self.num_layers) < 1:
-            raise ValueError("input_size, hidden_size, num_layers: expected positive "
-                             f"integers, received {input_size}, {hidden_size}, {num_layers}")
-        self.dropout = _check_p("dropout", dropout)
-        self.recurrent_dropout = _check_p("recurrent_dropout", recurrent_dropout)
-        self.dtype = np.dtype(dtype)
-        self.training = True
-        H = self.hidden_size
-        k = 1.0 / np.sqrt(H)                # PyTorch's U(-1/sqrt(H), 1/sqrt(H))
-        self.params = {}
-        for layer in range(self.num_layers):
-            D = self.input_size if layer == 0 else H
-            for name, shape in (("weight_ih", (4 * H, D)), ("weight_hh", (4 * H, H)),
-                                ("bias_ih", (4 * H,)), ("bias_hh", (4 * H,))):
-                self.params[f"{name}_l{layer}"] = rng.uniform(-k, k, shape).astype(self.dtype)
-        self.grads = {n: np.zeros_like(p) for n, p in self.params.items()}
-        self._cache = None
-
-    def _weights(self, layer):
-        return tuple(self.params[f"{n}_l{layer}"]
-                     for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-
-    def load_state_dict(self, state_dict):
-        """Copy arrays (or torch tensors) with exactly ``params``' keys in place."""
-        if set(state_dict) != set(self.params):
-            raise ValueError(f"state_dict: expected keys {sorted(self.params)}, "
-                             f"received {sorted(state_dict)}")
-        for k, v in state_dict.items():
-            arr = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
-            if arr.shape != self.params[k].shape:
-                raise ValueError(f"state_dict[{k!r}]: expected shape "
-                                 f"{self.params[k].shape}, received {arr.shape}")
-            self.params[k][...] = arr
-
-    def forward(self, x, state=None, lengths=None):
-        """x (T, B, D) -> out (T, B, H), (h_n, c_n)."""
-        if lengths is not None:
-            raise ValueError("lengths: expected None (DropoutLSTM runs full-length "
-                             "sequences), received an array")
-        x = check_array("x (T, B, D)", x, (None, None, self.input_size), self.dtype)
-        T, B, _ = x.shape
-        L, H = self.num_layers, self.hidden_size
-        if state is None:
-            state = (np.zeros((L, B, H), self.dtype),) * 2
-        h0, c0 = (check_array(f"state[{j}]", s, (L, B, H), self.dtype)
-                  for j, s in enumerate(state))
-        h_n, c_n = np.empty_like(h0), np.empty_like(c0)
-        caches, inp = [], x
-        for layer in range(L):
-            w = self._weights(layer)
-            if self.training and self.recurrent_dropout > 0:
-                p = self.recurrent_dropout
-                mx = dropout_mask(inp.shape[1:], p, self.rng, self.dtype)
-                mh = dropout_mask((B, H), p, self.rng, self.dtype)
-                out, (h, c), cache = lstm_variational_forward(
-                    inp, h0[layer], c0[layer], *w, mx, mh)
-                backward = lstm_variational_backward
-            else:
-                out, (h, c), cache = lstm_forward(inp, h0[layer], c0[layer], *w)
-                backward = lstm_backward
-            h_n[layer], c_n[layer] = h, c
-            mask = None
-            if self.training and self.dropout > 0 and layer < L - 1:
-                mask = dropout_mask(out.shape, self.dropout, self.rng, self.dtype)
-                out = out * mask                # dropout between layers
-            caches.append((backward, cache, mask))
-            inp = out
-        self._cache = caches
-        return inp, (h_n, c_n)
-
-    __call__ = forward
-
-    def backward(self, d_out, d_state=None):
-        """Gradients of the last forward call -> (dx, (dh0, dc0)); fills
-        ``grads``. ``d_state`` is (dh_n, dc_n) or None (zeros)."""
-        if self._cache is None:
-            raise RuntimeError("backward() needs a forward() call first")
-        L = self.num_layers
-        dh_n, dc_n = (None, None) if d_state is None else d_state
-        dh0, dc0 = [None] * L, [None] * L
-        d = d_out
-        for layer in reversed(range(L)):
-            backward, cache, mask = self._cache[layer]
-            if mask is not None:
-                d = d * mask                    # through the dropout
-            g = backward(d, None if dh_n is None else dh_n[layer],
-                         None if dc_n is None else dc_n[layer], cache)
-            for n, dw in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-                             (g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)):
-                self.grads[f"{n}_l{layer}"] = dw
-            dh0[layer], dc0[layer] = g.dh0, g.dc0
-            d = g.dx
-        return d, (np.stack(dh0), np.stack(dc0))
-
-    def masks(self):
-        """The dropout masks between layers drawn by the last forward call."""
-        return [m for _, _, m in self._cache]
+    return CellType(kind, len(spec.gates), len(spec.states), forward,
+                    variational_backward)
 
 
 # -- a dropout layer and a chain of layers, for read-outs ---------------------
 
-class Dropout:
+class Dropout(TrainingMode):
     """Inverted dropout as a layer (``torch.nn.Dropout``): a fresh mask each
-    forward call in training, the identity when ``training`` is False."""
+    forward call in training, the identity in evaluation mode (``eval()``).
+    ``rng``: the masks' generator (None: a fresh one; an int: its seed)."""
 
-    def __init__(self, p, *, rng):
-        self.p = _check_p("p", p)
-        self.rng = _check_rng(rng)
-        self.training = True
+    def __init__(self, p=0.5, *, rng=None):
+        self.p = check_probability("p", p)
+        self.rng = as_generator("rng", rng)
         self.params, self.grads = {}, {}
         self._mask = None
 
@@ -241,8 +290,9 @@ class Dropout:
         return dy if self._mask is None else dy * self._mask
 
 
-class Sequential:
-    """Layers applied in order; ``params``/``grads`` keyed "index.name"."""
+class Sequential(TrainingMode):
+    """Layers applied in order; ``params``/``grads`` keyed "index.name";
+    ``train()``/``eval()`` switch every layer."""
 
     def __init__(self, *layers):
         self.layers = layers
@@ -266,18 +316,6 @@ class Sequential:
         for m in reversed(self.layers):
             dy = m.backward(dy)
         return dy
-
-
-def set_training(model, training):
-    """Switch every part of ``model`` that has a ``training`` flag (found
-    through ``rnn``, ``head`` and ``layers``) to training or evaluation."""
-    stack = [model]
-    while stack:
-        m = stack.pop()
-        if hasattr(m, "training"):
-            m.training = bool(training)
-        stack += [getattr(m, a) for a in ("rnn", "head") if hasattr(m, a)]
-        stack += list(getattr(m, "layers", ()))
 
 
 # -- early stopping -----------------------------------------------------------

@@ -46,8 +46,8 @@ import numpy as np  # noqa: E402
 import lstmlib  # noqa: E402
 from lstmlib.data.texts import TEXTS, load_text  # noqa: E402
 from lstmlib.init import init_recurrent  # noqa: E402
-from lstmlib.regularization import (Dropout, DropoutLSTM, EarlyStopping,  # noqa: E402
-                                    Sequential, set_training)
+from lstmlib.regularization import (Dropout, EarlyStopping, Sequential,  # noqa: E402
+                                    set_training)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import char_lm  # noqa: E402  (chapter 7's settings and helpers)
@@ -67,8 +67,10 @@ CONFIGS = {               # layers, dropout, weight decay, init
 
 def make_model(vocab_size, rng, layers, dropout, weight_decay, init):
     """Chapter 7's model with dropout between the layers (if several) and
-    before the read-out; ``weight_decay`` is used by the optimiser."""
-    rnn = DropoutLSTM(vocab_size, HIDDEN, layers, dropout=dropout, rng=rng)
+    before the read-out; ``weight_decay`` is used by the optimiser. The
+    dropout masks are drawn from ``rng`` too."""
+    rnn = lstmlib.LSTM(vocab_size, HIDDEN, layers,
+                       dropout=dropout if layers > 1 else 0.0, rng=rng)
     if init:
         init_recurrent(rnn, rng, forget_bias=1.0)
     head = Sequential(Dropout(dropout, rng=rng),

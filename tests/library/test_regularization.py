@@ -1,5 +1,6 @@
-"""Regularisation and practice: dropout between layers and recurrent
-dropout (gradient-checked, PyTorch as the oracle), AdamW against
+"""Regularisation and practice: recurrent dropout (gradient-checked,
+PyTorch as the oracle; dropout between layers is in
+test_layers_torch_parity.py), the train/eval switch, AdamW against
 torch.optim.AdamW, early stopping, initialisation, and the layer-normalised
 LSTM (gradient-checked, PyTorch's layer_norm as the oracle)."""
 
@@ -12,9 +13,9 @@ from lstmlib.gradcheck import numerical_gradient, rel_error
 from lstmlib.init import init_recurrent, orthogonal
 from lstmlib.layernorm import (LayerNormLSTM, init_params, layer_norm_backward,
                                layer_norm_forward, ln_lstm_backward, ln_lstm_forward)
-from lstmlib.regularization import (Dropout, DropoutLSTM, EarlyStopping, Sequential,
-                                    dropout_mask, lstm_variational_backward,
-                                    lstm_variational_forward, set_training)
+from lstmlib.regularization import (Dropout, EarlyStopping, Sequential, dropout_mask,
+                                    set_training, variational_backward,
+                                    variational_forward)
 
 T, B, D, H = 6, 3, 4, 5
 
@@ -30,166 +31,164 @@ def test_dropout_mask_keeps_the_expectation():
     assert set(np.unique(m)) == {0.0, 1 / 0.7}
     assert abs((m == 0).mean() - 0.3) < 0.01
     assert abs(m.mean() - 1.0) < 0.02
+    assert not dropout_mask((3, 4), 1.0, np.random.default_rng(0)).any()
+    assert np.all(dropout_mask((3, 4), 0.0, np.random.default_rng(0)) == 1)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, "0.5", True])
+@pytest.mark.parametrize("p", [-0.1, 1.5, "0.5", True, None])
 def test_dropout_probability_is_checked(p):
-    with pytest.raises(ValueError, match="^p: expected a probability in"):
+    with pytest.raises(ValueError, match=r"^p: expected a probability in \[0, 1\]"):
         dropout_mask((2, 2), p, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="^dropout: expected a probability"):
-        DropoutLSTM(2, 3, 2, dropout=p, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"^p: expected a probability in \[0, 1\]"):
+        Dropout(p)
+    with pytest.raises(ValueError, match=r"^recurrent_dropout: expected a probability"):
+        lstmlib.LSTM(2, 3, 2, recurrent_dropout=p)
 
 
-def test_dropout_lstm_in_eval_mode_is_torch_lstm():
-    torch.manual_seed(0)
-    ref = torch.nn.LSTM(D, H, num_layers=3, dropout=0.5).double().eval()
-    ours = DropoutLSTM(D, H, 3, dropout=0.5, recurrent_dropout=0.3,
-                       rng=np.random.default_rng(0))
-    ours.load_state_dict(ref.state_dict())
-    ours.training = False
-    rng = np.random.default_rng(1)
-    x, h0, c0 = rand(rng, T, B, D), rand(rng, 3, B, H), rand(rng, 3, B, H)
-    out, (h, c) = ours(x, (h0, c0))
-    r_out, (r_h, r_c) = ref(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
-    np.testing.assert_allclose(out, r_out.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(c, r_c.detach().numpy(), rtol=1e-10, atol=1e-12)
-
-
-def test_dropout_lstm_training_drops_between_layers_only():
-    ours = DropoutLSTM(D, H, 3, dropout=0.5, rng=np.random.default_rng(0))
-    x = rand(np.random.default_rng(1), T, B, D)
-    out, _ = ours(x)
-    masks = ours.masks()
-    assert masks[-1] is None                        # never after the last layer
-    assert all(m.shape == (T, B, H) and (m == 0).any() for m in masks[:-1])
-    ours.training = False
-    out_eval, _ = ours(x)
-    assert ours.masks() == [None, None, None]
-    assert not np.allclose(out, out_eval)
-
-
-def test_dropout_between_layers_matches_torch_with_the_same_masks():
-    """Torch's nn.LSTM(dropout=p) draws its own masks; with ours applied by
-    hand between two torch layers, values and gradients must agree."""
-    torch.manual_seed(0)
-    l0, l1 = torch.nn.LSTM(D, H).double(), torch.nn.LSTM(H, H).double()
-    ours = DropoutLSTM(D, H, 2, dropout=0.4, rng=np.random.default_rng(3))
-    ours.load_state_dict({**{k: v for k, v in l0.state_dict().items()},
-                          **{k.replace("l0", "l1"): v for k, v in l1.state_dict().items()}})
-    rng = np.random.default_rng(4)
-    x, g = rand(rng, T, B, D), rand(rng, T, B, H)
-    out, _ = ours(x)
-    dx, _ = ours.backward(g)
-    mask = torch.from_numpy(ours.masks()[0])
-    xt = torch.from_numpy(x).requires_grad_()
-    o, _ = l1(l0(xt)[0] * mask)
-    (o * torch.from_numpy(g)).sum().backward()
-    np.testing.assert_allclose(out, o.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
-    for name, p in [*l0.named_parameters()]:
-        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12)
-    for name, p in [*l1.named_parameters()]:
-        np.testing.assert_allclose(ours.grads[name.replace("l0", "l1")], p.grad.numpy(),
-                                   rtol=1e-9, atol=1e-12)
-
-
-def variational_setup(seed=0):
+def variational_setup(seed=0, kind="lstm"):
     rng = np.random.default_rng(seed)
-    w = [rand(rng, 4 * H, D) * 0.5, rand(rng, 4 * H, H) * 0.5,
-         rand(rng, 4 * H) * 0.3, rand(rng, 4 * H) * 0.3]
-    x, h0, c0 = rand(rng, T, B, D), rand(rng, B, H), rand(rng, B, H)
+    G = {"rnn": 1, "lstm": 4}[kind]
+    w = [rand(rng, G * H, D) * 0.5, rand(rng, G * H, H) * 0.5,
+         rand(rng, G * H) * 0.3, rand(rng, G * H) * 0.3]
+    x = rand(rng, T, B, D)
+    state = (rand(rng, B, H), rand(rng, B, H))[:2 if kind == "lstm" else 1]
     mx = dropout_mask((B, D), 0.3, rng)
     mh = dropout_mask((B, H), 0.3, rng)
-    return x, h0, c0, w, mx, mh
+    return x, state, w, mx, mh
 
 
 def test_recurrent_dropout_uses_one_mask_per_sequence():
     """A unit of h dropped for a sequence is dropped at every step: its
     weights in W_hh get no gradient from that sequence."""
-    x, h0, c0, w, mx, mh = variational_setup()
+    x, state, w, mx, mh = variational_setup()
     mh[:] = 1 / 0.7
     mh[:, 2] = 0.0                                  # unit 2 dropped everywhere
-    out, _, cache = lstm_variational_forward(x, h0, c0, *w, mx, mh)
-    g = lstm_variational_backward(rand(np.random.default_rng(5), T, B, H), None, None, cache)
-    assert np.all(g.dw_hh[:, 2] == 0)
-    assert np.all(g.dw_hh[:, [0, 1, 3, 4]] != 0)
-    assert np.all(g.dh0[:, 2] == 0)
+    out, _, cache = variational_forward("lstm", x, state, w, mx, mh)
+    _, (dh0, _), (_, dw_hh, _, _) = variational_backward(
+        rand(np.random.default_rng(5), T, B, H), (None, None), cache)
+    assert np.all(dw_hh[:, 2] == 0)
+    assert np.all(dw_hh[:, [0, 1, 3, 4]] != 0)
+    assert np.all(dh0[:, 2] == 0)
 
 
-def test_recurrent_dropout_gradcheck():
-    x, h0, c0, w, mx, mh = variational_setup()
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+@pytest.mark.parametrize("reverse,lengths", [(False, None), (True, [6, 2, 4])])
+def test_recurrent_dropout_gradcheck(kind, reverse, lengths):
+    x, state, w, mx, mh = variational_setup(kind=kind)
     rng = np.random.default_rng(6)
-    g_out, g_h, g_c = rand(rng, T, B, H), rand(rng, B, H), rand(rng, B, H)
+    g_out, g_state = rand(rng, T, B, H), [rand(rng, B, H) for _ in state]
 
     def loss():
-        o, (h, c), _ = lstm_variational_forward(x, h0, c0, *w, mx, mh)
-        return np.array([(o * g_out).sum() + (h * g_h).sum() + (c * g_c).sum()])
+        o, s, _ = variational_forward(kind, x, state, w, mx, mh, lengths, reverse)
+        return np.array([(o * g_out).sum() + sum((a * g).sum() for a, g in zip(s, g_state))])
 
-    _, _, cache = lstm_variational_forward(x, h0, c0, *w, mx, mh)
-    g = lstm_variational_backward(g_out, g_h, g_c, cache)
-    for name, arr, ana in [("x", x, g.dx), ("h0", h0, g.dh0), ("c0", c0, g.dc0),
-                           ("w_ih", w[0], g.dw_ih), ("w_hh", w[1], g.dw_hh),
-                           ("b_ih", w[2], g.db_ih)]:
+    _, _, cache = variational_forward(kind, x, state, w, mx, mh, lengths, reverse)
+    dx, d_state, dw = variational_backward(g_out, g_state, cache)
+    for name, arr, ana in [("x", x, dx), *[(f"state[{j}]", s, d) for j, (s, d)
+                                          in enumerate(zip(state, d_state))],
+                           *[(f"w[{j}]", a, d) for j, (a, d) in enumerate(zip(w, dw))]]:
         assert rel_error(ana, numerical_gradient(loss, arr)) < 1e-7, name
 
 
-def test_recurrent_dropout_matches_torch_lstm_cell():
-    x, h0, c0, w, mx, mh = variational_setup()
-    cell = torch.nn.LSTMCell(D, H).double()
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_recurrent_dropout_matches_torch_cell(kind):
+    """Torch's cell, the same masks applied by hand: values and gradients."""
+    x, state, w, mx, mh = variational_setup(kind=kind)
+    cell = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.RNNCell)(D, H).double()
     with torch.no_grad():
         for p, a in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), w):
             p.copy_(torch.from_numpy(a))
     g_out = rand(np.random.default_rng(7), T, B, H)
-    out, _, cache = lstm_variational_forward(x, h0, c0, *w, mx, mh)
-    g = lstm_variational_backward(g_out, None, None, cache)
+    out, _, cache = variational_forward(kind, x, state, w, mx, mh)
+    dx, _, dw = variational_backward(g_out, (None,) * len(state), cache)
     xt = torch.from_numpy(x).requires_grad_()
-    h, c = torch.from_numpy(h0), torch.from_numpy(c0)
+    s = [torch.from_numpy(a) for a in state]
     mxt, mht = torch.from_numpy(mx), torch.from_numpy(mh)
     outs = []
     for t in range(T):
-        h, c = cell(xt[t] * mxt, (h * mht, c))
-        outs.append(h)
+        if kind == "lstm":
+            s = list(cell(xt[t] * mxt, (s[0] * mht, s[1])))
+        else:
+            s = [cell(xt[t] * mxt, s[0] * mht)]
+        outs.append(s[0])
     o = torch.stack(outs)
     (o * torch.from_numpy(g_out)).sum().backward()
     np.testing.assert_allclose(out, o.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(g.dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(g.dw_hh, cell.weight_hh.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dw[1], cell.weight_hh.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_dropout_lstm_layer_gradcheck_with_frozen_masks():
-    """The whole stacked layer (both kinds of dropout) against central
-    differences, the masks frozen by re-seeding the layer's generator."""
-    layer = DropoutLSTM(D, H, 2, dropout=0.3, recurrent_dropout=0.2,
-                        rng=np.random.default_rng(0))
+@pytest.mark.parametrize("kind,bidir,lengths", [
+    ("LSTM", False, None), ("LSTM", True, [6, 2, 4]), ("RNN", True, [6, 2, 4]),
+    ("PeepholeLSTM", False, [6, 2, 4])])
+def test_layer_gradcheck_with_both_dropouts_and_frozen_masks(kind, bidir, lengths):
+    """The whole stacked layer (both kinds of dropout, in training mode)
+    against central differences, the masks frozen by re-seeding the layer's
+    mask generator before every forward call."""
+    layer = getattr(lstmlib, kind)(D, H, 2, dropout=0.3, bidirectional=bidir,
+                                   recurrent_dropout=0.2, rng=np.random.default_rng(0))
     rng = np.random.default_rng(1)
     x = rand(rng, T, B, D)
-    g = rand(rng, T, B, H)
+    g = rand(rng, T, B, layer.num_directions * H)
 
     def loss():
-        layer.rng = np.random.default_rng(42)
-        return np.array([(layer(x)[0] * g).sum()])
+        layer.dropout_rng = np.random.default_rng(42)
+        return np.array([(layer(x, lengths=lengths)[0] * g).sum()])
 
     loss()
+    assert all(m is not None for m in layer.masks())
+    assert all(r is not None for masks in layer.recurrent_masks() for r in masks)
     dx, _ = layer.backward(g)
-    assert rel_error(dx, numerical_gradient(loss, x)) < 1e-6
+    assert rel_error(dx, numerical_gradient(loss, x)) < 1e-5
     for k in ("weight_hh_l0", "weight_ih_l1", "bias_hh_l1"):
         analytic = layer.grads[k].copy()
-        assert rel_error(analytic, numerical_gradient(loss, layer.params[k])) < 1e-6, k
+        assert rel_error(analytic, numerical_gradient(loss, layer.params[k])) < 1e-5, k
 
 
-def test_dropout_layer_and_set_training():
+def test_recurrent_dropout_draws_one_mask_per_layer_direction_and_call():
+    layer = lstmlib.LSTM(D, H, 2, bidirectional=True, recurrent_dropout=0.5,
+                         dropout_rng=3)
+    x = rand(np.random.default_rng(1), T, B, D)
+    out, _ = layer(x)
+    masks = layer.recurrent_masks()
+    assert [len(m) for m in masks] == [2, 2]
+    (mx0, mh0), (mx1, _) = masks[0]
+    assert mx0.shape == (B, D) and mh0.shape == (B, H) and masks[1][0][0].shape == (B, 2 * H)
+    assert set(np.unique(np.concatenate([mx0.ravel(), mh0.ravel()]))) <= {0.0, 2.0}
+    assert not np.array_equal(mx0, mx1)             # each direction its own
+    assert not np.allclose(layer(x)[0], out)        # fresh masks each call
+    layer.eval()
+    np.testing.assert_array_equal(layer(x)[0], layer(x)[0])
+    assert layer.recurrent_masks() == [[None, None], [None, None]]
+
+
+def test_gru_has_no_recurrent_dropout():
+    with pytest.raises(ValueError, match=r"^recurrent_dropout: expected 0.0 for a GRU"):
+        lstmlib.GRU(D, H, recurrent_dropout=0.2)
+    lstmlib.GRU(D, H, 2, dropout=0.2)               # between layers it has
+
+
+def test_dropout_layer_train_eval_and_set_training():
     rng = np.random.default_rng(0)
     drop = Dropout(0.5, rng=rng)
-    model = lstmlib.SequenceModel(DropoutLSTM(D, H, 2, dropout=0.5, rng=rng),
+    model = lstmlib.SequenceModel(lstmlib.LSTM(D, H, 2, dropout=0.5, rng=rng),
                                   Sequential(drop, lstmlib.Linear(H, 2, rng=rng)),
                                   readout="all")
     x = rand(rng, T, B, D)
+    assert model.rnn.training and drop.training
     assert not np.allclose(model(x), model(x))     # fresh masks each call
-    set_training(model, False)
-    assert not drop.training and not model.rnn.training
+    assert set_training(model, False) is model
+    assert not drop.training and not model.rnn.training and not model.head.training
     np.testing.assert_array_equal(model(x), model(x))
     y = drop.forward(x)
     assert y is x and drop.backward(x) is x
+    assert model.head.train() is model.head and drop.training   # Sequential's parts too
+    assert model.rnn.train().training
+    assert model.rnn.eval() is model.rnn and not model.rnn.training
+    set_training(model, True)
+    assert drop.training and model.rnn.training
+    with pytest.raises(ValueError, match="^mode: expected True or False"):
+        drop.train("no")
 
 
 # -- AdamW ----------------------------------------------------------------

@@ -91,8 +91,8 @@ def test_bad_constructor_arguments():
         lstmlib.GRU(3, 4, backend="tpu")
     with pytest.raises(ValueError, match=r"dtype: expected a floating dtype"):
         lstmlib.GRU(3, 4, dtype=np.int32)
-    with pytest.raises(ValueError, match=r"dropout: expected 0.0"):
-        lstmlib.LSTM(3, 4, 2, True, False, 0.5)
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\]"):
+        lstmlib.LSTM(3, 4, 2, True, False, 1.5)
 
 
 def test_backward_before_forward_and_bad_gradient_shape():
