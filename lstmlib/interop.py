@@ -30,23 +30,23 @@ def _kind_of_torch(module):
 
 
 def from_torch(module, backend="numpy"):
-    """The lstmlib layer equal to ``module`` (same options, copied weights,
-    same dtype), running on ``backend``."""
+    """The lstmlib layer equal to ``module`` (same options, dropout between
+    layers and training mode included, copied weights, same dtype), running
+    on ``backend``."""
     name, cls = _kind_of_torch(module)
     if getattr(module, "proj_size", 0):
         raise ValueError(f"module: expected proj_size=0, received {module.proj_size}")
-    if module.dropout:
-        raise ValueError(f"module: expected dropout=0, received {module.dropout}")
     params = {k: v.detach().cpu().numpy().copy() for k, v in module.named_parameters()}
     dtype = next(iter(params.values())).dtype
     kwargs = dict(num_layers=module.num_layers, bias=module.bias,
                   batch_first=module.batch_first,
-                  bidirectional=module.bidirectional,
+                  bidirectional=module.bidirectional, dropout=module.dropout,
                   rng=np.random.default_rng(0), dtype=dtype, backend=backend)
     for option in CELL_TYPES[cls.kind].options:       # e.g. nonlinearity
         kwargs[option] = getattr(module, option)
     layer = cls(module.input_size, module.hidden_size, **kwargs)
     layer.load_state_dict(params)
+    layer.train(module.training)
     return layer
 
 
@@ -59,9 +59,13 @@ def to_torch(layer):
             f"layer: expected an lstmlib layer with a torch counterpart "
             f"({', '.join(_LAYERS[k].__name__ for k in _TORCH_NAMES.values())}),"
             f" received {type(layer).__name__}")
+    if layer.recurrent_dropout:
+        raise ValueError(f"layer: expected recurrent_dropout=0 (torch's layers have no "
+                         f"recurrent dropout), received {layer.recurrent_dropout}")
     name = spec.torch_class
     kwargs = dict(num_layers=layer.num_layers, bias=layer.bias,
-                  batch_first=layer.batch_first, bidirectional=layer.bidirectional)
+                  batch_first=layer.batch_first, bidirectional=layer.bidirectional,
+                  dropout=layer.dropout)
     for option in spec.options:
         kwargs[option] = layer.options[option]
     dtype = getattr(torch, layer.dtype.name)
@@ -70,4 +74,4 @@ def to_torch(layer):
     with torch.no_grad():
         for k, p in module.named_parameters():
             p.copy_(torch.from_numpy(layer.params[k]))
-    return module
+    return module.train(layer.training)

@@ -336,3 +336,24 @@ def test_dropout_with_one_layer_warns_as_torch_does():
         warnings.simplefilter("error")
         lstmlib.LSTM(3, 4, dropout=0.0)
         lstmlib.LSTM(3, 4, 2, dropout=0.5)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_dropout_and_mode_cross_to_and_from_torch(kind):
+    """A torch layer with dropout between its layers converts with its
+    dropout and its mode (eval: equal to torch), and back; recurrent
+    dropout, which torch lacks, is refused on the way to torch."""
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(3, 4, num_layers=2, dropout=0.3).double().eval()
+    layer = lstmlib.from_torch(module)
+    assert layer.dropout == 0.3 and layer.training is False
+    x = np.random.default_rng(1).standard_normal((5, 2, 3))
+    out, _ = layer.forward(x)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    back = lstmlib.to_torch(layer.train())
+    assert back.dropout == 0.3 and back.training is True
+    if kind != "GRU":
+        with pytest.raises(ValueError, match="recurrent_dropout"):
+            lstmlib.to_torch(getattr(lstmlib, kind)(3, 4, recurrent_dropout=0.2))
