@@ -194,8 +194,8 @@ def test_the_solution_passes_on_its_edition(editions, assignment):
 # ---------------------------------------------------------------------------
 # what the grade depends on is not there, and says so
 
-#: what a graded notebook may try, beyond what the manifest and the
-#: similarity analysis list for each assignment
+#: what a graded notebook may try, beyond what the manifest (its parts, its
+#: withheld references and its delegation rules' references) lists for each assignment
 REFUSED = {
     "01_rnn_forward": ["from lstmlib.rnn import rnn_forward", "from lstmlib import rnn_forward",
                        "import lstmlib.layers"],
@@ -215,8 +215,6 @@ REFUSED = {
                        "from lstmlib.kernels import get_cell"],
     "10_attention": ["from lstmlib.attention import attention_forward",
                      "from lstmlib.attention import softmax", "import lstmlib.seq2seq"],
-    "12_parallel_scan": ["from lstmlib.mingru import linear_scan_sequential",
-                         "from lstmlib.mingru import mingru_backward", "import lstmlib.mingru"],
 }
 EVERYWHERE = ["import lstmlib.grading", "from lstmlib.grading import checks",
               "import lstmlib.kernels.numba_cpu", "import lstmlib.interop",
@@ -243,10 +241,9 @@ def _defined_in(name):
 
 
 def _refused_statements(assignment):
-    from lstmlib.grading import similarity
     a = manifest.ASSIGNMENTS[assignment]
     stmts = REFUSED[assignment] + EVERYWHERE
-    for _graded, ref in similarity.ASSIGNMENTS[assignment].references:
+    for _graded, ref in a.delegation.references:
         module, function = ref.split(":")
         stmts.append(f"from {module} import {function}")
     for part in a.parts:
@@ -419,10 +416,6 @@ keep("step", lstm_step_forward(x, h, c, *w))
     "10_attention": '''
 from lstmlib.attention import AttentionCache
 keep("cache", AttentionCache._fields)
-''',
-    "12_parallel_scan": '''
-from lstmlib.activations import sigmoid
-keep("sigmoid", sigmoid(rng.standard_normal((3, 4)).astype(np.float32)))
 ''',
 }
 COMPUTE = '''

@@ -319,9 +319,8 @@ def dies(a, blank, solution):
 
 def delegated(a):
     """{graded function: "module:function" of lstmlib that implements it}."""
-    from lstmlib.grading.similarity import ASSIGNMENTS as STATIC
     out = {}
-    for name, ref in STATIC[a.name].references:
+    for name, ref in a.delegation.references:
         out.setdefault(name, ref)
     return out
 

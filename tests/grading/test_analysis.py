@@ -1,5 +1,5 @@
 """The static delegation check and the similarity report
-(lstmlib.grading.similarity), on the course's real notebooks.
+(lstmlib.grading.analysis), on the course's real notebooks.
 
 No kernel runs here: the module reads notebooks and parses their answer
 cells. Delegating answers are built from the published solutions by
@@ -19,20 +19,22 @@ from pathlib import Path
 
 import pytest
 
-from lstmlib.grading import similarity as sim
+from lstmlib.grading import assignments
+from lstmlib.grading.analysis import delegation, notebooks, resolver, similarity
+from lstmlib.grading.analysis import report as rep
 from tests.mistakes import apply, load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def solution_nb(assignment):
-    a = sim.ASSIGNMENTS[assignment]
-    return json.loads((ROOT / "solutions" / assignment / a.notebook).read_text())
+    return json.loads((ROOT / "solutions" / assignment /
+                       notebooks.notebook_file(assignment)).read_text())
 
 
 def released_nb(assignment):
-    a = sim.ASSIGNMENTS[assignment]
-    return json.loads((ROOT / "exercises" / assignment / a.notebook).read_text())
+    return json.loads((ROOT / "exercises" / assignment /
+                       notebooks.notebook_file(assignment)).read_text())
 
 
 def _src(cell):
@@ -292,14 +294,37 @@ def _fill(template, assignment, fn):
                            mod_tail=mod[m:], params=params, args=args, deco=deco)
 
 
-def test_the_analysis_covers_the_manifest_and_refuses_a_function_no_part_grades():
-    from lstmlib.grading import assignments
-    assert list(sim.ASSIGNMENTS) == list(assignments.ASSIGNMENTS)
-    for name, a in sim.ASSIGNMENTS.items():
-        assert a.notebook == assignments.find(name).notebook + ".ipynb"
-    with pytest.raises(ValueError, match=r"graded: expected functions of 01_rnn_forward.*"
-                                         r"received \['lstm_forward'\]"):
-        sim._a("01_rnn_forward", ["rnn_forward", "lstm_forward"], [])
+@pytest.mark.parametrize("assignment", sorted(assignments.ASSIGNMENTS))
+def test_the_delegation_rules_come_from_the_manifest_and_fit_its_parts(assignment):
+    """Every assignment's manifest entry carries its delegation rules; the
+    references name graded functions of its parts and functions defined
+    in lstmlib's source."""
+    a = assignments.find(assignment)
+    rules = a.delegation
+    graded = notebooks.graded_functions(a)
+    assert rules.forbidden and rules.references, assignment
+    assert {g for g, _ in rules.references} <= set(graded), rules.references
+    for _graded, ref in rules.references:
+        module, function = ref.split(":")
+        path = resolver.source_file(module)
+        assert path is not None, ref
+        assert any(isinstance(n, ast.FunctionDef) and n.name == function
+                   for n in ast.parse(path.read_text()).body), ref
+    # a keyword option: the position of that argument in lstmlib's function
+    defs = {n.name: n for path in sorted((ROOT / "lstmlib").glob("*.py"))
+            for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+    for function, keyword, position in rules.forbidden_keywords:
+        params = [arg.arg for arg in defs[function].args.args]
+        assert params.index(keyword) == position, (function, keyword, params)
+
+
+def test_no_assignment_is_named_in_the_analysis():
+    """An assignment's name is written once, in the manifest: the analysis
+    reads its rules from there."""
+    names = set(assignments.ASSIGNMENTS)
+    for path in sorted((ROOT / "lstmlib" / "grading" / "analysis").glob("*.py")):
+        text = path.read_text()
+        assert not [n for n in names if f'"{n}"' in text or f"'{n}'" in text], path
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -307,7 +332,7 @@ def test_the_analysis_covers_the_manifest_and_refuses_a_function_no_part_grades(
 def test_delegation_is_detected_and_only_there(target, attack):
     assignment, fn = target
     nb = with_cell(solution_nb(assignment), fn, _fill(ATTACKS[attack], assignment, fn))
-    found = sim.delegating_functions(nb, assignment)
+    found = delegation.delegating_functions(nb, assignment)
     assert fn in found, f"{attack} not detected in {assignment}.{fn}"
     assert found[fn].startswith("delegates to the reference implementation")
     if attack == "star import":       # it also rebinds every other name
@@ -337,7 +362,7 @@ def assert_only_callers_flagged(nb, assignment, fn, found):
 def test_torch_recurrent_modules_are_delegation(target, attack):
     assignment, fn = target
     nb = with_cell(solution_nb(assignment), fn, _fill(TORCH_ATTACKS[attack], assignment, fn))
-    found = sim.delegating_functions(nb, assignment)
+    found = delegation.delegating_functions(nb, assignment)
     assert fn in found and "torch" in found[fn]
     assert_only_callers_flagged(nb, assignment, fn, found)
 
@@ -349,7 +374,7 @@ def test_findings_name_what_and_where():
     cell_index = next(i for i, c in enumerate(nb["cells"])
                       if c["metadata"].get("nbgrader", {}).get("grade_id")
                       == "lstm_step_backward")
-    findings = sim.find_delegation(nb, "04_lstm_cell")["lstm_step_backward"]
+    findings = delegation.find_delegation(nb, "04_lstm_cell")["lstm_step_backward"]
     hits = {(f.cell, f.line, f.via) for f in findings
             if f.what.startswith("lstmlib.lstm.lstm_step_backward")}
     # the import (line 3) and the call (line 4) inside the helper
@@ -357,17 +382,17 @@ def test_findings_name_what_and_where():
                     (cell_index, 4, "through _compute")}, findings
 
 
-@pytest.mark.parametrize("assignment", sorted(sim.ASSIGNMENTS))
+@pytest.mark.parametrize("assignment", sorted(assignments.ASSIGNMENTS))
 def test_honest_notebooks_are_not_flagged(assignment):
     """Published solutions (which use the allowed helpers: sigmoid, the step
     functions in 05, lstm_forward in 07, lstmlib's layers in 08), the blank
     released notebooks and every non-delegating entry of the mistake bank."""
     sol = solution_nb(assignment)
-    assert sim.delegating_functions(sol, assignment) == {}
-    assert sim.delegating_functions(released_nb(assignment), assignment) == {}
+    assert delegation.delegating_functions(sol, assignment) == {}
+    assert delegation.delegating_functions(released_nb(assignment), assignment) == {}
     bank = load(assignment)
     for m in bank.MISTAKES:
-        found = sim.delegating_functions(apply(sol, m), assignment)
+        found = delegation.delegating_functions(apply(sol, m), assignment)
         if "delegat" in m.name:
             assert found, m.name
         else:
@@ -377,7 +402,7 @@ def test_honest_notebooks_are_not_flagged(assignment):
 def test_the_mistake_banks_delegations_are_found():
     nb = apply(solution_nb("07_bidirectional"),
                next(m for m in load("07_bidirectional").MISTAKES if "delegat" in m.name))
-    found = sim.delegating_functions(nb, "07_bidirectional")
+    found = delegation.delegating_functions(nb, "07_bidirectional")
     assert list(found) == ["bidirectional_lstm"] and "reverse" in found["bidirectional_lstm"]
 
 
@@ -409,7 +434,7 @@ def bidirectional_lstm(x, lengths, state_f, state_b, weights_f, weights_b):
     return out, state_n_f, state_n_b
 """
     nb = with_cell(solution_nb("07_bidirectional"), "bidirectional_lstm", src)
-    found = sim.delegating_functions(nb, "07_bidirectional")
+    found = delegation.delegating_functions(nb, "07_bidirectional")
     assert list(found) == ["bidirectional_lstm"], (form, found)
     assert "reverse" in found["bidirectional_lstm"]
     # the honest spellings of the same call are not flagged
@@ -417,7 +442,7 @@ def bidirectional_lstm(x, lengths, state_f, state_b, weights_f, weights_b):
                    "lstm_forward(x, *state_b, *weights_b, lengths)",
                    "lstm_forward(x, h_b, c_b, w_ih, w_hh, b_ih, b_hh, lengths)"):
         ok = with_cell(nb, "bidirectional_lstm", src.replace(REVERSE_07[form], honest))
-        assert sim.delegating_functions(ok, "07_bidirectional") == {}, honest
+        assert delegation.delegating_functions(ok, "07_bidirectional") == {}, honest
 
 
 def test_honest_lookalikes_are_not_flagged():
@@ -432,29 +457,29 @@ def test_honest_lookalikes_are_not_flagged():
     nb = with_cell(nb, "lstm_step_forward", src)
     nb = add_cell(nb, "from lstmlib.lstm import lstm_step_forward as ref\n"
                       "import numpy as np\nx = np.ones((1, 1))\n")
-    assert sim.delegating_functions(nb, "04_lstm_cell") == {}
+    assert delegation.delegating_functions(nb, "04_lstm_cell") == {}
 
 
 def test_assignment_is_inferred_and_bad_input_is_named(tmp_path):
     path = ROOT / "solutions" / "09_performance" / "kernels.ipynb"
-    assert sim.delegating_functions(path) == {}        # from the file name
+    assert delegation.delegating_functions(path) == {}        # from the file name
     nb = with_cell(solution_nb("01_rnn_forward"), "rnn_forward",
                    _fill(ATTACKS["direct"], "01_rnn_forward", "rnn_forward"))
-    assert list(sim.delegating_functions(nb)) == ["rnn_forward"]   # checks.prepare
+    assert list(delegation.delegating_functions(nb)) == ["rnn_forward"]   # checks.prepare
     with pytest.raises(ValueError, match="assignment: expected one of"):
-        sim.delegating_functions(nb, "10_transformers")
+        delegation.delegating_functions(nb, "10_transformers")
     bad = tmp_path / "x.ipynb"
     bad.write_text("not json")
     with pytest.raises(ValueError, match="notebook: .* is not a notebook"):
-        sim.delegating_functions(bad, "01_rnn_forward")
+        delegation.delegating_functions(bad, "01_rnn_forward")
     with pytest.raises(ValueError, match="notebook: expected an .ipynb file"):
-        sim.delegating_functions(tmp_path / "missing.ipynb", "01_rnn_forward")
+        delegation.delegating_functions(tmp_path / "missing.ipynb", "01_rnn_forward")
 
 
 def test_hostile_notebooks_do_not_stall_the_check():
     """String folding refuses padding and blow-ups instead of evaluating
     them; oversized or too deeply nested code is reported, not read."""
-    an = sim._Analyzer({"cells": []}, "01_rnn_forward")
+    an = delegation._Analyzer({"cells": []}, "01_rnn_forward")
     scope = an.module
     for expr in ('"{:>200000}".format("x")', '"%200000s" % "x"',
                  '("a" * 1000) * 1000', '("ab" * 5000).replace("a", "a" * 100)'):
@@ -462,13 +487,13 @@ def test_hostile_notebooks_do_not_stall_the_check():
     assert an._strings(ast.parse('"lstm_" + "forward"', mode="eval").body,
                        scope) == "lstm_forward"
     nb = solution_nb("01_rnn_forward")
-    big = add_cell(nb, "x = 1\n" * (sim.MAX_CODE_CHARS // 6 + 1))
-    found = sim.delegating_functions(big, "01_rnn_forward")
+    big = add_cell(nb, "x = 1\n" * (delegation.MAX_CODE_CHARS // 6 + 1))
+    found = delegation.delegating_functions(big, "01_rnn_forward")
     assert set(found) == {"rnn_step_forward", "rnn_forward"}
     assert "more than the" in found["rnn_forward"]
     deep = add_cell(nb, "y = x" + ".a" * 200_000 + "\n", solution=True)
-    assert sim.delegating_functions(deep, "01_rnn_forward") == {}
-    report = sim.similarity_report("01_rnn_forward", {"zed": deep, "amy": nb},
+    assert delegation.delegating_functions(deep, "01_rnn_forward") == {}
+    report = rep.similarity_report("01_rnn_forward", {"zed": deep, "amy": nb},
                                    solution=nb)
     # the cell is reported as not read; the rest of zed's answer is compared
     assert report.problems == [("zed", f"answer cell(s) [{len(nb['cells'])}] "
@@ -486,13 +511,18 @@ def _imports(path) -> set:
     return imported
 
 
-def test_trusted_module_imports_nothing_from_the_kernel_side():
-    """similarity imports the standard library, tqdm and, of this package,
-    only the manifest of the assignments, which imports the standard
-    library alone."""
+ANALYSIS = ROOT / "lstmlib" / "grading" / "analysis"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in ANALYSIS.glob("*.py")))
+def test_the_analysis_imports_nothing_from_the_kernel_side(module):
+    """Each module of the analysis imports the standard library, tqdm and,
+    of lstmlib, only its siblings and the manifest of the assignments,
+    which imports the standard library alone."""
     kernel_side = {"lstmlib", "numpy", "torch", "numba"}
-    imported = _imports(ROOT / "lstmlib" / "grading" / "similarity.py")
-    assert {i for i in imported if i.startswith(".")} == {".assignments"}, imported
+    siblings = {f".{p.stem}" for p in ANALYSIS.glob("*.py")}
+    imported = _imports(ANALYSIS / module)
+    assert {i for i in imported if i.startswith(".")} <= siblings | {"..assignments"}, imported
     assert not {i.split(".")[0] for i in imported} & kernel_side, imported
     manifest = _imports(ROOT / "lstmlib" / "grading" / "assignments.py")
     assert manifest <= set(sys.stdlib_module_names) | {"__future__"}, manifest
@@ -708,7 +738,7 @@ def class_of(assignment):
     source (eve) and a blank notebook (fay)."""
     sol = solution_nb(assignment)
     honest = HONEST[assignment]
-    keep = KEEP | set(sim.ASSIGNMENTS[assignment].graded)
+    keep = KEEP | set(notebooks.graded_functions(assignment))
     subs = {name: submission(assignment, answers) for name, answers in honest.items()}
     # cara copies ana's answers with every name changed and new layout
     subs["cara"] = submission(assignment, {
@@ -718,7 +748,7 @@ def class_of(assignment):
     # eve copies lstmlib's own source, renamed and reformatted
     subs["eve"] = submission(assignment, {
         fn: disguise(reference_source(REFERENCE_MODULE[assignment], fn), keep)
-        for fn in sim.ASSIGNMENTS[assignment].graded})
+        for fn in notebooks.graded_functions(assignment)})
     # fay hands in the blank notebook
     subs["fay"] = released_nb(assignment)
     return sol, subs
@@ -790,7 +820,7 @@ def test_the_honest_answers_are_correct(assignment, student):
 @pytest.mark.parametrize("assignment", sorted(HONEST))
 def test_similarity_flags_the_copies_and_only_them(assignment):
     sol, subs = class_of(assignment)
-    report = sim.similarity_report(assignment, subs, solution=sol,
+    report = rep.similarity_report(assignment, subs, solution=sol,
                                    released=released_nb(assignment))
     expected = {
         ("student", "ana", "cara"),                             # shared code
@@ -802,7 +832,7 @@ def test_similarity_flags_the_copies_and_only_them(assignment):
     scores = [m.score for m in report.matches]
     assert scores == sorted(scores, reverse=True)
     by = {(m.kind, m.student): m for m in report.matches}
-    for fn in sim.ASSIGNMENTS[assignment].graded:
+    for fn in notebooks.graded_functions(assignment):
         assert f"{fn} 100%" in by[("student", "ana")].reason
     assert report.delegation == {}
 
@@ -812,7 +842,7 @@ def test_honest_answers_score_well_below_the_threshold(assignment):
     """The margin, not only the verdict: two independent correct answers,
     and each of them against the published solution and the reference."""
     sol, subs = class_of(assignment)
-    report = sim.similarity_report(assignment, subs, solution=sol,
+    report = rep.similarity_report(assignment, subs, solution=sol,
                                    threshold=0.01, min_shared=1,
                                    released=released_nb(assignment))
     honest = {"ana", "ben"}
@@ -820,7 +850,7 @@ def test_honest_answers_score_well_below_the_threshold(assignment):
                  if m.student in honest and m.other in honest | {
                      "published solution", "lstmlib (reference implementation)"}),
                 default=0.0)
-    assert worst < sim.DEFAULT_THRESHOLD / 2, worst
+    assert worst < similarity.DEFAULT_THRESHOLD / 2, worst
 
 
 def test_code_moved_to_an_added_cell_is_compared_too():
@@ -831,7 +861,7 @@ def test_code_moved_to_an_added_cell_is_compared_too():
     for src in HONEST_04["ana"].values():
         moved = add_cell(moved, disguise(src, KEEP | {"lstm_step_forward",
                                                       "lstm_step_backward"}))
-    report = sim.similarity_report("04_lstm_cell", {"ana": subs["ana"], "gil": moved,
+    report = rep.similarity_report("04_lstm_cell", {"ana": subs["ana"], "gil": moved,
                                                     "ben": subs["ben"]},
                                    solution=sol, released=released_nb("04_lstm_cell"))
     assert _pairs(report) == {("student", "ana", "gil")}
@@ -839,13 +869,13 @@ def test_code_moved_to_an_added_cell_is_compared_too():
 
 def test_a_lower_threshold_flags_more_and_bad_thresholds_are_named():
     sol, subs = class_01()
-    strict = sim.similarity_report("01_rnn_forward", subs, solution=sol)
-    loose = sim.similarity_report("01_rnn_forward", subs, solution=sol,
+    strict = rep.similarity_report("01_rnn_forward", subs, solution=sol)
+    loose = rep.similarity_report("01_rnn_forward", subs, solution=sol,
                                   threshold=0.05, min_shared=1)
     assert _pairs(strict) < _pairs(loose)
     for bad in (0, 1.5, "0.5"):
         with pytest.raises(ValueError, match="threshold: expected a number in"):
-            sim.similarity_report("01_rnn_forward", subs, threshold=bad)
+            rep.similarity_report("01_rnn_forward", subs, threshold=bad)
 
 
 def test_report_lists_delegation_too():
@@ -854,7 +884,7 @@ def test_report_lists_delegation_too():
                              _fill(ATTACKS["getattr with a built name"],
                                    "04_lstm_cell", "lstm_step_backward")),
             "hal": released_nb("04_lstm_cell")}
-    report = sim.similarity_report("04_lstm_cell", subs, solution=sol)
+    report = rep.similarity_report("04_lstm_cell", subs, solution=sol)
     assert list(report.delegation) == ["gus"]
     assert list(report.delegation["gus"]) == ["lstm_step_backward"]
 
@@ -863,10 +893,10 @@ def test_normalisation_ignores_names_comments_and_layout():
     a = "def f(x, y):\n    '''doc'''\n    total = x + y  # sum\n    return total * 2\n"
     b = "def f(a,\n      b):\n    s = (a +\n         b)\n\n    return s*2\n"
     c = "def f(x, y):\n    return (x - y) * 2\n"
-    assert sim.normalise(a, keep={"f"}) == sim.normalise(b, keep={"f"})
-    assert sim.normalise(a, keep={"f"}) != sim.normalise(c, keep={"f"})
+    assert similarity.normalise(a, keep={"f"}) == similarity.normalise(b, keep={"f"})
+    assert similarity.normalise(a, keep={"f"}) != similarity.normalise(c, keep={"f"})
     with pytest.raises(ValueError, match="code: expected Python source"):
-        sim.normalise("def (:")
+        similarity.normalise("def (:")
 
 
 # ---------------------------------------------------------------------------
@@ -922,13 +952,13 @@ def test_cli_end_to_end(tmp_path):
     assert empty.returncode == 1 and "expected submissions in" in empty.stderr
 
 
-@pytest.mark.parametrize("assignment", sorted(sim.ASSIGNMENTS))
+@pytest.mark.parametrize("assignment", sorted(assignments.ASSIGNMENTS))
 def test_report_on_every_assignment(tmp_path, assignment, capsys):
     """The command (in-process) on each real assignment: a student handing
     in the published solution is listed, a blank notebook and an answer with
     one typical mistake of the bank beside it are read without error; a
     delegating answer of the bank is listed as delegation."""
-    a = sim.ASSIGNMENTS[assignment]
+    nb_file = notebooks.notebook_file(assignment)
     sol = solution_nb(assignment)
     bank = load(assignment)
     honest_mistake = next(m for m in bank.MISTAKES if "delegat" not in m.name)
@@ -940,10 +970,10 @@ def test_report_on_every_assignment(tmp_path, assignment, capsys):
     for student, nb in subs.items():
         d = tmp_path / "grading" / "autograded" / student / assignment
         d.mkdir(parents=True)
-        (d / a.notebook).write_text(json.dumps(nb))
+        (d / nb_file).write_text(json.dumps(nb))
     (tmp_path / "solutions" / assignment).mkdir(parents=True)
-    (tmp_path / "solutions" / assignment / a.notebook).write_text(json.dumps(sol))
-    rc = sim.main(["--course", str(tmp_path), assignment, "--from", "autograded"])
+    (tmp_path / "solutions" / assignment / nb_file).write_text(json.dumps(sol))
+    rc = rep.main(["--course", str(tmp_path), assignment, "--from", "autograded"])
     out = capsys.readouterr().out
     assert rc == 0, out
     with open(tmp_path / "grading" / "reports" / f"{assignment}-similarity.csv",
