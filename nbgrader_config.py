@@ -86,9 +86,10 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
-# The sandbox every graded kernel runs in (lstmlib/grading/sandbox.py).
-# Memory, tasks and CPU time count all of a submission's processes together
-# (a cgroup per box, else a watchdog: `python -m lstmlib.grading
+# The sandbox every graded kernel runs in (lstmlib/grading/sandbox.py) and
+# its limits (lstmlib/grading/resources.py). Memory, tasks and CPU time count
+# all of a submission's processes together (a cgroup per box, else a
+# watchdog: `python -m lstmlib.grading
 # sandbox-check` says which is in force here).
 c.GradingSandbox.memory_bytes = 4 * 1024**3       # memory of the box, all processes
 c.GradingSandbox.cpu_seconds = 300                # CPU time of the box, whole notebook

@@ -26,7 +26,8 @@ import argparse
 import sys
 
 from . import sandbox
-from .pipeline import Course, GradingError
+from .config import PipelineError
+from .course import Course
 
 
 def _parser():
@@ -59,8 +60,8 @@ def _parser():
     s.add_argument("assignment")
     s.add_argument("--student", action="append", help="only this student (repeatable)")
     s.add_argument("--workers", type=int,
-                   help="grade in this process, N submissions at once, without Dask "
-                        "(every submission graded again)")
+                   help="grade in this process (a thread pool), N submissions at once, "
+                        "without Dask (every submission graded again)")
     s.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without the sandbox (trusted notebooks only)")
     s.add_argument("--keep-scratch", action="store_true",
@@ -75,8 +76,8 @@ def _parser():
     s.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="grade on an existing Dask cluster (see the instructor guide)")
     s.add_argument("--retries", type=int, default=2,
-                   help="on Dask: retries of a submission whose worker "
-                        "was lost (default 2)")
+                   help="retries of a submission whose worker was lost "
+                        "(default 2)")
     s = sub.add_parser("feedback", help="generate feedback HTML (no hidden tests)")
     s.add_argument("assignment")
     s.add_argument("--student", action="append")
@@ -86,8 +87,8 @@ def _parser():
     s = sub.add_parser("export", help="export grades to CSV")
     s.add_argument("csv", nargs="?", default="grading/grades.csv")
     sub.add_parser("sandbox-check", help="say whether the sandbox works here")
-    from .analysis import report
-    report.add_arguments(sub.add_parser(
+    from . import similarity
+    similarity.add_arguments(sub.add_parser(
         "similarity", help="similarity and delegation report of an assignment"))
     return p
 
@@ -105,9 +106,9 @@ def _print_results(results) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "similarity":
-        from .analysis import report
+        from . import similarity
         try:
-            return report.run_command(args)
+            return similarity.run_command(args)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -130,23 +131,24 @@ def main(argv=None) -> int:
             course.submit(args.assignment, args.student, args.student_dir, args.exchange)
         elif cmd == "collect":
             course.collect(args.assignment, args.exchange)
-        elif cmd == "autograde" and (args.workers or args.keep_scratch):
-            if args.cluster or args.scheduler or args.regrade:
-                raise ValueError("--workers/--keep-scratch: expected without --cluster, "
-                                 "--scheduler and --regrade (they grade in this process)")
-            results = course.autograde(args.assignment, args.student, workers=args.workers,
-                                       unsafe_no_sandbox=args.unsafe_no_sandbox,
-                                       keep_scratch=args.keep_scratch)
-            print(f"\n{args.assignment}: {len(results)} submissions")
-            return _print_results(results)
         elif cmd == "autograde":
-            from . import cluster
-            if args.cluster and args.scheduler:
-                raise ValueError("--cluster and --scheduler: expected one of them, received both")
-            summary = cluster.autograde(
-                args.course, args.assignment, args.student, cluster=args.cluster or "local",
-                scheduler=args.scheduler, retries=args.retries, regrade=args.regrade,
-                unsafe_no_sandbox=args.unsafe_no_sandbox)
+            from .driver import Driver, Pool
+            if args.workers or args.keep_scratch:
+                if args.cluster or args.scheduler or args.regrade:
+                    raise ValueError("--workers/--keep-scratch: expected without --cluster, "
+                                     "--scheduler and --regrade (they grade in this process)")
+                # a thread pool in this process; every submission graded again
+                options = dict(executor=Pool(args.workers or course.config.workers),
+                               regrade=True, keep_scratch=args.keep_scratch)
+            else:
+                if args.cluster and args.scheduler:
+                    raise ValueError("--cluster and --scheduler: expected one of them, "
+                                     "received both")
+                options = dict(cluster=None if args.scheduler else args.cluster or "local",
+                               scheduler=args.scheduler, regrade=args.regrade)
+            summary = Driver(course, retries=args.retries,
+                             unsafe_no_sandbox=args.unsafe_no_sandbox, **options) \
+                .autograde(args.assignment, args.student)
             code = _print_results(summary.results)
             print("\n" + "\n".join(summary.lines()))
             return 3 if code or summary.failed else 0
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
     except sandbox.SandboxUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (GradingError, ValueError) as exc:
+    except (PipelineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

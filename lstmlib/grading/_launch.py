@@ -16,7 +16,7 @@ bootstrap copies it into a size-limited tmpfs at the same path, so the
 student's code sees the usual layout, but nothing it writes (a symlink named
 like the output notebook, say) ever reaches the folder nbgrader writes into,
 and the total it writes is bounded. All the box's processes together are
-held to the policy's limits by :class:`sandbox.Supervisor` (a cgroup per
+held to the policy's limits by :class:`resources.Supervisor` (a cgroup per
 box where the machine allows it, else a watchdog), which is removed when
 the kernel ends.
 """
@@ -32,15 +32,20 @@ import subprocess
 import sys
 
 if __package__:
-    from . import sandbox
+    from . import resources, sandbox
 else:  # run by path from the kernelspec: skip importing the lstmlib package
     import importlib.util as _util
 
-    _spec = _util.spec_from_file_location(
-        "_lstmlib_grading_sandbox", os.path.join(os.path.dirname(__file__), "sandbox.py"))
-    sandbox = _util.module_from_spec(_spec)
-    sys.modules[_spec.name] = sandbox
-    _spec.loader.exec_module(sandbox)
+    def _by_path(name):
+        spec = _util.spec_from_file_location(
+            f"_lstmlib_grading_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
+        module = _util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    resources = _by_path("resources")     # sandbox.py finds it in sys.modules
+    sandbox = _by_path("sandbox")
 
 PR_SET_PDEATHSIG = 1
 
@@ -140,7 +145,7 @@ def main(argv=None):
         os.chown(kernel_conn, uid, uid)
 
     python_cmd = [policy["python"], "-m", "ipykernel_launcher", *kernel_args]
-    box_limits = sandbox._limits(limits)
+    box_limits = resources.as_limits(limits)
     if sandboxed:
         command = sandbox.bwrap_command(
             bwrap=policy["bwrap"], hidden=policy.get("hidden", ()),
@@ -160,10 +165,10 @@ def main(argv=None):
         env["TMPDIR"] = env["IPYTHONDIR"] = kernel_dir
         env["MPLCONFIGDIR"] = env["NUMBA_CACHE_DIR"] = kernel_dir
         run_cwd = kernel_dir
-    supervisor = sandbox.Supervisor(box_limits, runtime_dir=runtime_dir if sandboxed else None)
+    supervisor = resources.Supervisor(box_limits, runtime_dir=runtime_dir if sandboxed else None)
     # An unprivileged instructor cannot switch uid: RLIMIT_NPROC counts all
     # their tasks, so allow what they already run plus the budget.
-    nproc = None if as_root else box_limits.max_processes + sandbox._count_tasks(os.getuid())
+    nproc = None if as_root else box_limits.max_processes + resources.count_tasks(os.getuid())
     try:
         proc = subprocess.Popen(command, cwd=run_cwd, env=env, stdin=subprocess.DEVNULL,
                                 preexec_fn=supervisor.preexec(nproc))

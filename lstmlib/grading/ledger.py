@@ -15,10 +15,10 @@ infrastructure failed it too often, or the grader itself broke: graded
 again by the next run), ``superseded`` (a newer submission of the same
 student was merged first: its result is never merged).
 
-Delivery from the cluster is at least once (a lost worker's task runs
-again), so :func:`merge` is idempotent: a result whose job is ``done`` is
-dropped, scores are set and never added, and the job becomes ``done`` only
-after the gradebook has committed. If the driver dies between the two, the
+Delivery from an executor is at least once (a lost worker's task runs
+again), so merging (:func:`lstmlib.grading.merge.merge`) is idempotent: a
+result whose job is ``done`` is dropped, scores are set and never added,
+and the job becomes ``done`` only after the gradebook has committed. If the driver dies between the two, the
 next run grades that job again and sets the same scores. Only the driver
 (the trusted process) opens the ledger; workers never see it.
 """
@@ -214,46 +214,6 @@ class Ledger:
         self._update(key, state="done", status=result.status, score=result.score,
                      max_score=result.max_score, reason=result.reason or None, error=None,
                      seconds=result.seconds)
-
-
-def merge(course, ledger: Ledger, job: dict, result, gradebook=None) -> str:
-    """Merge one delivered result, idempotently. Returns what happened:
-    ``merged``, ``duplicate`` (its job is already done: dropped) or
-    ``superseded`` (a newer submission of the student is already merged, in
-    the ledger or the gradebook: dropped). ``gradebook``: an open nbgrader
-    Gradebook of the course to merge through (else one is opened)."""
-    key = job["job_key"]
-    row = ledger.get(key)
-    if row is None:
-        raise KeyError(f"job {key[:12]}... is not in the ledger")
-    if row["state"] == "done":
-        return "duplicate"
-    if row["state"] == "superseded":
-        return "superseded"
-    mine = job.get("submitted_at")
-    newer = ledger.newest_done(result.assignment, result.student, other_than=key)
-    if mine and newer and newer > mine:
-        ledger.superseded(key, newer)
-        return "superseded"
-    in_book = _gradebook_timestamp(course, result.assignment, result.student, gradebook)
-    if mine and in_book and in_book > mine:
-        ledger.superseded(key, in_book)
-        return "superseded"
-    course.merge_result(result, gradebook)
-    ledger.done(key, result)
-    return "merged"
-
-
-def _gradebook_timestamp(course, assignment, student, gradebook=None) -> str | None:
-    import contextlib
-    from nbgrader.api import Gradebook, MissingEntry
-    with contextlib.nullcontext(gradebook) if gradebook is not None else \
-            Gradebook(course.config.db_url) as gb:
-        try:
-            stamp = gb.find_submission(assignment, student).timestamp
-        except MissingEntry:
-            return None
-    return utc_iso(stamp) if stamp else None
 
 
 def utc_iso(stamp) -> str:

@@ -55,7 +55,7 @@ from traitlets import Bool, Integer, Unicode
 
 from nbgrader import utils
 
-from . import assignments, checks, sandbox
+from . import assignments, checks, resources, sandbox
 from .checks._compare import GradingError
 from ._nbext import GuardedExecute
 
@@ -363,13 +363,13 @@ def _error(ename, evalue):
 UNSAFE_ENV = "LSTMLIB_UNSANDBOXED_AUTOGRADE"
 
 
-def box_limits(config) -> "sandbox.Limits":
+def box_limits(config) -> "resources.Limits":
     """The sandbox's limits from the ``GradingSandbox`` section of a
     traitlets config (nbgrader_config.py); the defaults elsewhere."""
     import dataclasses
     section = config.get("GradingSandbox", {}) if config is not None else {}
-    return sandbox.Limits(**{f.name: int(section[f.name])
-                             for f in dataclasses.fields(sandbox.Limits) if f.name in section})
+    return resources.Limits(**{f.name: int(section[f.name])
+                               for f in dataclasses.fields(resources.Limits) if f.name in section})
 
 
 class _Box:

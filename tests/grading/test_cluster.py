@@ -1,4 +1,4 @@
-"""Grading a class on Dask (lstmlib.grading.cluster) and its job ledger.
+"""Grading a class on Dask (lstmlib.grading.driver on cluster.Dask) and its job ledger.
 
 The slow tests grade a synthetic class of 01_rnn_forward (the full solution,
 the blank notebook and every mistake of tests/mistakes/, in turn) on a
@@ -41,8 +41,10 @@ import synthetic_class  # noqa: E402
 
 from lstmlib.grading import ledger as L  # noqa: E402
 from lstmlib.grading import sandbox  # noqa: E402
-from lstmlib.grading.cluster import POLICY, QUIET, Driver, parse_cluster  # noqa: E402
-from lstmlib.grading.pipeline import Course  # noqa: E402
+from lstmlib.grading.cluster import POLICY, QUIET, parse_cluster  # noqa: E402
+from lstmlib.grading.course import Course  # noqa: E402
+from lstmlib.grading.driver import Driver  # noqa: E402
+from lstmlib.grading.merge import merge  # noqa: E402
 
 ASSIGNMENT = "01_rnn_forward"
 STUDENTS = 20
@@ -360,7 +362,8 @@ def test_driver_killed_and_restarted(pristine, sequential, tmp_path):
 def test_older_submission_result_is_dropped(pristine, tmp_path):
     """A result for a submission older than the one already merged (a late
     duplicate delivery) changes nothing."""
-    from lstmlib.grading.cluster import gradebook_template, grade_task
+    from lstmlib.grading.driver import gradebook_template
+    from lstmlib.grading.job import grade_task
     course_dir = copy_of(pristine, tmp_path)
     course = Course(course_dir)
     drv = Driver(course_dir, unsafe_no_sandbox=not SANDBOX_OK)
@@ -380,11 +383,11 @@ def test_older_submission_result_is_dropped(pristine, tmp_path):
     led = L.Ledger(course.config.db_url)
     try:
         assert led.plan([{k: v for k, v in old_job.items() if k != "files"}])
-        assert L.merge(course, led, old_job, old_result) == "superseded"
+        assert merge(course, led, old_job, old_result) == "superseded"
         assert led.get(old_job["job_key"])["state"] == "superseded"
         # merging the newer job's result again is a duplicate: dropped
         new_job = next(j for j in drv.jobs(ASSIGNMENT) if j["student"] == full)
-        assert L.merge(course, led, new_job, old_result) == "duplicate"
+        assert merge(course, led, new_job, old_result) == "duplicate"
     finally:
         led.close()
     assert totals(cell_scores(course_dir))[full] == 0.0

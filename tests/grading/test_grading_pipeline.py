@@ -46,7 +46,7 @@ from hostile import tiny_course as tiny  # noqa: E402
 
 from lstmlib.grading import sandbox  # noqa: E402
 from lstmlib.grading._nbext import secret_lines  # noqa: E402
-from lstmlib.grading.pipeline import leaked_lines  # noqa: E402
+from lstmlib.grading.course import leaked_lines  # noqa: E402
 
 REPO = HERE.parent
 SANDBOX_OK, SANDBOX_WHY = sandbox.probe()
@@ -230,14 +230,15 @@ def test_a_temporary_folder_too_long_for_sockets_is_refused(tmp_path, monkeypatc
     path has at most 107 bytes: a longer temporary folder is refused before
     any grading, with what to do, instead of failing every submission."""
     import tempfile
-    from lstmlib.grading.pipeline import Course, GradingError
+    from lstmlib.grading.config import PipelineError
+    from lstmlib.grading.course import Course
     course = tiny.make_course(tmp_path / "course")
     cli(course, "generate", "tiny")
     tiny.place_submission(course, "alice", tiny.answered(course))
     long = tmp_path / ("t" * (107 - len(str(tmp_path))))
     long.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(long))
-    with pytest.raises(GradingError, match=r"temporary folder: expected a path of at most 74 "
+    with pytest.raises(PipelineError, match=r"temporary folder: expected a path of at most 74 "
                                            r"bytes .* set TMPDIR to a shorter folder"):
         Course(course, log=lambda m: None).autograde("tiny", unsafe_no_sandbox=not SANDBOX_OK)
     assert list(long.iterdir()) == []
@@ -253,7 +254,7 @@ def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
     import tempfile
     import threading
     import time
-    from lstmlib.grading.pipeline import Course
+    from lstmlib.grading.course import Course
     course = tiny.make_course(tmp_path / "course")
     cli(course, "generate", "tiny")
     for student in ("alice", "bob"):
@@ -261,7 +262,7 @@ def test_a_grading_process_killed_is_graded_again_once(tmp_path, monkeypatch):
     # the grader's fork server and multiprocessing's own folder first, where
     # they would be anyway (they outlive this test and its folder)
     import multiprocessing.forkserver
-    from lstmlib.grading.pipeline import _grader_context
+    from lstmlib.grading.job import _grader_context
     _grader_context()
     multiprocessing.forkserver.ensure_running()
     # this test's scratch courses only, in a short path: the kernel's sockets

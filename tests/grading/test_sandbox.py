@@ -30,7 +30,7 @@ from hostile import (ATTACKS, ENV_SECRET_NAME, ENV_SECRET_VALUE, Targets,  # noq
                      outputs_text, write_submission)
 from hostile import tiny_course as tiny  # noqa: E402
 
-from lstmlib.grading import sandbox  # noqa: E402
+from lstmlib.grading import resources, sandbox  # noqa: E402
 
 OK, WHY = sandbox.probe()
 
@@ -69,7 +69,7 @@ def in_box(tmp_path, code, *, limits=None, distributions=("ipykernel", "numpy"),
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "student.txt").write_text("my answer")
-    limits = limits or sandbox.Limits()
+    limits = limits or resources.Limits()
     as_root = os.geteuid() == 0
     if as_root:
         os.chown(copy / "student.txt", 61500, 61500)
@@ -80,7 +80,7 @@ def in_box(tmp_path, code, *, limits=None, distributions=("ipykernel", "numpy"),
         work=(str(copy), str(work), limits.work_bytes), tmp_bytes=limits.tmp_bytes,
         chdir=str(work), env=sandbox.kernel_env("/tmp"), as_root=as_root, uid=61500,
         setpriv=sandbox.find_setpriv(), command=[sys.executable, "-c", code])
-    sup = sandbox.Supervisor(limits, cgroup=mode != "watchdog")
+    sup = resources.Supervisor(limits, cgroup=mode != "watchdog")
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=sup.preexec(
@@ -207,7 +207,7 @@ def test_supervisor_kills_a_box_filling_the_folder_of_its_sockets(tmp_path):
               "for n in range(64):\n"
               "    open(os.path.join(sys.argv[1], f'f{n}'), 'wb').write(b'x' * 65536)\n"
               "time.sleep(60)\n")
-    sup = sandbox.Supervisor(sandbox.Limits(), runtime_dir=str(rt), cgroup=False)
+    sup = resources.Supervisor(resources.Limits(), runtime_dir=str(rt), cgroup=False)
     try:
         proc = subprocess.Popen([sys.executable, "-c", writer, str(rt)],
                                 preexec_fn=sup.preexec(None if os.geteuid() == 0 else 10_000))
@@ -217,22 +217,22 @@ def test_supervisor_kills_a_box_filling_the_folder_of_its_sockets(tmp_path):
         sup.close()
     assert rc == -9 and time.monotonic() - start < 40
     assert sup.describe_end(rc) == (f"box killed: it wrote more than "
-                                    f"{sandbox.RUNTIME_DIR_BYTES} bytes into the folder of "
+                                    f"{resources.RUNTIME_DIR_BYTES} bytes into the folder of "
                                     "its sockets")
 
 
 def test_limits_refuse_a_disk_smaller_than_tmp():
     with pytest.raises(ValueError, match="disk_bytes: expected more than tmp_bytes"):
-        sandbox.Limits(tmp_bytes=64 << 20, disk_bytes=32 << 20)
-    assert sandbox.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20).work_bytes == 32 << 20
+        resources.Limits(tmp_bytes=64 << 20, disk_bytes=32 << 20)
+    assert resources.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20).work_bytes == 32 << 20
 
 
 MODES = ["cgroup", "watchdog"]
 
 
 def _mode(mode):
-    if mode == "cgroup" and not sandbox.resource_mode().startswith("cgroup"):
-        pytest.skip(f"no cgroup here: {sandbox.resource_mode()}")
+    if mode == "cgroup" and not resources.resource_mode().startswith("cgroup"):
+        pytest.skip(f"no cgroup here: {resources.resource_mode()}")
     return mode
 
 
@@ -259,7 +259,7 @@ def test_box_bounds_memory_of_all_its_processes(box, tmp_path, mode):
         "print('parent alive')\n"
         "raise SystemExit(3 if killed else 0)\n"
     )
-    limits = sandbox.Limits(memory_bytes=1 << 30)
+    limits = resources.Limits(memory_bytes=1 << 30)
     rc, out, err, _, why, peak, sup = in_box(tmp_path, code, limits=limits, mode=mode)
     if mode == "cgroup":
         assert sup.cgroup is not None
@@ -291,7 +291,7 @@ def test_box_bounds_cpu_time_of_all_its_processes(box, tmp_path, mode):
         "print('finished')\n"
     )
     start = time.monotonic()
-    rc, out, err, _, why, *_ = in_box(tmp_path, code, limits=sandbox.Limits(cpu_seconds=2),
+    rc, out, err, _, why, *_ = in_box(tmp_path, code, limits=resources.Limits(cpu_seconds=2),
                                       mode=mode)
     assert rc != 0 and "finished" not in out
     assert why.startswith("box killed: its processes together used"), why
@@ -302,7 +302,7 @@ def test_box_bounds_cpu_time_of_all_its_processes(box, tmp_path, mode):
 @pytest.mark.parametrize("where", ["work", "/tmp"])
 def test_box_bounds_what_it_writes(box, tmp_path, where):
     """Writing past the box's disk budget fails with ENOSPC; the kernel goes on."""
-    limits = sandbox.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20)
+    limits = resources.Limits(tmp_bytes=16 << 20, disk_bytes=48 << 20)
     folder = "." if where == "work" else "/tmp"
     code = (
         "import errno, os\n"
@@ -348,7 +348,7 @@ def test_box_bounds_processes(box, tmp_path, mode):
         "    print('forked', made, flush=True)\n"
         "time.sleep(1)\n"
     )
-    limits = sandbox.Limits(max_processes=20)
+    limits = resources.Limits(max_processes=20)
     rc, out, err, *_, sup = in_box(tmp_path, code, limits=limits, mode=mode)
     assert "forked" in out, err
     # every process that forked printed once: together fewer than the limit
@@ -389,17 +389,17 @@ def test_run_python_refuses_without_bwrap_unless_unsafe(monkeypatch):
 
 
 def test_resource_mode_falls_back_to_the_watchdog(monkeypatch):
-    monkeypatch.setenv(sandbox.CGROUP_ENV, "0")
-    assert sandbox.resource_mode().startswith(
-        f"watchdog per box (turned off by {sandbox.CGROUP_ENV}=0)")
-    assert sandbox.Cgroup.create(sandbox.Limits()) is None
+    monkeypatch.setenv(resources.CGROUP_ENV, "0")
+    assert resources.resource_mode().startswith(
+        f"watchdog per box (turned off by {resources.CGROUP_ENV}=0)")
+    assert resources.Cgroup.create(resources.Limits()) is None
 
 
 def test_sandbox_check_names_the_resource_bound(box):
     proc = subprocess.run([sys.executable, "-m", "lstmlib.grading", "sandbox-check"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "resources per submission: " + sandbox.resource_mode() in proc.stdout
+    assert "resources per submission: " + resources.resource_mode() in proc.stdout
 
 
 def test_refuses_without_bwrap_unless_unsafe(tmp_path):
