@@ -87,8 +87,8 @@ def _parser():
     s = sub.add_parser("export", help="export grades to CSV")
     s.add_argument("csv", nargs="?", default="grading/grades.csv")
     sub.add_parser("sandbox-check", help="say whether the sandbox works here")
-    from . import similarity
-    similarity.add_arguments(sub.add_parser(
+    from .analysis import report
+    report.add_arguments(sub.add_parser(
         "similarity", help="similarity and delegation report of an assignment"))
     return p
 
@@ -106,9 +106,9 @@ def _print_results(results) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "similarity":
-        from . import similarity
+        from .analysis import report
         try:
-            return similarity.run_command(args)
+            return report.run_command(args)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
