@@ -28,14 +28,20 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK = "course_install"
 
 
-def install_source(config=ROOT / "_config.yml"):
-    """The cell's code, pointing at the configured repository and branch."""
+def repository(config=ROOT / "_config.yml"):
+    """(url, branch) of the repository configured in _config.yml."""
     repo = yaml.safe_load(config.read_text(encoding="utf-8"))["repository"]
     url = repo["url"].rstrip("/")
     if not url.startswith("https://"):
         raise ValueError(f"_config.yml repository.url: expected an https URL, "
                          f"received {url!r}")
-    spec = f"lstmlib @ git+{url}@{repo.get('branch', 'main')}"
+    return url, repo.get("branch", "main")
+
+
+def install_source(config=ROOT / "_config.yml"):
+    """The cell's code, pointing at the configured repository and branch."""
+    url, branch = repository(config)
+    spec = f"lstmlib @ git+{url}@{branch}"
     return (
         "# Colab or a fresh Python: install the course package if it is missing.\n"
         "try:\n"

@@ -24,10 +24,15 @@ with lstmlib; chapter 11 needs nothing else.
 Colab renders Markdown, not MyST's roles: in the notebooks' text cells a
 citation becomes "(Author Year)" from book/references.bib, a {doc} link the
 chapter's title, a {ref} its text or the section's heading, a {numref} or
-{eq} plain words, and a glued number the name it was glued under.
+{eq} plain words, and a glued number the name it was glued under. Its
+directives become Markdown too: a figure an image from the configured
+repository with its caption, a glued figure its caption (the figure shows
+where the code makes it), an admonition or note a quotation under its title,
+a dropdown a ``<details>`` block, and a literalinclude the code it includes.
 """
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -38,7 +43,7 @@ import nbformat
 
 BOOK = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BOOK.parent / "scripts"))
-from add_install_cell import install_source  # noqa: E402  (one install cell)
+from add_install_cell import install_source, repository  # noqa: E402
 ROOT = BOOK.parent
 CHAPTERS = ["01_sequences", "02_bptt", "03_vanishing_gradients", "04_lstm",
             "05_gru", "06_bidirectional", "09_practice", "10_seq2seq_attention",
@@ -131,15 +136,71 @@ def plain_roles(text, cites, titles, labels):
     return ROLE.sub(one, text)
 
 
+FENCED = re.compile(r"(?ms)^([ \t]*)(```|:::)\{([\w:-]+)\}[ \t]*([^\n]*)\n"
+                    r"((?:\1:[\w-]+:[^\n]*\n)*)\n?(.*?)^\1\2[ \t]*$")
+
+
+def _options(block):
+    return dict(re.findall(r"(?m)^:([\w-]+):[ \t]*(.*)$", block))
+
+
+def _included(path, options):
+    """The code a literalinclude shows: the whole file or one :pyobject:."""
+    text = path.read_text(encoding="utf-8")
+    name = options.get("pyobject")
+    if not name:
+        return text.rstrip("\n")
+    for node in ast.parse(text).body:
+        if getattr(node, "name", None) == name:
+            return ast.get_source_segment(text, node)
+    raise ValueError(f"{path}: no top-level {name!r} for a literalinclude")
+
+
+def plain_directives(text, raw_base):
+    """MyST directives in a Markdown cell -> Markdown Colab renders:
+    ``raw_base`` is the address of the repository's raw files."""
+    def one(m):
+        indent = m.group(1)
+        out = directive(m.group(3), m.group(4).strip(), _options(m.group(5)),
+                        "\n".join(ln[len(indent):] if ln.startswith(indent) else ln
+                                  for ln in m.group(6).strip("\n").splitlines()))
+        if out is None:
+            return m.group(0)
+        return "\n".join(indent + ln if ln else ln for ln in out.splitlines())
+
+    def directive(kind, argument, options, body):
+        if kind == "figure":
+            alt = options.get("alt", "").replace("]", ")")
+            return f"![{alt}]({raw_base}/book/{argument})\n\n*{body.strip()}*"
+        if kind == "glue:figure":
+            return f"*Figure (above, where the code draws it): {body.strip()}*"
+        if kind in ("admonition", "note", "tip", "important", "warning"):
+            title = argument or kind.capitalize()
+            lines = [f"**{title}**", ""] + plain_directives(body, raw_base).splitlines()
+            return "\n".join("> " + ln if ln else ">" for ln in lines)
+        if kind == "dropdown":
+            return (f"<details><summary>{argument or 'Show'}</summary>\n\n"
+                    f"{plain_directives(body, raw_base)}\n\n</details>")
+        if kind == "literalinclude":
+            code = _included((BOOK / argument).resolve(), options)
+            return f"```{options.get('language', 'python')}\n{code}\n```"
+        return None
+    return FENCED.sub(one, text)
+
+
 def chapter_notebook(name):
     """The chapter's cells as a notebook dict, setup cell first."""
     nb = jupytext.read(BOOK / f"{name}.md")
     nb.metadata.pop("jupytext", None)
     cells = [c for c in nb.cells if not c.metadata.get(MARK)]
     cites, (titles, labels) = bibliography(), _headings()
+    url, branch = repository()
+    raw_base = url.replace("https://github.com/", "https://raw.githubusercontent.com/") \
+        + f"/{branch}"
     for cell in cells:
         if cell.cell_type == "markdown":
-            cell.source = plain_roles(cell.source, cites, titles, labels)
+            cell.source = plain_directives(
+                plain_roles(cell.source, cites, titles, labels), raw_base)
     first_code = next((k for k, c in enumerate(cells) if c.cell_type == "code"),
                       len(cells))
     setup = nbformat.v4.new_code_cell(

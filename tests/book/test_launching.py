@@ -106,7 +106,8 @@ def test_colab_chapters_read_recorded_runs_from_the_package():
 
 
 def test_colab_copies_show_no_raw_roles():
-    roles = re.compile(r"\{(cite|cite:p|cite:t|doc|ref|numref|eq|glue:text)\}`")
+    roles = re.compile(r"\{(cite|cite:p|cite:t|doc|ref|numref|eq|glue:text)\}`"
+                       r"|(```|:::)\{[\w:-]+\}")
     problems = []
     for name in _colab_chapters():
         nb = json.loads((BOOK / f"{name}.ipynb").read_text(encoding="utf-8"))
@@ -115,6 +116,23 @@ def test_colab_copies_show_no_raw_roles():
                 problems += [f"{name}: {m.group(0)}" for m in
                              roles.finditer("".join(cell["source"]))]
     assert not problems, "\n".join(problems[:20])
+
+
+def test_directives_become_markdown():
+    """A figure becomes an image from the configured repository with its
+    caption, an admonition a quotation, an indented dropdown a <details>
+    block at the same indentation, a literalinclude the included code."""
+    script = _chapter_notebooks()
+    text = ("```{figure} figures/a.svg\n:name: fig-a\n:alt: A diagram\n\nThe caption.\n```\n\n"
+            ":::{admonition} Note well\nBody line.\n:::\n\n"
+            "1. Question?\n\n   :::{dropdown} Answer\n   Because.\n   :::\n\n"
+            "```{literalinclude} ../lstmlib/mingru.py\n:pyobject: linear_scan_sequential\n```")
+    out = script.plain_directives(text, "https://raw.example/repo/main")
+    assert "![A diagram](https://raw.example/repo/main/book/figures/a.svg)\n\n*The caption.*" in out
+    assert "> **Note well**\n>\n> Body line." in out
+    assert "   <details><summary>Answer</summary>\n\n   Because.\n\n   </details>" in out
+    assert "```python\ndef linear_scan_sequential(a, b, h0):" in out
+    assert "{" + "figure}" not in out and ":::" not in out
 
 
 def test_roles_become_text():
