@@ -215,6 +215,9 @@ REFUSED = {
                        "from lstmlib.kernels import get_cell"],
     "10_attention": ["from lstmlib.attention import attention_forward",
                      "from lstmlib.attention import softmax", "import lstmlib.seq2seq"],
+    "11_tbptt": ["from lstmlib.tbptt import tbptt_chunks", "from lstmlib import tbptt_chunks",
+                 "from lstmlib import train_tbptt", "import lstmlib.tbptt",
+                 "from lstmlib import SequenceModel", "import lstmlib.layers"],
     "12_parallel_scan": ["from lstmlib.mingru import linear_scan_sequential",
                          "from lstmlib.mingru import mingru_backward", "import lstmlib.mingru"],
 }
@@ -418,6 +421,15 @@ keep("step", lstm_step_forward(x, h, c, *w))
     "10_attention": '''
 from lstmlib.attention import AttentionCache
 keep("cache", AttentionCache._fields)
+''',
+    "11_tbptt": '''
+from lstmlib.rnn import rnn_backward, rnn_forward
+x, h0 = rng.standard_normal((6, 2, 3)), rng.standard_normal((2, 4))
+w = (rng.standard_normal((4, 3)), rng.standard_normal((4, 4)),
+     rng.standard_normal(4), rng.standard_normal(4))
+out, h_n, cache = rnn_forward(x[2:], h0, *w, nonlinearity="relu")
+keep("forward", (out, h_n))
+keep("backward", rnn_backward(rng.standard_normal((4, 2, 4)), None, cache))
 ''',
     "12_parallel_scan": '''
 from lstmlib.activations import sigmoid
