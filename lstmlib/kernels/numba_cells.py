@@ -21,6 +21,16 @@ Three ways to run a sequence, picked by ``mode``:
     likewise, its weight gradients as BLAS products after the loop. The right
     choice at a small batch with a large W_hh, where BLAS handles each step's
     skinny product poorly.
+``"blas"`` (LSTM)
+    the products by BLAS, the time loop in one ``@njit`` call that calls it
+    (:func:`~lstmlib.kernels.numba_cpu.lstm_blas_forward`): the input
+    projection of all steps as one product, then per step ``h W_hh^T`` added
+    into the step's pre-activations and the fused gate kernel; the backward
+    pass likewise, ``dx`` and the weight gradients as two products after the
+    loop (``dW_ih`` and ``dW_hh`` as one, over ``[x_t, h_{t-1}]`` rows the
+    forward pass wrote side by side). The right choice at larger batches.
+    Needs numpy's own OpenBLAS (the one in its wheels); elsewhere
+    :data:`HAVE_BLAS` is False and "auto" picks stepwise.
 ``"stepwise"``
     the reference's loop, with BLAS for the products (the input projection of
     all steps as one product, then ``h W_hh^T`` per step) and one fused gate
@@ -28,7 +38,8 @@ Three ways to run a sequence, picked by ``mode``:
 ``"auto"``
     fused while ``B * H * G * H`` (one step's recurrent multiply-adds) is at
     most ``FUSED_MAX_WORK``; above it blocked while ``B`` is at most
-    ``BLOCKED_MAX_BATCH``, stepwise otherwise.
+    ``BLOCKED_MAX_BATCH``, otherwise blas for the LSTM (stepwise where BLAS
+    is not available) and stepwise for the GRU.
 
 ``parallel=True`` uses the ``prange`` (batch-parallel) versions of the fused
 kernels; the thread count is Numba's (``numba.set_num_threads``). The other
@@ -38,6 +49,7 @@ modes run on one thread (BLAS's own threads aside).
 from collections import namedtuple
 
 import numpy as np
+from numba import config as _numba_config
 
 from .. import _sequence as seq
 from . import numba_cpu as K
@@ -54,25 +66,38 @@ FUSED_MAX_WORK = 64 * 4 * 64 * 64
 # measures both at B = 4 and B = 32).
 BLOCKED_MAX_BATCH = 8
 
+# The CBLAS ?gemm of numpy's own OpenBLAS, by dtype ("blas" mode); as plain
+# Python (NUMBA_DISABLE_JIT=1) the mode uses numpy's products instead.
+GEMM = K.blas_gemm_addresses()
+HAVE_BLAS = bool(GEMM) or bool(_numba_config.DISABLE_JIT)
+
 NumbaLSTMCache = namedtuple(
     "NumbaLSTMCache",
     "mode x h0 c0 w_ih w_hh has_bias lengths valid reverse parallel "
-    "gates cs tanh_cs hs_prev cs_prev")
+    "gates cs tanh_cs hs_prev cs_prev xh", defaults=(None,))
 NumbaGRUCache = namedtuple(
     "NumbaGRUCache",
     "mode x h0 w_ih w_hh has_bias lengths valid reverse parallel "
     "gates hns hs_prev")
 
-MODES = ("auto", "fused", "blocked", "stepwise")
+MODES = ("auto", "fused", "blocked", "blas", "stepwise")
 
 
-def _pick_mode(mode, B, H, G):
+def _pick_mode(mode, B, H, G, blas=False):
+    """The mode "auto" stands for; ``blas``: the cell has a "blas" mode."""
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, received {mode!r}")
+    if mode == "blas" and not blas:
+        raise ValueError("mode 'blas': the LSTM only")
+    if mode == "blas" and not HAVE_BLAS:
+        raise ValueError("mode 'blas': numpy's own OpenBLAS was not found "
+                         "(numpy built against another BLAS)")
     if mode == "auto":
         if B * H * G * H <= FUSED_MAX_WORK:
             return "fused"
-        return "blocked" if B <= BLOCKED_MAX_BATCH else "stepwise"
+        if B <= BLOCKED_MAX_BATCH:
+            return "blocked"
+        return "blas" if blas and HAVE_BLAS else "stepwise"
     return mode
 
 
@@ -107,13 +132,35 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    mode = _pick_mode(mode, B, H, 4)
+    mode = _pick_mode(mode, B, H, 4, blas=True)
     L, valid = _lengths_valid(lengths, T, B)
     has_bias = b_ih is not None
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
     c0 = np.ascontiguousarray(c0)
-    if mode == "fused":
+    xh = None
+    if mode == "blas":
+        dt = x.dtype
+        b1, b2 = _biases(b_ih, b_hh, 4 * H, dt)
+        off = 1 if reverse else 0
+        xh = np.empty((T + 1, B, D + H), dt)     # [x_t, h_prev(t)] rows
+        cbuf = np.empty((T + 1, B, H), dt)
+        xh[T if reverse else 0, :, D:] = h0
+        cbuf[T if reverse else 0] = c0
+        hs = np.empty((T, B, H), dt)
+        gates = np.empty((T, B, 4 * H), dt)
+        tanh_cs = np.empty_like(hs)
+        K.lstm_blas_forward(GEMM.get(dt, 0), x.reshape(T * B, D),
+                            np.ascontiguousarray(w_ih), K.transpose(w_hh),
+                            b1 + b2, valid, reverse, xh, cbuf, hs, gates,
+                            tanh_cs)
+        hs_prev = xh[off:T + off, :, D:]
+        cs = cbuf[1 - off:T + 1 - off]
+        cs_prev = cbuf[off:T + off]
+        last = 0 if reverse else T
+        h_n, c_n = xh[last, :, D:].copy(), cbuf[last].copy()
+        out = _zero_padding(hs, valid, lengths)
+    elif mode == "fused":
         b1, b2 = _biases(b_ih, b_hh, 4 * H, x.dtype)
         run = K.lstm_sequence_forward_parallel if parallel else \
             K.lstm_sequence_forward
@@ -152,7 +199,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         out = _zero_padding(hs, valid, lengths)
     cache = NumbaLSTMCache(mode, x, h0, c0, w_ih, w_hh, has_bias, L, valid,
                            reverse, parallel, gates, cs, tanh_cs, hs_prev,
-                           cs_prev)
+                           cs_prev, xh)
     return out, (h_n, c_n), cache
 
 
@@ -175,6 +222,22 @@ def lstm_backward(d_out, d_state_n, cache):
             cache.hs_prev, cache.cs_prev, cache.lengths, cache.reverse)
         db_ih, db_hh = (db, db.copy()) if cache.has_bias else (None, None)
         return dx, (dh0, dc0), (dw_ih, dw_hh, db_ih, db_hh)
+    if cache.mode == "blas":
+        D = x.shape[2]
+        off = 1 if cache.reverse else 0
+        da_all = np.empty_like(cache.gates)
+        dx = np.empty((T, B, D), dt)
+        dw = np.empty((4 * H, D + H), dt)
+        db = np.empty(4 * H, dt)
+        xh2 = cache.xh.reshape((T + 1) * B, D + H)[off * B:(T + off) * B]
+        K.lstm_blas_backward(GEMM.get(dt, 0), d_out, dh, dc,
+                             np.ascontiguousarray(w_ih),
+                             np.ascontiguousarray(w_hh), cache.gates,
+                             cache.tanh_cs, cache.cs_prev, cache.valid,
+                             cache.reverse, xh2, da_all,
+                             dx.reshape(T * B, D), dw, db)
+        db_ih, db_hh = (db, db.copy()) if cache.has_bias else (None, None)
+        return dx, (dh, dc), (dw[:, :D], dw[:, D:], db_ih, db_hh)
     da_all = np.empty_like(cache.gates)
     valid = cache.valid
     if cache.mode == "blocked":

@@ -43,7 +43,10 @@ step through it with a debugger.
 import types
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.extending import intrinsic, overload
 
 from .vmath import tanh
 
@@ -57,7 +60,108 @@ __all__ = [
     "matmul_blocked", "transpose",
     "lstm_recurrence_forward", "lstm_recurrence_backward",
     "gru_recurrence_forward", "gru_recurrence_backward",
+    "gemm", "blas_gemm_addresses", "lstm_blas_forward", "lstm_blas_backward",
 ]
+
+
+# ---------------------------------------------------------------------------
+# float32 activations from one exponential
+#
+# vmath.tanh32 evaluates both of its branches and builds 2^n by five selects;
+# in float32 the gates go faster from e = exp(-|a|) with 2^n written straight
+# into the exponent bits (a bit cast, which LLVM vectorises):
+# sigmoid(a) = 1 / (1 + e) for a >= 0, e / (1 + e) below (no cancellation
+# either side), and tanh|a| = (1 - e2) / (1 + e2) with e2 = exp(-2|a|) for
+# |a| >= 0.625, the Cephes polynomial below. One division each, within 3 ulp
+# of the exact values (tests/kernels/test_kernels_numba.py); float64 keeps
+# vmath's tanh and sigmoid(a) = tanh(a/2)/2 + 1/2. ``contract`` lets LLVM fuse
+# the polynomials' multiply-adds into FMA instructions (nothing reordered).
+
+_F = np.float32
+_ACT_OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"})
+
+
+def f32_from_bits(i):
+    """The float32 whose bits are the int32 ``i`` (plain Python version)."""
+    return np.array(i, np.int32).view(np.float32)[()]
+
+
+@intrinsic
+def _bitcast_f32(typingctx, i):
+    if isinstance(i, nbtypes.Integer):
+        def codegen(context, builder, sig, args):
+            v = context.cast(builder, args[0], sig.args[0], nbtypes.int32)
+            return builder.bitcast(v, ir.FloatType())
+        return nbtypes.float32(i), codegen
+    return None
+
+
+@overload(f32_from_bits, jit_options=_ACT_OPTS)
+def _f32_from_bits_compiled(i):
+    return lambda i: _bitcast_f32(i)
+
+
+@njit(**_ACT_OPTS)
+def exp32_nonpositive(y):
+    """exp(y) in float32 for y <= 0 (Cephes expf: y = n ln2 + r, e^r by a
+    polynomial); below -87 it returns exp(-87), the smallest normal range."""
+    y = max(y, _F(-87.0))
+    n = np.floor(y * _F(1.44269504088896341) + _F(0.5))
+    r = y - n * _F(0.693359375) - n * _F(-2.12194440e-4)
+    e = (((((_F(1.9875691500e-4) * r + _F(1.3981999507e-3)) * r
+            + _F(8.3334519073e-3)) * r + _F(4.1665795894e-2)) * r
+          + _F(1.6666665459e-1)) * r + _F(5.0000001201e-1)) * (r * r) \
+        + r + _F(1.0)
+    return e * f32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+@njit(**_ACT_OPTS)
+def sigmoid32(x):
+    """sigmoid(x) in float32 arithmetic, vectorisable (see above)."""
+    e = exp32_nonpositive(-abs(x))
+    s = _F(1.0) / (_F(1.0) + e)
+    return s if x >= _F(0.0) else e * s
+
+
+@njit(**_ACT_OPTS)
+def tanh32_exp(x):
+    """tanh(x) in float32 arithmetic from one exponential (see above)."""
+    ax = abs(x)
+    s = ax * ax
+    small = ((((_F(-5.70498872745e-3) * s + _F(2.06390887954e-2)) * s
+               - _F(5.37397155531e-2)) * s + _F(1.33314422036e-1)) * s
+             - _F(3.33332819422e-1)) * s * ax + ax
+    e = exp32_nonpositive(_F(-2.0) * ax)
+    large = (_F(1.0) - e) / (_F(1.0) + e)
+    t = small if ax < _F(0.625) else large
+    return -t if x < _F(0.0) else t
+
+
+def _sigmoid(x):
+    """sigmoid in the argument's precision (plain Python version)."""
+    if isinstance(x, np.float32):
+        return sigmoid32(x)
+    half = 0.5
+    return half * tanh(half * x) + half
+
+
+def _tanh(x):
+    """tanh in the argument's precision (plain Python version)."""
+    return tanh32_exp(x) if isinstance(x, np.float32) else tanh(x)
+
+
+@overload(_sigmoid, jit_options=_ACT_OPTS)
+def _sigmoid_by_type(x):
+    if isinstance(x, nbtypes.Float) and x.bitwidth == 32:
+        return lambda x: sigmoid32(x)
+    return lambda x: 0.5 * tanh(0.5 * x) + 0.5
+
+
+@overload(_tanh, jit_options=_ACT_OPTS)
+def _tanh_by_type(x):
+    if isinstance(x, nbtypes.Float) and x.bitwidth == 32:
+        return lambda x: tanh32_exp(x)
+    return lambda x: tanh(x)
 
 
 # ---------------------------------------------------------------------------
@@ -66,20 +170,19 @@ __all__ = [
 
 @njit(cache=True, error_model="numpy")
 def _sigmoid_(v):
-    """v = sigmoid(v) = tanh(v / 2) / 2 + 1/2 in place, in v's precision and
-    in the order of operations of lstmlib.activations.sigmoid. Called on a slice
-    (``a[:2 * H]``): a loop over a whole 1-D array is the form LLVM
+    """v = sigmoid(v) in place, in v's precision (float64: tanh(v/2)/2 + 1/2
+    in the order of operations of lstmlib.activations.sigmoid). Called on a
+    slice (``a[:2 * H]``): a loop over a whole 1-D array is the form LLVM
     vectorises (a ``range(lo, hi)`` loop here is not)."""
-    half = v.dtype.type(0.5)
     for j in range(v.size):
-        v[j] = half * tanh(half * v[j]) + half
+        v[j] = _sigmoid(v[j])
 
 
 @njit(cache=True, error_model="numpy")
 def _tanh_(v):
     """v = tanh(v) in place (see :func:`_sigmoid_`)."""
     for j in range(v.size):
-        v[j] = tanh(v[j])
+        v[j] = _tanh(v[j])
 
 
 @njit(cache=True, error_model="numpy")
@@ -435,6 +538,185 @@ def gru_recurrence_backward(d_out, dh, w_hh, gates, hns, hs_prev, valid,
         gru_gates_backward(gates[t], hns[t], hs_prev[t], valid[t], dh,
                            dgx_all[t], dgh_all[t])
         matmul_blocked(dgh_all[t], w_hh, dh, s % 2 == 1)  # + dgh W_hh
+
+
+# ---------------------------------------------------------------------------
+# BLAS called from compiled code ("blas" mode)
+#
+# At B = 32, H = 128 a step's product h_{t-1} W_hh^T is a (32 x 128)(128 x
+# 512) product: big enough that BLAS's AVX-512 kernels beat anything LLVM
+# makes of the loops above (it vectorises them 256 bits wide on these
+# CPUs), small enough that calling it from Python each step, and the gate
+# kernel after it, costs a tenth of the step. So the whole time loop runs in
+# one compiled call that calls numpy's own BLAS (its bundled OpenBLAS, found
+# by :func:`blas_gemm_addresses`) through a function pointer: no Python
+# between steps, and each product adds straight into the step's slice of
+# the pre-activations (beta = 1).
+
+def gemm(fn, trans_a, trans_b, alpha, a, b, beta, c):
+    """c = alpha op(a) op(b) + beta c, op(m) = m.T if trans_m else m.
+
+    a, b, c 2-D with unit stride along their rows (row slices of C arrays);
+    ``fn`` is the address of a CBLAS ``?gemm`` with 64-bit integers in c's
+    precision. Compiled, this is one BLAS call; as plain Python (with
+    NUMBA_DISABLE_JIT=1) it is numpy's product and ``fn`` is not used.
+    """
+    c[...] = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b)) \
+        + beta * c
+
+
+@intrinsic
+def _cblas_gemm(typingctx, fn, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                ldb, beta, c, ldc):
+    """One call of the CBLAS ?gemm at address ``fn`` (row-major)."""
+    ints = (fn, trans_a, trans_b, m, n, k, lda, ldb, ldc)
+    if not all(isinstance(v, nbtypes.Integer) for v in ints):
+        return None
+    if not all(isinstance(v, nbtypes.Array) for v in (a, b, c)):
+        return None
+    sig = nbtypes.none(fn, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                       beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        st = signature.args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        real = context.get_value_type(st[12].dtype)
+
+        def as_int(j, ty):
+            return context.cast(builder, args[j], st[j], ty)
+
+        def as_real(j):
+            return context.cast(builder, args[j], st[j], st[12].dtype)
+
+        def data(j):
+            return context.make_array(st[j])(context, builder, args[j]).data
+
+        pa, pb, pc = data(7), data(9), data(12)
+        fnty = ir.FunctionType(ir.VoidType(), [
+            i32, i32, i32, i64, i64, i64, real, pa.type, i64, pb.type, i64,
+            real, pc.type, i64])
+        fptr = builder.inttoptr(as_int(0, nbtypes.int64), fnty.as_pointer())
+        builder.call(fptr, [
+            ir.Constant(i32, 101),                   # CblasRowMajor
+            as_int(1, nbtypes.int32), as_int(2, nbtypes.int32),
+            as_int(3, nbtypes.int64), as_int(4, nbtypes.int64),
+            as_int(5, nbtypes.int64), as_real(6), pa,
+            as_int(8, nbtypes.int64), pb, as_int(10, nbtypes.int64),
+            as_real(11), pc, as_int(13, nbtypes.int64)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@overload(gemm, jit_options=dict(cache=True))
+def _gemm_compiled(fn, trans_a, trans_b, alpha, a, b, beta, c):
+    def impl(fn, trans_a, trans_b, alpha, a, b, beta, c):
+        item = c.itemsize
+        k = a.shape[0] if trans_a else a.shape[1]
+        _cblas_gemm(fn, 112 if trans_a else 111, 112 if trans_b else 111,
+                    c.shape[0], c.shape[1], k, alpha, a, a.strides[0] // item,
+                    b, b.strides[0] // item, beta, c, c.strides[0] // item)
+    return impl
+
+
+def blas_gemm_addresses():
+    """{dtype: address} of the CBLAS sgemm and dgemm (64-bit integers) in
+    the OpenBLAS numpy ships in its wheels, or {} where numpy uses another
+    BLAS (then the "blas" mode is not available)."""
+    import ctypes
+    import glob
+    import os
+    site = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    paths = []
+    for pattern in ("numpy.libs/*openblas64*", "numpy/.dylibs/*openblas64*"):
+        paths += sorted(glob.glob(os.path.join(site, pattern)))
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_cblas_", "64_"), ("cblas_", "64_")):
+            try:
+                fns = {np.dtype(np.float32): getattr(lib, prefix + "sgemm" + suffix),
+                       np.dtype(np.float64): getattr(lib, prefix + "dgemm" + suffix)}
+            except AttributeError:
+                continue
+            return {dt: ctypes.cast(f, ctypes.c_void_p).value
+                    for dt, f in fns.items()}
+    return {}
+
+
+@njit(cache=True, error_model="numpy")
+def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
+                      hs, gates, tanh_cs):
+    """The "blas" LSTM forward pass in one call.
+
+    x2 (T*B, D) the inputs; w_ih (4H, D) and w_hh_t (H, 4H) contiguous;
+    bias (4H,) = b_ih + b_hh. ``xh`` (T+1, B, D+H) pairs each step's input
+    with the state it starts from, for the weight gradients' single product
+    (:func:`lstm_blas_backward`): with off = 1 walking backwards, else 0,
+    row t + off holds [x_t, h_prev(t)] and h_t goes to row t + 1 - off, so
+    rows off .. off+T-1 are [x_t, h_{t-1}] (forwards) or [x_t, h_{t+1}]
+    (backwards) in time order. The caller puts h0 in the first step's row
+    and c0 likewise in ``cbuf`` (T+1, B, H), which gets c_t the same way.
+    Writes hs (T, B, H) = h_t, gates (T, B, 4H) = i, f, g, o (padded rows:
+    left as pre-activations, never read) and tanh_cs (T, B, H).
+    """
+    T, B, H = hs.shape
+    D = x2.shape[1]
+    G = gates.shape[2]
+    one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
+    off = 1 if reverse else 0
+    gemm(fn, False, True, one, x2, w_ih, zero, gates.reshape(T * B, G))
+    for t in range(T):
+        for b in range(B):
+            xh[t + off, b, :D] = x2[t * B + b]
+    for s in range(T):
+        t = _step_index(s, T, reverse)
+        p, q = t + off, t + 1 - off
+        a = gates[t]
+        gemm(fn, False, False, one, xh[p, :, D:], w_hh_t, one, a)
+        for b in range(B):
+            ab = a[b]
+            for j in range(G):
+                ab[j] += bias[j]
+        lstm_gates_forward(a, cbuf[p], xh[p, :, D:], valid[t], hs[t],
+                           cbuf[q], tanh_cs[t])
+        for b in range(B):
+            xh[q, b, D:] = hs[t, b]
+
+
+@njit(cache=True, error_model="numpy")
+def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, tanh_cs,
+                       cs_prev, valid, reverse, xh2, da_all, dx2, dw, db):
+    """BPTT for :func:`lstm_blas_forward` in one call.
+
+    d_out (T, B, H); dh, dc (B, H) = dL/dh_T, dL/dc_T, overwritten with
+    dL/dh_0, dL/dc_0. w_ih (4H, D), w_hh (4H, H) contiguous. xh2 (T*B, D+H)
+    the forward's rows [x_t, h_prev(t)] in time order. Writes da_all
+    (T, B, 4H), dx2 (T*B, D) = da W_ih, dw (4H, D+H) = [dW_ih, dW_hh] as
+    one product da^T [x, h_prev] over all steps, and db (4H,).
+    """
+    T, B, H = d_out.shape
+    G = gates.shape[2]
+    one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
+    db[:] = 0.0
+    for s in range(T - 1, -1, -1):
+        t = _step_index(s, T, reverse)
+        for b in range(B):
+            if valid[t, b]:                      # padded outputs ignored
+                dhb, db_ = dh[b], d_out[t, b]
+                for k in range(H):
+                    dhb[k] += db_[k]
+        lstm_gates_backward(gates[t], tanh_cs[t], cs_prev[t], valid[t], dh,
+                            dc, da_all[t])
+        for b in range(B):                       # padded rows: da = 0
+            dab = da_all[t, b]
+            for j in range(G):
+                db[j] += dab[j]
+        gemm(fn, False, False, one, da_all[t], w_hh, one, dh)   # + da W_hh
+    da2 = da_all.reshape(T * B, G)
+    gemm(fn, False, False, one, da2, w_ih, zero, dx2)
+    gemm(fn, True, False, one, da2, xh2, zero, dw)
 
 
 # ---------------------------------------------------------------------------

@@ -105,6 +105,113 @@ def test_auto_mode_picks_fused_when_small_blocked_at_small_batches_stepwise_else
         numba_cells._pick_mode("fastest", 1, 32, 4)
 
 
+def test_auto_mode_picks_blas_for_the_lstm_at_larger_batches():
+    from lstmlib.kernels import numba_cells
+    want = "blas" if numba_cells.HAVE_BLAS else "stepwise"
+    assert numba_cells._pick_mode("auto", 32, 128, 4, blas=True) == want
+    assert numba_cells._pick_mode("auto", 4, 512, 4, blas=True) == "blocked"
+    assert numba_cells._pick_mode("auto", 1, 32, 4, blas=True) == "fused"
+    with pytest.raises(ValueError, match="LSTM only"):
+        numba_cells._pick_mode("blas", 32, 128, 3)
+
+
+needs_blas = pytest.mark.skipif(
+    not __import__("lstmlib.kernels.numba_cells").kernels.numba_cells.HAVE_BLAS,
+    reason="numpy is not built on its own OpenBLAS")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths,reverse,bias", CASES)
+def test_blas_mode_matches_reference(dtype, lengths, reverse, bias):
+    _compare_cells("lstm", dtype, lengths, reverse, bias, mode="blas")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths,reverse", [(None, False), (None, True),
+                                             (np.array([7, 3, 1, 7, 5, 2, 6, 4, 7]),
+                                              False),
+                                             (np.array([7, 3, 1, 7, 5, 2, 6, 4, 7]),
+                                              True)])
+def test_blas_mode_matches_reference_at_a_larger_batch(dtype, lengths, reverse):
+    """B = 9, D = 5, H = 12: the [x_t, h_prev] rows of the weight gradients'
+    product, the state carried over padding, in both directions."""
+    problem = _problem("lstm", dtype, 7, 9, 5, 12)
+    backend_cases.assert_matches_reference(LSTM_CELL, get_cell("lstm", "numba"),
+                                           problem, TOL[dtype], lengths, reverse,
+                                           mode="blas")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True),
+                                             (True, False), (True, True)])
+def test_compiled_gemm_matches_numpy(dtype, trans_a, trans_b):
+    """The BLAS call from compiled code, on row slices of larger arrays (a
+    leading dimension beyond the row's length), with alpha and beta."""
+    from numba import njit
+
+    from lstmlib.kernels import numba_cells
+    from lstmlib.kernels.numba_cpu import gemm
+
+    @njit
+    def run(fn, ta, tb, alpha, a, b, beta, c):
+        gemm(fn, ta, tb, alpha, a, b, beta, c)
+
+    rng = np.random.default_rng(3)
+    M, N, K = 5, 7, 3
+    a_full = rng.standard_normal((K + 2, M + 4) if trans_a else (M + 2, K + 4))
+    b_full = rng.standard_normal((N + 1, K + 3) if trans_b else (K + 1, N + 3))
+    c_full = rng.standard_normal((M + 1, N + 2))
+    a_full, b_full, c_full = (v.astype(dtype) for v in (a_full, b_full, c_full))
+    a = a_full[1:K + 1, 2:M + 2] if trans_a else a_full[1:M + 1, 2:K + 2]
+    b = b_full[:N, 1:K + 1] if trans_b else b_full[:K, 1:N + 1]
+    c0 = c_full.copy()
+    want = c0.astype(np.float64)
+    want[1:, 2:] = 0.5 * want[1:, 2:] + 2.0 * (
+        (a.T if trans_a else a).astype(np.float64)
+        @ (b.T if trans_b else b).astype(np.float64))
+    run(numba_cells.GEMM[np.dtype(dtype)], trans_a, trans_b, dtype(2.0), a, b,
+        dtype(0.5), c_full[1:, 2:])
+    _close(want.astype(dtype), c_full, dtype, "c")
+    assert np.array_equal(c_full[0], c0[0]) and np.array_equal(c_full[:, :2], c0[:, :2])
+
+
+def test_float32_activations_are_accurate():
+    """sigmoid32 and tanh32_exp (the float32 gates) within 3 ulp of the
+    exact values, saturating to 0 and 1 without overflow."""
+    from numba import njit
+
+    from lstmlib.kernels.numba_cpu import sigmoid32, tanh32_exp
+
+    @njit
+    def apply(a, s, t):
+        for i in range(a.size):
+            s[i] = sigmoid32(a[i])
+            t[i] = tanh32_exp(a[i])
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.standard_normal(20000) * 4,
+                        rng.uniform(-1e-6, 1e-6, 1000),
+                        np.linspace(-30, 30, 6001),
+                        [0.0, 0.625, -0.625, np.nextafter(np.float32(0.625), 0),
+                         9.0, 9.1, 87.0, 88.0, -88.0, 1e5, -1e5]]).astype(np.float32)
+    s, t = np.empty_like(a), np.empty_like(a)
+    apply(a, s, t)
+    a64 = a.astype(np.float64)
+    with np.errstate(over="ignore"):
+        sigmoid = 1.0 / (1.0 + np.exp(-a64))          # float64: far more exact
+    for name, got, exact in (("sigmoid", s, sigmoid),
+                             ("tanh", t, np.tanh(a64))):
+        keep = np.abs(exact) >= np.finfo(np.float32).tiny   # normal results
+        ulp = np.spacing(np.abs(exact[keep]).astype(np.float32)).astype(np.float64)
+        ulps = np.abs(got[keep] - exact[keep]) / ulp
+        assert ulps.max() <= 3, f"{name}: {ulps.max():.1f} ulp at {a[keep][ulps.argmax()]!r}"
+    assert s[a == 1e5] == 1.0 and t[a == 1e5] == 1.0 and t[a == -1e5] == -1.0
+    assert 0.0 <= s[a == -1e5] < 1e-30
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_layer_with_numba_backend_matches_torch(kind):
     torch = pytest.importorskip("torch")
