@@ -235,7 +235,8 @@ def lstm_backward(d_out, d_state_n, cache):
     if cache.mode == "blas":
         D = x.shape[2]
         off = 1 if cache.reverse else 0
-        da_all = np.empty_like(cache.gates)
+        S = _chunk_steps(B, 4 * H, dt)
+        da_buf = np.empty((min(S, T), B, 4 * H), dt)
         dx = np.empty((T, B, D), dt)
         dw = np.empty((4 * H, D + H), dt)
         db = np.empty(4 * H, dt)
@@ -244,9 +245,8 @@ def lstm_backward(d_out, d_state_n, cache):
                              np.ascontiguousarray(w_ih),
                              np.ascontiguousarray(w_hh), cache.gates,
                              cache.tanh_cs, cache.cs_prev, cache.valid,
-                             cache.reverse, xh2, da_all,
-                             dx.reshape(T * B, D), dw, db,
-                             _chunk_steps(B, 4 * H, dt))
+                             cache.reverse, xh2, da_buf,
+                             dx.reshape(T * B, D), dw, db)
         db_ih, db_hh = (db, db.copy()) if cache.has_bias else (None, None)
         return dx, (dh, dc), (dw[:, :D], dw[:, D:], db_ih, db_hh)
     da_all = np.empty_like(cache.gates)

@@ -705,42 +705,44 @@ def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
 
 @njit(cache=True, error_model="numpy")
 def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, tanh_cs,
-                       cs_prev, valid, reverse, xh2, da_all, dx2, dw, db, S):
+                       cs_prev, valid, reverse, xh2, da_buf, dx2, dw, db):
     """BPTT for :func:`lstm_blas_forward` in one call.
 
     d_out (T, B, H); dh, dc (B, H) = dL/dh_T, dL/dc_T, overwritten with
     dL/dh_0, dL/dc_0. w_ih (4H, D), w_hh (4H, H) contiguous. xh2 (T*B, D+H)
-    the forward's rows [x_t, h_prev(t)] in time order. Writes da_all
-    (T, B, 4H), dx2 (T*B, D) = da W_ih, dw (4H, D+H) = [dW_ih, dW_hh] as
-    one product da^T [x, h_prev] over all steps, and db (4H,). dx and dW
-    go by chunks of S steps, each as soon as the loop has finished it (its
-    da still in the L2 cache).
+    the forward's rows [x_t, h_prev(t)] in time order. Writes dx2 (T*B, D)
+    = da W_ih, dw (4H, D+H) = [dW_ih, dW_hh] as one product da^T [x, h_prev]
+    over all steps, and db (4H,). The gradients of the pre-activations, da,
+    of a chunk of S steps go into da_buf (S, B, 4H), and dx and dW take
+    their share of the chunk as soon as the loop has finished it: da never
+    leaves the L2 cache.
     """
     T, B, H = d_out.shape
-    G = gates.shape[2]
+    S, _, G = da_buf.shape
     one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
     db[:] = 0.0
-    da2 = da_all.reshape(T * B, G)
     first = True
     for s in range(T - 1, -1, -1):
         t = _step_index(s, T, reverse)
+        t0, t1 = _chunk(s, S, T, reverse)
+        da = da_buf[t - t0]                      # chunk rows in time order
         for b in range(B):
             if valid[t, b]:                      # padded outputs ignored
                 dhb, db_ = dh[b], d_out[t, b]
                 for k in range(H):
                     dhb[k] += db_[k]
         lstm_gates_backward(gates[t], tanh_cs[t], cs_prev[t], valid[t], dh,
-                            dc, da_all[t])
+                            dc, da)
         for b in range(B):                       # padded rows: da = 0
-            dab = da_all[t, b]
+            dab = da[b]
             for j in range(G):
                 db[j] += dab[j]
-        gemm(fn, False, False, one, da_all[t], w_hh, one, dh)   # + da W_hh
+        gemm(fn, False, False, one, da, w_hh, one, dh)   # + da W_hh
         if s % S == 0:                   # a chunk done: its share of dx, dW
-            t0, t1 = _chunk(s, S, T, reverse)
             r0, r1 = t0 * B, t1 * B
-            gemm(fn, False, False, one, da2[r0:r1], w_ih, zero, dx2[r0:r1])
-            gemm(fn, True, False, one, da2[r0:r1], xh2[r0:r1],
+            da2 = da_buf.reshape(S * B, G)[:r1 - r0]
+            gemm(fn, False, False, one, da2, w_ih, zero, dx2[r0:r1])
+            gemm(fn, True, False, one, da2, xh2[r0:r1],
                  zero if first else one, dw)
             first = False
 
