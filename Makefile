@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make book` and `make test`.
-# Both create .venv if it is missing and install everything first.
+# Both create .venv if it is missing and install everything first
+# (lstmlib[dev]: the book, grading, test and hub extras of pyproject.toml).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ OMP_NUM_THREADS ?= 1
 MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS OMP_NUM_THREADS MKL_NUM_THREADS
 
-.PHONY: book catalogs test test-fast setup system-deps serve clean
+.PHONY: book catalogs lint test test-fast setup system-deps serve clean
 
 # pytest on both cores, test by test; a module whose fixtures are costly
 # (browser, server, database, class of submissions) names its xdist_group
@@ -24,7 +25,7 @@ PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,hub]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 setup: $(STAMP)
@@ -48,11 +49,16 @@ catalogs: $(STAMP)
 	$(PY) scripts/build_book_fa.py --gettext
 	$(VENV)/bin/sphinx-intl update -p _build/gettext -l fa -d locale
 
-test: $(STAMP) system-deps book
+# ruff, configured in pyproject.toml ([tool.ruff])
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) system-deps lint book
 	$(PYTEST)
 
-# Day-to-day: everything but the slow end-to-end tests (book build, nbgrader
-# pipeline, browser); no book build first.
+# Day-to-day: everything but the slow tests (book build, nbgrader pipeline,
+# benchmark runs, browser, the CUDA simulator at length); no book build, no
+# lint first (make lint).
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
 

@@ -41,7 +41,8 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN", "LSTM", "GRU", "PeepholeLSTM", "RecurrentLayer", "get_cell",
     "BACKENDS", "CELL_TYPES", "from_torch", "to_torch",
-    "Embedding", "EmbeddedRNN", "Linear", "SequenceModel", "SGD", "Adam", "AdamW", "clip_grad_norm", "History", "train",
+    "Embedding", "EmbeddedRNN", "Linear", "SequenceModel", "SGD", "Adam", "AdamW",
+    "clip_grad_norm", "History", "train",
     "Dropout", "Sequential", "set_training", "EarlyStopping", "tbptt_chunks", "train_tbptt",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",

@@ -24,8 +24,9 @@ median times, the paired total ratio against torch (default oneDNN path and
 with ``torch.backends.mkldnn`` disabled), microseconds per time step,
 GFLOP/s of the matrix products and their percent of the machine's peak
 (sgemm/dgemm measured at the start and at the end of the same run, the
-better of the two, with the copy bandwidth for the roofline), and the first call's time (Numba: compiling or loading
-its cache; ``--cold-jit`` makes it the compile time) separately.
+better of the two, with the copy bandwidth for the roofline), and the
+first call's time (Numba: compiling or loading its cache; ``--cold-jit``
+makes it the compile time) separately.
 
 ``--clock cpu`` times the CPU paths by this process's CPU time instead of
 wall time (single-threaded only): on a machine shared with other work it

@@ -16,10 +16,10 @@ Each figure sits on a light card with a thin border, so it reads the same in
 the book's light and dark themes. A figure is drawn for the page's width:
 every label of the cell diagrams and of the newer figures (``LEGIBLE``) is
 checked, when the figure is saved, to render at least MIN_PX pixels tall
-on a text column of PAGE_PX pixels (the figure scaled to the column). Gates use the colours of their gate
-everywhere (input i green, forget f red, candidate g or n blue, output o
-purple, GRU reset r orange, update z teal); whatever a step of a cell diagram
-does not use is drawn in pale grey.
+on a text column of PAGE_PX pixels (the figure scaled to the column).
+Gates use the colours of their gate everywhere (input i green, forget f
+red, candidate g or n blue, output o purple, GRU reset r orange, update z
+teal); whatever a step of a cell diagram does not use is drawn in pale grey.
 """
 
 import argparse

@@ -15,7 +15,8 @@ W, H = 900, 470
 
 BOXES = {
     # name: (x, y, w, h, fill, title, lines)
-    "students": (20, 40, 170, 90, "#e8f1fb", "Students", ["JupyterHub notebooks", "fetch · submit"]),
+    "students": (20, 40, 170, 90, "#e8f1fb", "Students",
+                 ["JupyterHub notebooks", "fetch · submit"]),
     "exchange": (250, 40, 200, 90, "#e8f1fb", "Exchange",
                  ["nbgrader exchange folder", "or ngshare (Kubernetes)"]),
     "driver": (250, 200, 200, 110, "#fff4e0", "Driver (trusted)",

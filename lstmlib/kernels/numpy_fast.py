@@ -190,7 +190,8 @@ def _local_derivatives(a, tc, c_prev, k, dc_dh):
 def _lstm_sequence_backward(d_out, dh_n, dc_n, cache):
     """Backpropagation through time.
 
-    d_out (T, B, H), dh_n and dc_n (B, H) (any may be None) -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).
+    d_out (T, B, H), dh_n and dc_n (B, H) (any may be None)
+    -> (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).
     """
     (x, h0, c0, gates, hs, cs, tanh_cs, mask, w_ih, w_hh, has_bias,
      reverse) = cache

@@ -3,9 +3,10 @@ r"""tanh that LLVM can vectorise, accurate to a few ulp, in both precisions.
 Numba compiles ``math.tanh`` to a call into the C library: one element per
 call, while numpy's own ``np.tanh`` runs 8 or 16 elements per vector
 instruction on AVX-512 (the performance chapter measures both). A call
-inside a loop stops LLVM from vectorising the loop. Intel's SVML library would give Numba vector versions
-of these calls; without it we write the functions ourselves out of
-multiplications, additions, one division and comparisons, which vectorise.
+inside a loop stops LLVM from vectorising the loop. Intel's SVML library
+would give Numba vector versions of these calls; without it we write the
+functions ourselves out of multiplications, additions, one division and
+comparisons, which vectorise.
 
 The formulas are the Cephes library's (S. L. Moshier), the same ones most C
 libraries descend from:

@@ -4,10 +4,11 @@ Each function has the name of the graded part it checks and is called by the
 notebook's self-check cell as ``checks.<part>(function, "visible")``. The
 cases and messages are the grader's own (the assignment's module of
 :mod:`lstmlib.grading.checks`, imported when a check first runs); the
-student's function is called here, in this kernel, through the same recipes that a graded kernel uses
-(:mod:`lstmlib.selfcheck._harness`), and its answer goes through the
-same plain-data format, so a self-check passes or fails as the graded cell
-does. When the notebook is graded these cells are not run in the kernel.
+student's function is called here, in this kernel, through the same
+recipes that a graded kernel uses (:mod:`lstmlib.selfcheck._harness`), and
+its answer goes through the same plain-data format, so a self-check passes
+or fails as the graded cell does. When the notebook is graded these cells
+are not run in the kernel.
 
 The kernels of exercise 9 (``fused_step``, ``gates_kernel``) are judged
 from their source, as the grader judges them

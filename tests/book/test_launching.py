@@ -146,3 +146,31 @@ def test_roles_become_text():
                    f"*{titles['04_lstm']}*; the section, "
                    "*Truncated backpropagation through time*")
     assert titles["04_lstm"].startswith("Long short-term memory")
+
+
+def _requirement_name(requirement):
+    return re.split(r"[\[<>=!~;\s]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_extras_by_audience_list_each_dependency_once():
+    """pyproject.toml: one extra per audience, each dependency in one place
+    only, ``dev`` all of them (the CUDA backend aside) by self-reference,
+    torch pinned (an open range pulls CUDA wheels); Binder installs the
+    book's extra and make the maintainers' one."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(extras) == {"book", "grading", "test", "cuda", "hub", "dev"}
+    assert extras["dev"] == ["lstmlib[book,grading,test,hub]"]
+    where = {}
+    for extra, requirements in [("core", project["dependencies"]),
+                                *((e, r) for e, r in extras.items() if e != "dev")]:
+        for requirement in requirements:
+            name = _requirement_name(requirement)
+            assert name not in where, f"{name} is listed in [{where.get(name)}] and [{extra}]"
+            where[name] = extra
+    assert [r for r in extras["book"] if _requirement_name(r) == "torch"] == ["torch==2.13.0"]
+    assert where["ruff"] == "test"
+    binder = [line for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith(("#", "--"))]
+    assert binder == ["-e .[book]"]
+    assert "pip install --quiet -e '.[dev]'" in (ROOT / "Makefile").read_text()

@@ -29,7 +29,6 @@ import gzip
 import html.parser
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -43,9 +42,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests import notebooks
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tests import notebooks  # noqa: E402
 
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
@@ -143,17 +142,14 @@ def server(site):
 
 
 @pytest.fixture(scope="module")
-def driver():
+def driver(skip_or_fail):
     chromium, chromedriver = _browser_paths()
     if not (chromium and chromedriver):
         missing = " and ".join(name for name, path in
                                [("chromium", chromium),
                                 ("chromedriver", chromedriver)] if not path)
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing} not installed; CI must install them "
-                        "(scripts/system-deps.sh)")
-        pytest.skip(f"{missing} not installed (Debian: apt-get install "
-                    "chromium chromium-driver); browser tests skipped")
+        skip_or_fail(f"{missing} not installed (scripts/system-deps.sh installs them; "
+                     "Debian: apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

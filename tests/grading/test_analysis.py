@@ -23,6 +23,10 @@ from lstmlib.grading import assignments
 from lstmlib.grading.analysis import delegation, notebooks, resolver, similarity
 from lstmlib.grading.analysis import report as rep
 from tests.mistakes import apply, load
+from tests.notebooks import appended as add_cell
+from tests.notebooks import cell as cell_of
+from tests.notebooks import replaced as with_cell
+from tests.notebooks import source as _src
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,35 +39,6 @@ def solution_nb(assignment):
 def released_nb(assignment):
     return json.loads((ROOT / "exercises" / assignment /
                        notebooks.notebook_file(assignment)).read_text())
-
-
-def _src(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
-def cell_of(nb, grade_id):
-    cells = [c for c in nb["cells"]
-             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
-    assert len(cells) == 1, grade_id
-    return cells[0]
-
-
-def with_cell(nb, grade_id, source):
-    """A copy of ``nb`` whose solution cell ``grade_id`` holds ``source``."""
-    nb = copy.deepcopy(nb)
-    cell_of(nb, grade_id)["source"] = source
-    return nb
-
-
-def add_cell(nb, source, solution=False):
-    nb = copy.deepcopy(nb)
-    md = {"nbgrader": {"solution": True, "grade": False, "locked": False,
-                       "grade_id": f"extra_{len(nb['cells'])}",
-                       "schema_version": 3}} if solution else {}
-    nb["cells"].append({"cell_type": "code", "metadata": md, "source": source,
-                        "outputs": [], "execution_count": None})
-    return nb
 
 
 def signature(nb, fn):

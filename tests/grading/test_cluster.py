@@ -28,23 +28,20 @@ import time
 from pathlib import Path
 
 import pytest
+import synthetic_class  # scripts/, on pytest's pythonpath
+
+from lstmlib.grading import ledger as L
+from lstmlib.grading import sandbox
+from lstmlib.grading.cluster import POLICY, QUIET, parse_cluster
+from lstmlib.grading.course import Course
+from lstmlib.grading.driver import Driver
+from lstmlib.grading.merge import merge
 
 # one pytest-xdist worker: the class and its sequential grading are made once
 pytestmark = pytest.mark.xdist_group("cluster")
 
 HERE = Path(__file__).resolve().parents[1]   # tests/
 REPO = HERE.parent
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(REPO))
-
-import synthetic_class  # noqa: E402
-
-from lstmlib.grading import ledger as L  # noqa: E402
-from lstmlib.grading import sandbox  # noqa: E402
-from lstmlib.grading.cluster import POLICY, QUIET, parse_cluster  # noqa: E402
-from lstmlib.grading.course import Course  # noqa: E402
-from lstmlib.grading.driver import Driver  # noqa: E402
-from lstmlib.grading.merge import merge  # noqa: E402
 
 ASSIGNMENT = "01_rnn_forward"
 STUDENTS = 20
@@ -157,7 +154,7 @@ def test_ledger_states(tmp_path):
     assert led.newest_done("A", "ann", other_than="k1") is None
     with sqlite3.connect(db) as conn:            # the gradebook is in WAL mode now
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="is not in the ledger"):
         led.fail("nope", "x")
     with pytest.raises(ValueError, match="db_url"):
         L.Ledger("mysql://x")

@@ -14,23 +14,21 @@ tests/grading/test_grading_pipeline.py::test_assignment_scores.
 """
 
 import copy
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from lstmlib.grading import assignments, checks, sandbox
+from lstmlib.grading.checks import performance as kernel_parts
+from lstmlib.grading.checks._compare import GradingError
+from tests import mistakes
+from tests.hostile import real as hostile_real
+from tests.notebooks import cell as _notebook_cell
+from tests.notebooks import load as _load
+from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import source as _src
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from hostile import real as hostile_real  # noqa: E402
-from tests import mistakes  # noqa: E402
-
-from lstmlib.grading import assignments, checks  # noqa: E402
-from lstmlib.grading.checks import performance as kernel_parts  # noqa: E402
-from lstmlib.grading import sandbox  # noqa: E402
-from lstmlib.grading.checks._compare import GradingError  # noqa: E402
 
 pytestmark = pytest.mark.performance
 
@@ -40,21 +38,8 @@ RELEASE = ROOT / "exercises" / A / "kernels.ipynb"
 SANDBOX_OK, _ = sandbox.probe()
 
 
-def _src(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _load(path):
-    return json.loads(Path(path).read_text())
-
-
 def _cell(nb, grade_id):
-    return [_src(c) for c in nb["cells"] if _meta(c).get("grade_id") == grade_id][0]
+    return _src(_notebook_cell(nb, grade_id))
 
 
 SOL = _load(SOLUTION)

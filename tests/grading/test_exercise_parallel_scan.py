@@ -2,45 +2,32 @@
 mistake of the bank gets the score it states (a slip in Part B or C fails
 that part only; Parts B and C call the student's scan, so a slip in Part A
 costs them too where their cases reach it), each slip's message names its
-cause, and the student version is the one nbgrader generates and hides the
-solution. (lstmlib.mingru has nothing to reach in a graded kernel:
+cause, and the student version hides the solution (that it is the one
+nbgrader generates: tests/grading/test_exercises.py::test_exercises_up_to_date).
+(lstmlib.mingru has nothing to reach in a graded kernel:
 tests/grading/test_kernel_edition.py. The end-to-end scores with the real
 nbgrader CLI: tests/grading/test_grading_pipeline.py::test_assignment_scores
 and tests/mistakes/autograde_bank.py.)"""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from lstmlib.grading.assignments import find
+from lstmlib.grading.checks._compare import GradingError
+from lstmlib.selfcheck import checks
+from tests import mistakes
+from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import source as _src
 
-from tests import mistakes  # noqa: E402
-from lstmlib.selfcheck import checks  # noqa: E402
-from lstmlib.grading.checks._compare import GradingError  # noqa: E402
-from lstmlib.grading.assignments import find  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 A = "12_parallel_scan"
 SOLUTION = ROOT / "solutions" / A / "parallel_scan.ipynb"
 RELEASE = ROOT / "exercises" / A / "parallel_scan.ipynb"
 PARTS = ("linear_scan", "linear_scan_backward", "mingru_forward")
-BIN = Path(sys.executable).parent
-# nbgrader runs `alembic` (from the venv) when it creates a gradebook
-ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def _src(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def _namespace(nb):
@@ -237,17 +224,3 @@ def test_the_cases_reach_far_back():
     np.testing.assert_allclose(short[:32], full[:32], rtol=1e-12)
     assert np.abs(short[32] - full[32]).max() > 1e-4
 
-
-@pytest.mark.slow
-def test_exercise_is_up_to_date(tmp_path):
-    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
-    (tmp_path / "grading").mkdir()
-    shutil.copytree(ROOT / "solutions" / A, tmp_path / "solutions" / A)
-    r = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", A, "--force"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                       env=ENV)
-    assert r.returncode == 0, r.stderr
-    fresh = json.loads((tmp_path / "exercises" / A / "parallel_scan.ipynb").read_text())
-    committed = json.loads(RELEASE.read_text())
-    assert [_src(c) for c in fresh["cells"]] == [_src(c) for c in committed["cells"]]
-    assert [_meta(c) for c in fresh["cells"]] == [_meta(c) for c in committed["cells"]]

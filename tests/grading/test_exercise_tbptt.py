@@ -1,45 +1,31 @@
 """Exercise 11_tbptt: the solution passes its graded checks, every mistake of
 the bank fails the part it should with the likely cause named, the student
-version is the one nbgrader generates and hides the solution. (Delegation
+version hides the solution (that it is the one nbgrader generates:
+tests/grading/test_exercises.py::test_exercises_up_to_date). (Delegation
 to lstmlib.tbptt has nothing to reach in a graded kernel:
 tests/grading/test_kernel_edition.py.) (The end-to-end scores with the real
 nbgrader CLI: tests/grading/test_grading_pipeline.py::test_assignment_scores
 and tests/mistakes/autograde_bank.py.)"""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from lstmlib.grading.checks._compare import GradingError
+from lstmlib.selfcheck import checks
+from tests import mistakes
+from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import source as _src
 
-from tests import mistakes  # noqa: E402
-from lstmlib.selfcheck import checks  # noqa: E402
-from lstmlib.grading.checks._compare import GradingError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 A = "11_tbptt"
 PARTS = ("tbptt_windows", "truncated_bptt")
 POINTS = {"tbptt_windows": (1.0, 1.0), "truncated_bptt": (1.0, 2.0)}   # visible, hidden
 SOLUTION = ROOT / "solutions" / A / "tbptt.ipynb"
 RELEASE = ROOT / "exercises" / A / "tbptt.ipynb"
-BIN = Path(sys.executable).parent
-# nbgrader runs `alembic` (from the venv) when it creates a gradebook
-ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def _src(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def _namespace(nb):
@@ -189,17 +175,3 @@ def test_structure():
     assert "11. **Truncated BPTT.**" in (ROOT / "book" / "exercises.md").read_text()
     assert "exercises/11_tbptt/tbptt" in (ROOT / "book" / "09_practice.md").read_text()
 
-
-@pytest.mark.slow
-def test_exercise_is_up_to_date(tmp_path):
-    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
-    (tmp_path / "grading").mkdir()
-    shutil.copytree(ROOT / "solutions" / A, tmp_path / "solutions" / A)
-    r = subprocess.run([str(BIN / "nbgrader"), "generate_assignment", A, "--force"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                       env=ENV)
-    assert r.returncode == 0, r.stderr
-    fresh = json.loads((tmp_path / "exercises" / A / "tbptt.ipynb").read_text())
-    committed = json.loads(RELEASE.read_text())
-    assert [_src(c) for c in fresh["cells"]] == [_src(c) for c in committed["cells"]]
-    assert [_meta(c) for c in fresh["cells"]] == [_meta(c) for c in committed["cells"]]

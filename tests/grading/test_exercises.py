@@ -2,15 +2,16 @@
 versions are generated from the solutions and reveal nothing, and the graded
 checks resist tampering (delegation: tests/grading/test_kernel_edition.py).
 
-The notebook-level tests use the real ``nbgrader`` CLI (validate,
-generate_assignment); the full autograding of the mistake bank is driven by
-the grading-pipeline tests and by ``tests/mistakes/autograde_bank.py``.
+Every assignment of the manifest (``lstmlib.grading.assignments``) is
+tested, each under its own marker. ``nbgrader validate`` runs through the
+real CLI (slow); the student versions are checked against nbgrader's
+generate_assignment run in this process (fast); the full autograding of the
+mistake bank is driven by the grading-pipeline tests and by
+``tests/mistakes/autograde_bank.py``.
 """
 
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,28 +19,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstmlib.grading import assignments as manifest
+from lstmlib.grading import checks as grader_checks
+from lstmlib.selfcheck import checks
+from tests import mistakes, notebooks
+from tests.notebooks import load, nbgrader_meta, source
+
 # one pytest-xdist worker: the nbgrader fixtures (validate, regenerate) run once
 pytestmark = pytest.mark.xdist_group("exercises")
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tests import mistakes, notebooks  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NBGRADER = str(BIN / "nbgrader")
 ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
-ASSIGNMENTS = {
-    "01_rnn_forward": "rnn_forward",
-    "02_bptt": "bptt",
-    "03_gradient_norms": "gradient_norms",
-    "04_lstm_cell": "lstm_cell",
-    "05_lstm_sequence": "lstm_sequence",
-    "06_gru": "gru",
-    "07_bidirectional": "bidirectional",
-    "08_training": "adding_problem",
-}
+#: every assignment of the manifest: its notebook's name
+ASSIGNMENTS = {name: a.notebook for name, a in sorted(manifest.ASSIGNMENTS.items())}
 
 
 def solution(a):
@@ -50,27 +46,13 @@ def release(a, root=ROOT):
     return Path(root) / "exercises" / a / f"{ASSIGNMENTS[a]}.ipynb"
 
 
-def load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def source(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
-def nbgrader_meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def nbgrader(args, cwd=ROOT, timeout=900):
     return subprocess.run([NBGRADER, *args], cwd=cwd, capture_output=True,
                           text=True, env=ENV, timeout=timeout)
 
 
 # ---------------------------------------------------------------------------
-# nbgrader validate: one process for all sixteen notebooks
+# nbgrader validate: one process for every solution and student version
 
 @pytest.fixture(scope="module")
 def validation():
@@ -107,39 +89,33 @@ def test_student_version_fails_validate(validation, assignment):
 
 
 # ---------------------------------------------------------------------------
-# exercises/ are generated from solutions/ and up to date
+# exercises/ are generated from solutions/ and up to date: nbgrader's
+# generate_assignment in this process, every assignment at once (a fraction
+# of a second; the CLI in a fresh clone: test_nbgrader_fresh_clone.py)
 
 @pytest.fixture(scope="module")
-def regenerated(tmp_path_factory):
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    (course / "grading").mkdir()
-    for a in ASSIGNMENTS:
-        shutil.copytree(ROOT / "solutions" / a, course / "solutions" / a)
-    for a in ASSIGNMENTS:
-        r = nbgrader(["generate_assignment", a, "--force"], cwd=course, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-    return course
+def regenerated(make_course):
+    return make_course(ASSIGNMENTS, generate=True)
 
 
-def _cells(nb):
-    return [(c["cell_type"], source(c), nbgrader_meta(c).get("grade_id"),
-             nbgrader_meta(c).get("points"), nbgrader_meta(c).get("checksum"))
-            for c in nb["cells"]]
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_exercises_up_to_date(regenerated, assignment):
-    fresh = _cells(load(release(assignment, regenerated)))
-    committed = _cells(load(release(assignment)))
-    assert len(fresh) == len(committed), (
-        f"exercises/{assignment} is out of date: run `nbgrader "
-        f"generate_assignment {assignment} --force` from the repository root")
-    for i, (f, c) in enumerate(zip(fresh, committed)):
-        assert f == c, (f"exercises/{assignment}, cell {i} differs from the "
-                        f"regenerated one: run `nbgrader generate_assignment "
-                        f"{assignment} --force`")
+    fix = (f"run `nbgrader generate_assignment {assignment} --force` from the "
+           f"repository root and commit exercises/{assignment}")
+    fresh_folder, folder = regenerated / "exercises" / assignment, ROOT / "exercises" / assignment
+    files = sorted(p.name for p in fresh_folder.iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == files, f"exercises/{assignment}: {fix}"
+    for name in files:
+        if not name.endswith(".ipynb"):
+            assert (folder / name).read_bytes() == (fresh_folder / name).read_bytes(), \
+                f"exercises/{assignment}/{name}: {fix}"
+            continue
+        fresh = notebooks.comparable(load(fresh_folder / name))
+        committed = notebooks.comparable(load(folder / name))
+        assert committed["kernelspec"] == fresh["kernelspec"], f"{name}: {fix}"
+        assert len(committed["cells"]) == len(fresh["cells"]), f"{name}: {fix}"
+        for i, (c, f) in enumerate(zip(committed["cells"], fresh["cells"])):
+            assert c == f, f"{name}, cell {i} differs from the generated one: {fix}"
 
 
 # ---------------------------------------------------------------------------
@@ -157,7 +133,7 @@ def test_student_version_hides_solutions_and_hidden_tests(assignment):
     assert hidden_lines, "the solution notebook has no solution region"
     # the markdown states the equations on purpose; the code must not
     code = "\n".join(source(c) for c in student["cells"] if c["cell_type"] == "code")
-    leaked = [l for l in hidden_lines if l in code]
+    leaked = [line for line in hidden_lines if line in code]
     assert not leaked, f"{assignment}: solution text in the student version: {leaked[:3]}"
     solution_cells = [c for c in student["cells"] if nbgrader_meta(c).get("solution")
                       and c["cell_type"] == "code"]
@@ -198,6 +174,9 @@ def test_notebook_structure(assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_mistake_bank(assignment):
+    assert assignment in mistakes.available(), (
+        f"{assignment} needs a mistake bank: tests/mistakes/{assignment}.py with NOTEBOOK, "
+        f"FULL_SCORE and MISTAKES (CONTRIBUTING.md, A new assignment)")
     bank = mistakes.load(assignment)
     assert len(bank.MISTAKES) >= 5
     sol = load(solution(assignment))
@@ -216,9 +195,6 @@ def test_mistake_bank(assignment):
 # ---------------------------------------------------------------------------
 # the self-checks, in-process (the same checks the grader runs, with the
 # student's function called here instead of in a graded kernel)
-
-from lstmlib.selfcheck import checks  # noqa: E402  (imported after the path set-up)
-
 
 
 @pytest.fixture(autouse=True)
@@ -256,10 +232,9 @@ def test_correct_function_passes():
 
 
 def test_message_names_the_gate_and_shows_both_values():
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError, match="gates i and f are swapped") as e:
         checks.lstm_step_forward(_swapped_if, "visible")
     msg = str(e.value)
-    assert "gates i and f are swapped" in msg
     assert "yours:" in msg and "expected:" in msg
 
 
@@ -290,7 +265,7 @@ def test_objects_claiming_equality_get_zero():
 def test_reassigning_the_reference_does_not_move_the_expected_values(monkeypatch):
     import lstmlib.lstm
     monkeypatch.setattr(lstmlib.lstm, "lstm_step_forward", _swapped_if)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="gates i and f are swapped"):
         checks.lstm_step_forward(_swapped_if, "visible")
 
 
@@ -320,10 +295,9 @@ def test_bptt_message_names_the_time_step():
             db += g.db_ih
         return dx, g.dh_prev, dw_ih, dw_hh, db, db.copy()
 
-    with pytest.raises(AssertionError) as e:
+    with pytest.raises(AssertionError, match="first differs at t = 3") as e:
         checks.rnn_backward(no_carry, "visible")
-    msg = str(e.value)
-    assert "first differs at t = 3" in msg and "dh_next" in msg
+    assert "dh_next" in str(e.value)
 
 
 # Delegation (to lstmlib's graded functions, to torch's recurrent modules,
@@ -335,8 +309,12 @@ def test_bptt_message_names_the_time_step():
 # ---------------------------------------------------------------------------
 # the manifest of the assignments is the one list: notebooks, book, grader
 
-from lstmlib.grading import assignments as manifest  # noqa: E402
-from lstmlib.grading import checks as grader_checks  # noqa: E402
+def test_every_assignment_folder_is_in_the_manifest():
+    for folder in ("solutions", "exercises"):
+        found = {p.name for p in (ROOT / folder).iterdir() if p.is_dir()}
+        assert found <= set(manifest.ASSIGNMENTS), (
+            f"{folder}/: {sorted(found - set(manifest.ASSIGNMENTS))} not in "
+            f"lstmlib/grading/assignments.py")
 
 
 @pytest.mark.parametrize("assignment", sorted(manifest.ASSIGNMENTS))
@@ -445,7 +423,7 @@ def test_fresh_cases_pass_the_solution_and_differ(assignment):
                 check = trusted.check_function(assignment, part)
                 for which in ("visible", "hidden"):
                     check(*[Recording(ns[f], f) for f in part.functions], which)
-                    with pytest.raises(AssertionError):
+                    with pytest.raises(AssertionError, match="NotImplementedError"):
                         check(*[LocalFunction(blank[f], f) for f in part.functions], which)
     finally:
         trusted.prepare(assignment)

@@ -18,22 +18,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import synthetic_class  # scripts/, on pytest's pythonpath
+
+from lstmlib.grading import ledger as L
 
 # one pytest-xdist worker: one PostgreSQL server for the module
 pytestmark = pytest.mark.xdist_group("postgres")
 
 HERE = Path(__file__).resolve().parents[1]   # tests/
 REPO = HERE.parent
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(REPO))
-
-import synthetic_class  # noqa: E402
-
-from lstmlib.grading import ledger as L  # noqa: E402
-from lstmlib.grading import sandbox  # noqa: E402
 
 ASSIGNMENT = "01_rnn_forward"
-UNSAFE = [] if sandbox.probe()[0] else ["--unsafe-no-sandbox"]
 
 
 def _bindir():
@@ -51,14 +46,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(skip_or_fail):
     """A throwaway PostgreSQL server on loopback; yields its db_url."""
     bindir = _bindir()
     if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: scripts/system-deps.sh installs it")
-        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql, or "
-                    "scripts/system-deps.sh)")
+        skip_or_fail("PostgreSQL is not installed here (scripts/system-deps.sh installs it; "
+                     "Debian: apt-get install postgresql)")
     as_root = os.geteuid() == 0
     prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] \
         if as_root else []
@@ -87,7 +80,7 @@ def postgres():
 
 
 @pytest.mark.slow
-def test_postgres_gradebook_end_to_end(postgres, tmp_path):
+def test_postgres_gradebook_end_to_end(postgres, tmp_path, sandbox_mode):
     import sqlalchemy as sa
     from nbgrader.api import Gradebook
     course = tmp_path / "course"
@@ -99,8 +92,8 @@ def test_postgres_gradebook_end_to_end(postgres, tmp_path):
             return {s.student.id: float(s.score) for s in gb.assignment_submissions(ASSIGNMENT)}
 
     proc = subprocess.run([sys.executable, "-m", "lstmlib.grading", "autograde", ASSIGNMENT,
-                           "--cluster", "local:2", *UNSAFE], cwd=course, capture_output=True,
-                          text=True, timeout=1800)
+                           "--cluster", "local:2", *sandbox_mode.unsafe], cwd=course,
+                          capture_output=True, text=True, timeout=1800)
     assert proc.returncode in (0, 3), proc.stdout + proc.stderr
     assert scores() == {s: e[1] for s, e in expected.items()}, proc.stdout
     assert not (course / "grading" / "gradebook.db").exists()
@@ -115,7 +108,7 @@ def test_postgres_gradebook_end_to_end(postgres, tmp_path):
 
     # a second run grades nothing
     proc = subprocess.run([sys.executable, "-m", "lstmlib.grading", "autograde", ASSIGNMENT,
-                           "--cluster", "local:2", *UNSAFE], cwd=course, capture_output=True,
-                          text=True, timeout=600)
+                           "--cluster", "local:2", *sandbox_mode.unsafe], cwd=course,
+                          capture_output=True, text=True, timeout=600)
     assert "0 graded" in proc.stdout and "6 already graded" in proc.stdout, proc.stdout
     assert scores() == {s: e[1] for s, e in expected.items()}

@@ -24,23 +24,16 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hostile import (ATTACKS, ENV_SECRET_NAME, ENV_SECRET_VALUE, Targets,  # noqa: E402
-                     outputs_text, write_submission)
-from hostile import tiny_course as tiny  # noqa: E402
-
-from lstmlib.grading import resources, sandbox  # noqa: E402
-
-OK, WHY = sandbox.probe()
+from lstmlib.grading import resources, sandbox
+from tests.hostile import (ATTACKS, ENV_SECRET_NAME, ENV_SECRET_VALUE, Targets, outputs_text,
+                           write_submission)
+from tests.hostile import tiny_course as tiny
 
 
 @pytest.fixture
-def box():
-    if not OK:
-        if os.environ.get("CI"):
-            pytest.fail(f"the sandbox must work in CI: {WHY}")
-        pytest.skip(f"sandbox unavailable here: {WHY}")
+def box(sandbox_mode):
+    """Skip without the sandbox (fail in CI, where it must work)."""
+    sandbox_mode.require()
 
 
 def run_cli(course, *args, timeout=600, env=None):
@@ -373,7 +366,7 @@ def test_run_python_returns_numpy_result_and_sees_no_course(box, tmp_path):
     assert result == {"sum": 7.0, "course": False, "repo": False, "cwd": "/tmp"}
     assert proc.returncode == 1
     assert b"torch is not available in a graded notebook" in proc.stderr
-    with pytest.raises(subprocess.TimeoutExpired):
+    with pytest.raises(subprocess.TimeoutExpired, match="timed out after 2"):
         sandbox.run_python("while True: pass", timeout=2)
     with pytest.raises(ValueError, match="stdin: expected bytes, received str"):
         sandbox.run_python("pass", "text")
@@ -402,6 +395,7 @@ def test_sandbox_check_names_the_resource_bound(box):
     assert "resources per submission: " + resources.resource_mode() in proc.stdout
 
 
+@pytest.mark.slow
 def test_refuses_without_bwrap_unless_unsafe(tmp_path):
     course = tiny.make_course(tmp_path / "course")
     assert run_cli(course, "generate", "tiny").returncode == 0
@@ -440,6 +434,7 @@ GRADER_OUTPUTS = ("grading/autograded", "grading/gradebook.db", "grading/backups
                   "grading/reports", "grading/feedback")
 
 
+@pytest.mark.slow
 def test_hostile_corpus(box, tmp_path):
     assert len({a.name for a in ATTACKS}) >= 15
     course = tiny.make_course(tmp_path / "course", cell_timeout=10, extra_config=(

@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell
 
+from tests.notebooks import grade_id
 from . import tiny_course as tiny
 
 OK_SQUARE = "np.asarray(x, dtype=float) ** 2"
@@ -228,8 +228,8 @@ print(os.environ.get("{ENV_SECRET_NAME}", "no secret"))
 
 def deleted_cells(t):
     nb = _honest(t)
-    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
-                not in ("test_square_hidden", "test_cube", "test_cube_hidden")]
+    nb.cells = [c for c in nb.cells
+                if grade_id(c) not in ("test_square_hidden", "test_cube", "test_cube_hidden")]
     return {"nb": nb}
 
 
@@ -327,7 +327,8 @@ ATTACKS = [
     Attack("cells-reordered", "cube's tests moved above cube", reordered,
            tiny.SQUARE_POINTS, reason="reordered"),
     Attack("metadata-edited", "points raised, grade_id renamed, test unlocked and emptied; "
-           "wrong square", metadata_edited, tiny.CUBE_POINTS, reason="metadata of cell test_square"),
+           "wrong square", metadata_edited, tiny.CUBE_POINTS,
+           reason="metadata of cell test_square"),
     Attack("suppress-errors", "patch showtraceback and sys.excepthook; wrong square",
            lambda t: _nb(t, square=WRONG, extra_square=(
                "import sys\nget_ipython().showtraceback = lambda *a, **k: None\n"

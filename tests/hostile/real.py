@@ -58,17 +58,14 @@ import copy
 import re
 
 from lstmlib.grading.assignments import ASSIGNMENTS
+from tests.notebooks import cells_with, nbgrader_meta, set_source
+from tests.notebooks import source as _source
 
 BOMB_MARK = "/tmp/lstmlib-hostile-unpickled"
 
 
 def _cells(nb):
     return nb["cells"]
-
-
-def _source(cell):
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
 
 
 def _graded_functions(a):
@@ -83,8 +80,8 @@ def _graded_functions(a):
 def _append(nb, name, code):
     """Append ``code`` to the solution cell that defines ``name``."""
     for cell in _cells(nb):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution") and re.search(rf"^def {name}\(", _source(cell), re.M):
+        if nbgrader_meta(cell).get("solution") and re.search(rf"^def {name}\(", _source(cell),
+                                                             re.M):
             cell["source"] = _source(cell) + "\n\n" + code + "\n"
             return
     raise ValueError(f"no solution cell defines {name}")
@@ -573,8 +570,7 @@ def pasted_ratios(a, blank, solution):
         norms = input_gradient_norms(layer, x)
         ratios[key] = float(norms[T - 1 - far] / norms[T - 1 - near])
     nb = copy.deepcopy(blank)
-    cells = [c for c in _cells(nb)
-             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "experiment"]
+    cells = cells_with(nb, "experiment")
     if len(cells) != 1:
         raise ValueError(f"{a.name}: expected one cell with grade_id 'experiment'")
     cells[0]["source"] = f"ratios = {ratios!r}\nprint(ratios)\n"
@@ -701,22 +697,14 @@ def lstm_gates_kernel(a, c_prev, h, c):
 '''
 
 
-def _set_cell(nb, grade_id, code):
-    cells = [c for c in _cells(nb)
-             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
-    if len(cells) != 1:
-        raise ValueError(f"expected one cell with grade_id {grade_id!r}, found {len(cells)}")
-    cells[0]["source"] = code
-
-
 def fake_compiled(a, blank, solution):
     """09: no Numba, no CUDA, the right numbers: a plain numpy step with
     ``numba.core.registry.CPUDispatcher`` rebound to accept any object, and
     an object with ``__getitem__`` and ``py_func`` as the kernel (scored 6/6
     while the kernel reported what its function was): zero."""
     nb = copy.deepcopy(blank)
-    _set_cell(nb, "lstm_step_fused", FAKE_STEP)
-    _set_cell(nb, "lstm_gates_kernel", FAKE_KERNEL)
+    set_source(nb, "lstm_step_fused", FAKE_STEP)
+    set_source(nb, "lstm_gates_kernel", FAKE_KERNEL)
     return nb, 0.0, []
 
 
@@ -730,7 +718,7 @@ def object_mode(a, blank, solution):
             cell["source"] = src.replace("@njit\ndef lstm_step_fused",
                                          "import numba\n\n\n@numba.jit(forceobj=True)\n"
                                          "def lstm_step_fused")
-    _set_cell(nb, "lstm_gates_kernel", FILE_KERNEL)
+    set_source(nb, "lstm_gates_kernel", FILE_KERNEL)
     return nb, 0.0, []
 
 
@@ -738,8 +726,8 @@ def objmode(a, blank, solution):
     """09: an @njit step whose work runs in Python through ``numba.objmode``,
     and a kernel that calls lstmlib's own: zero."""
     nb = copy.deepcopy(blank)
-    _set_cell(nb, "lstm_step_fused", OBJMODE_STEP)
-    _set_cell(nb, "lstm_gates_kernel", LSTMLIB_KERNEL)
+    set_source(nb, "lstm_step_fused", OBJMODE_STEP)
+    set_source(nb, "lstm_gates_kernel", LSTMLIB_KERNEL)
     return nb, 0.0, []
 
 

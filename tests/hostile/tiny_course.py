@@ -14,6 +14,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from tests.notebooks import cell  # also tiny.cell(nb, grade_id) for the tests
+
 REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "tiny"
 NOTEBOOK = "tiny"
@@ -101,7 +103,8 @@ def source_notebook():
         new_markdown_cell("# A tiny assignment\nWrite `square` and `cube`."),
         new_code_cell(SETUP, metadata=_meta("setup", locked=True)),
         new_code_cell(SQUARE, metadata=_meta("square", solution=True)),
-        new_code_cell(TEST_SQUARE, metadata=_meta("test_square", grade=True, locked=True, points=1)),
+        new_code_cell(TEST_SQUARE,
+                      metadata=_meta("test_square", grade=True, locked=True, points=1)),
         new_code_cell(TEST_SQUARE_HIDDEN,
                       metadata=_meta("test_square_hidden", grade=True, locked=True, points=2)),
         new_code_cell(CUBE, metadata=_meta("cube", solution=True)),
@@ -132,13 +135,6 @@ def student_notebook(course: Path):
     """The generated student version (exercises/tiny/tiny.ipynb)."""
     return nbformat.read(str(Path(course) / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"),
                          as_version=4)
-
-
-def cell(nb, grade_id):
-    for c in nb.cells:
-        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return c
-    raise KeyError(grade_id)
 
 
 def answered(course: Path, square="np.asarray(x, dtype=float) ** 2",

@@ -29,7 +29,6 @@ Without Chromium, chromedriver, bubblewrap, npm or jupyterhub it skips (fails in
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -43,12 +42,10 @@ from urllib.parse import quote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-import mistakes  # noqa: E402
+from tests import mistakes
+from tests.notebooks import cell, nbgrader_meta, source
 
-_spec = importlib.util.spec_from_file_location("course_hub_launch", ROOT / "hub" / "launch.py")
-launch = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(launch)
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.lstm_cell, pytest.mark.xdist_group("hub")]
 
@@ -70,19 +67,14 @@ def _missing():
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def hub(tmp_path_factory, make_course, hub_launch, skip_or_fail):
     missing = _missing()
     if missing:
-        message = f"{', '.join(missing)} not installed (make setup system-deps installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message + "; the hub's browser test skipped")
-    base = tmp_path_factory.mktemp("hub")
-    course = base / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
-    running = launch.Hub(course, base / "runtime", ["alice", "bob"])
+        skip_or_fail(f"{', '.join(missing)} not installed (make setup system-deps installs "
+                     f"them); the hub's browser test needs them")
+    course = make_course([ASSIGNMENT])
+    running = hub_launch.Hub(course, tmp_path_factory.mktemp("hub") / "runtime",
+                             ["alice", "bob"])
     try:
         running.wait()
         running.course = course
@@ -91,6 +83,15 @@ def hub(tmp_path_factory):
         running.stop()
         log = running.log_path.read_text(errors="replace")
         assert "Traceback" not in log.split("Received signal SIGTERM")[0], log[-5000:]
+
+
+def click_first(elements):
+    """Click the first of ``elements``: True when there was one to click,
+    False (try again) when there was none yet."""
+    if not elements:
+        return False
+    elements[0].click()
+    return True
 
 
 class Person:
@@ -200,7 +201,7 @@ class Person:
         def link():
             return [a for td in self.css(f'td[data-order="{key}"]')
                     for a in td.find_elements("xpath", f'../td[contains(@class, "{column}")]/a')]
-        self.until(lambda: link() and (link()[0].click() or True), what=f"{column} of {key}")
+        self.until(lambda: click_first(link()), what=f"{column} of {key}")
         return self.modal()
 
     def cell_text(self, key, column):
@@ -216,8 +217,7 @@ class Person:
     # -- the assignment list (students) ----------------------------------------
     def open_assignment_list(self):
         def click(selector, text):
-            found = [e for e in self.css(selector) if e.text == text]
-            return found and (found[0].click() or True)
+            return click_first([e for e in self.css(selector) if e.text == text])
         self.until(lambda: click(".lm-MenuBar-itemLabel", "Nbgrader"), what="Nbgrader menu")
         self.until(lambda: click(".lm-Menu-itemLabel", "Assignment List"),
                    what="Assignment List")
@@ -227,24 +227,23 @@ class Person:
         def button():
             return [b for b in self.css(f"#{section}_assignments_list button")
                     if b.text == label and b.is_enabled()]
-        self.until(lambda: button() and (button()[0].click() or True),
-                   what=f"{label} in {section}")
+        self.until(lambda: click_first(button()), what=f"{label} in {section}")
 
 
 def answered(released, submission):
     """The released notebook with the solution cells of ``submission`` (a
     notebook of the solution folder, possibly carrying a mistake): a
     student's answer, without the solution markers."""
-    ids = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"])
-           for c in submission["cells"] if c["metadata"].get("nbgrader", {}).get("solution")}
+    ids = {nbgrader_meta(c)["grade_id"]: source(c)
+           for c in submission["cells"] if nbgrader_meta(c).get("solution")}
     out = json.loads(json.dumps(released))
-    for cell in out["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
+    for c in out["cells"]:
+        meta = nbgrader_meta(c)
         if meta.get("solution"):
             text = ids[meta["grade_id"]]
-            cell["source"] = "".join(line for line in text.splitlines(keepends=True)
-                                     if line.strip() not in ("### BEGIN SOLUTION",
-                                                             "### END SOLUTION"))
+            c["source"] = "".join(line for line in text.splitlines(keepends=True)
+                                  if line.strip() not in ("### BEGIN SOLUTION",
+                                                          "### END SOLUTION"))
     return out
 
 
@@ -299,10 +298,10 @@ def _play(hub, people):
         alice: answered(solution, solution),
         bob: answered(solution, mistakes.apply(solution, MISTAKE)),
     }
-    for cell in answers[bob]["cells"]:        # bob's written answer: half right
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == WRITTEN:
-            cell["source"] = ("`dc_prev = dc * f`: the cell state is added to, not "
-                              "multiplied, so its gradient does not vanish.")
+    # bob's written answer: half right
+    cell(answers[bob], WRITTEN)["source"] = ("`dc_prev = dc * f`: the cell state is added "
+                                             "to, not multiplied, so its gradient does not "
+                                             "vanish.")
     for student in (alice, bob):
         student.open_assignment_list()
         student.list_button("released", "Fetch")

@@ -1,21 +1,13 @@
 """The hub's launcher refuses bad arguments before it starts anything
 (hub/launch.py); fast, no hub, browser or node needed."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("course_hub_launch", ROOT / "hub" / "launch.py")
-launch = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(launch)
 
-
-def test_a_folder_without_nbgrader_config_is_refused(tmp_path):
+def test_a_folder_without_nbgrader_config_is_refused(tmp_path, hub_launch):
     with pytest.raises(ValueError, match=r"course: expected a folder with nbgrader_config\.py, "
                                          r"received '.*empty'"):
-        launch.Hub(tmp_path / "empty", tmp_path / "runtime")
+        hub_launch.Hub(tmp_path / "empty", tmp_path / "runtime")
     assert not (tmp_path / "runtime").exists()
 
 
@@ -27,11 +19,11 @@ def test_a_folder_without_nbgrader_config_is_refused(tmp_path):
     (["instructor"], r"received \['instructor'\]"),
     ([], r"received \[\]"),
 ])
-def test_bad_user_names_are_refused(tmp_path, students, message):
+def test_bad_user_names_are_refused(tmp_path, hub_launch, students, message):
     course = tmp_path / "course"
     course.mkdir()
     (course / "nbgrader_config.py").write_text("c = get_config()\n")
     with pytest.raises(ValueError, match=message):
-        launch.Hub(course, tmp_path / "runtime", students)
+        hub_launch.Hub(course, tmp_path / "runtime", students)
     assert not (tmp_path / "runtime").exists()
 

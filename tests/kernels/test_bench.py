@@ -1,6 +1,8 @@
 """``python -m lstmlib.bench``: its table, its files, and its correctness gate.
 
-Not a timing test: the shape is tiny and no time is asserted.
+Not a timing test: the shape is tiny and no time is asserted. The runs of
+the benchmark (a subprocess each) are ``slow``; its options are checked in
+this process.
 """
 
 import csv
@@ -8,6 +10,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +23,7 @@ def _bench(tmp_path, *args):
         cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_full_table(tmp_path):
     r = _bench(tmp_path, "--out", str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -45,6 +50,7 @@ def test_quick_run_writes_the_full_table(tmp_path):
     assert "ERROR" not in r.stderr
 
 
+@pytest.mark.slow
 def test_a_wrong_backend_is_caught_before_timing(tmp_path):
     r = _bench(tmp_path, "--cells", "lstm", "--dtypes", "float64",
                "--backends", "numpy,numba", "--inject-wrong", "numba",
@@ -57,12 +63,22 @@ def test_a_wrong_backend_is_caught_before_timing(tmp_path):
     assert rows["numpy"]["correct"] is True
 
 
-def test_bad_option_is_refused(tmp_path):
-    r = _bench(tmp_path, "--backends", "numpy,jax")
-    assert r.returncode != 0 and "--backends" in r.stderr
+def _refused(capsys, *args):
+    """What the benchmark's argument parser says when it refuses ``args``."""
+    from lstmlib import bench
+    with pytest.raises(SystemExit, match="^2$"):       # argparse's status for a usage error
+        bench.parse_args(list(args))
+    return capsys.readouterr().err
 
 
-def test_cpu_clock_and_note_are_recorded_and_cpu_clock_refused_with_threads(tmp_path):
+def test_bad_option_is_refused(capsys):
+    assert "--backends: expected values from" in _refused(capsys, "--backends", "numpy,jax")
+    err = _refused(capsys, "--clock", "cpu", "--threads", "2")
+    assert "--clock cpu" in err and "--threads 2" in err
+
+
+@pytest.mark.slow
+def test_cpu_clock_and_note_are_recorded(tmp_path):
     r = _bench(tmp_path, "--clock", "cpu", "--cells", "lstm", "--dtypes",
                "float32", "--backends", "numba,torch", "--out", str(tmp_path),
                "--note", "machine busy")
@@ -71,8 +87,6 @@ def test_cpu_clock_and_note_are_recorded_and_cpu_clock_refused_with_threads(tmp_
     assert result["meta"]["clock"] == "cpu"
     assert result["meta"]["notes"] == "machine busy"
     assert all(row["correct"] and row["total_ms"] > 0 for row in result["rows"])
-    r = _bench(tmp_path, "--clock", "cpu", "--threads", "2")
-    assert r.returncode != 0 and "--clock cpu" in r.stderr and "--threads 2" in r.stderr
 
 
 def test_goal_report_marks_met_and_missed():
@@ -141,8 +155,7 @@ def test_custom_shapes_leave_the_shape_table_alone(tmp_path):
     assert bench.shape_dims("3x2x4x5") == (3, 2, 4, 5)
     p = bench.Problem("gru", "float64", "3x2x4x5")
     assert p.x.shape == (3, 2, 4) and p.weights[0].shape == (15, 4)
-    import pytest
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):
         bench.parse_args(["--shapes", "3x2x4"])
 
 

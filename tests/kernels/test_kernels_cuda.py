@@ -8,6 +8,11 @@ that run. Sizes stay tiny (B*H <= 64, T <= 4): the simulator runs each CUDA
 thread as a Python thread. Every kernel is compared with the numpy reference
 (LSTM, GRU, Elman RNN with tanh and ReLU).
 
+In the simulator most of these take seconds each: they are marked ``slow``
+(``make test`` runs them, ``make test-fast`` leaves them out); the quick
+ones (the element-wise kernels against one reference step, the refusals)
+run in both. On a GPU (scripts/gpu-check.sh) every test runs.
+
 Where NVIDIA's NVVM compiler is installed but no GPU is, the kernels are
 also compiled to PTX for a recent GPU, which checks what the simulator
 cannot: that Numba's CUDA compiler accepts every kernel and device function.
@@ -28,6 +33,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.cuda
+slow = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
@@ -95,16 +101,27 @@ def _nvvm_present():
 
 if not (SIM or GPU):
 
-    def test_cuda_kernels_in_the_simulator():
+    def _in_the_simulator(markers):
+        """This file's tests selected by ``markers``, run in a fresh
+        interpreter with the simulator on; how many passed."""
         env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
         r = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "-m", "cuda", str(Path(__file__))],
+             "-m", markers, str(Path(__file__))],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
         passed = re.search(r"(\d+) passed", r.stdout)
-        assert passed and int(passed.group(1)) >= 40, r.stdout[-2000:]
+        assert passed, r.stdout[-2000:]
+        return int(passed.group(1))
 
+    def test_quick_cuda_kernels_in_the_simulator():
+        assert _in_the_simulator("cuda and not slow") >= 15
+
+    @slow
+    def test_cuda_kernels_in_the_simulator():
+        assert _in_the_simulator("cuda and slow") >= 45
+
+    @slow
     @pytest.mark.skipif(not _nvvm_present(), reason="NVVM (libnvvm) not found")
     def test_every_kernel_compiles_for_a_real_gpu(monkeypatch):
         """Numba's CUDA compiler (not the simulator) accepts every kernel;
@@ -220,7 +237,7 @@ else:
         _close(h_r[[0, 2]], h[[0, 2]], np.float64, "h")
         _close(h0[1], h[1], np.float64, "h (padding keeps h)")
 
-    @pytest.mark.parametrize("method", ["single", "stepwise"])
+    @pytest.mark.parametrize("method", ["single", pytest.param("stepwise", marks=slow)])
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     def test_lstm_forward_matches_reference(method, dtype):
         x, (h0, c0), w = _problem(dtype, 3, 2, 3, 8)
@@ -233,6 +250,7 @@ else:
         _close(h_r, h_n, dtype, "h_n")
         _close(c_r, c_n, dtype, "c_n")
 
+    @slow
     @pytest.mark.parametrize("reverse", [False, True])
     @pytest.mark.parametrize("method", ["single", "stepwise"])
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -258,6 +276,7 @@ else:
         else:
             _close(cache_r.hs, caches[0], dtype, "hs")
 
+    @slow
     def test_the_bias_free_cells_match_reference():
         for kind, forward, cuda_forward in (
                 ("lstm", None, None), ("gru", gru_forward, kc.gru_forward),
@@ -272,6 +291,7 @@ else:
                 out = cuda_forward(x, h0, *w, method="single")[0]
             _close(out_r, out, np.float64, f"{kind} out")
 
+    @slow
     @pytest.mark.parametrize("case", ["lstm", "gru", "rnn-tanh", "rnn-relu"])
     def test_cuda_backend_forward_and_backward_match_reference(case):
         kind = case.split("-")[0]
@@ -305,14 +325,16 @@ else:
         for a, b in zip(inputs, before):          # the inputs left alone
             np.testing.assert_array_equal(a, b)
 
+    @slow
     @pytest.mark.parametrize("layer, kw", [
         (GRU, {"bidirectional": True}),
         (RNN, {"nonlinearity": "relu", "num_layers": 2}),
     ])
     def test_layers_on_the_cuda_backend_match_numpy(layer, kw):
         T, B, D, H = 3, 2, 3, 4
-        make = lambda backend: layer(D, H, rng=np.random.default_rng(0),
-                                     backend=backend, **kw)
+
+        def make(backend):
+            return layer(D, H, rng=np.random.default_rng(0), backend=backend, **kw)
         ref, gpu = make("numpy"), make("cuda")
         rng = np.random.default_rng(1)
         x = rng.standard_normal((T, B, D))
@@ -329,6 +351,7 @@ else:
         for name in ref.grads:
             _close(ref.grads[name], gpu.grads[name], np.float64, name)
 
+    @slow
     @pytest.mark.parametrize("name, kw", [
         ("GRU", {}), ("RNN", {"nonlinearity": "relu", "bidirectional": True})])
     def test_from_torch_on_the_cuda_backend_matches_torch(name, kw):
@@ -366,6 +389,7 @@ else:
         with pytest.raises(ValueError, match="x: expected dtype float32 or"):
             kc.rnn_forward(x.astype(np.float16), h0, *w)
 
+    @slow
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     def test_grid_persistent_kernel_matches_reference(dtype):
@@ -375,6 +399,7 @@ else:
         _close(out_r, out, dtype, "out")
         _close(h_r, h_n, dtype, "h_n")
 
+    @slow
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     @pytest.mark.parametrize("case", list(CASES))
@@ -392,6 +417,7 @@ else:
             _close(out_r, out, dtype, "out")
             _close(h_r, h_n, dtype, "h_n")
 
+    @slow
     @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
     def test_device_arrays_in_and_out(kind):
         """device=True: device arrays in (lengths too), device arrays out,
@@ -409,6 +435,7 @@ else:
             assert hasattr(d, "copy_to_host"), f"result {j} is not on the device"
             _close(a, d.copy_to_host(), np.float32, f"result {j}")
 
+    @slow
     @pytest.mark.skipif(not SIM, reason="the GPU runs the real thing above")
     @pytest.mark.parametrize("case", ["lstm", *CASES])
     def test_grid_kernels_as_one_block_in_the_simulator(case, monkeypatch):
@@ -502,6 +529,7 @@ else:
         _, _, cache = ref.forward(x, state, w, lengths, reverse)
         return ref.backward(d_out, d_state, cache)
 
+    @slow
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     @pytest.mark.parametrize("kind", ["lstm", "gru"])
     def test_persistent_backward_matches_reference(kind, dtype):
@@ -514,6 +542,7 @@ else:
             got = _device_backward(kind, *case, reverse, "single")
             _check_gradients(ref, got, dtype, f"reverse={reverse}: ")
 
+    @slow
     @pytest.mark.parametrize("kind, dtype, bias", [
         ("lstm", np.float32, True), ("gru", np.float64, False)])
     def test_stepwise_backward_matches_reference(kind, dtype, bias):
@@ -524,6 +553,7 @@ else:
         got = _device_backward(kind, *case, True, "stepwise", bias=bias)
         _check_gradients(ref, got, dtype)
 
+    @slow
     def test_backward_results_stay_on_the_device_and_inputs_are_kept():
         from numba import cuda
         x, state, w, d_out, d_state, lengths = _backward_case("gru",
@@ -554,6 +584,7 @@ else:
             kc.lstm_backward(d_out, d_state[0], d_state[1].astype(np.float32),
                              x, *state, w[0], w[1], *cache)
 
+    @slow
     @pytest.mark.skipif(not SIM, reason="the GPU runs the real thing below")
     @pytest.mark.parametrize("kind", ["lstm", "gru"])
     def test_grid_backward_as_one_block_in_the_simulator(kind, monkeypatch):
@@ -568,6 +599,7 @@ else:
             got = _device_backward(kind, *case, reverse, "grid")
             _check_gradients(ref, got, np.float64, f"reverse={reverse}: ")
 
+    @slow
     @pytest.mark.skipif(SIM, reason=SIM_GAP)
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -579,6 +611,7 @@ else:
             got = _device_backward(kind, *case, reverse, "grid")
             _check_gradients(ref, got, dtype, f"reverse={reverse}: ")
 
+    @slow
     @pytest.mark.parametrize("kind", ["lstm", "gru"])
     def test_grid_launch_beyond_the_resident_limit(kind, monkeypatch):
         """A grid that the GPU cannot keep resident at once would deadlock
@@ -618,7 +651,9 @@ else:
         dev = [cuda.to_device(a) for a in (x, h0, c0, *w)]
         grid = kc._PERSISTENT["lstm", np.dtype(np.float32)][1]
         units = kc.grid_units(512, np.float32, 4)
-        f32 = lambda *s: cuda.device_array(s, np.float32)
+
+        def f32(*shape):
+            return cuda.device_array(shape, np.float32)
         lengths = cuda.to_device(np.full(4, 2, np.int64))
         args = (f32(2, 4, 2048), dev[4], f32(1), dev[1], dev[2], lengths,
                 False, False, units, f32(2 * 4 * 512), f32(2, 4, 512),

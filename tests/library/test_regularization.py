@@ -256,12 +256,12 @@ def test_init_recurrent_lstm():
     layer = lstmlib.LSTM(D, H, num_layers=2, rng=np.random.default_rng(0))
     w_ih = layer.params["weight_ih_l1"].copy()
     init_recurrent(layer, np.random.default_rng(1), forget_bias=1.0)
-    for l in (0, 1):
-        w = layer.params[f"weight_hh_l{l}"]
+    for k in (0, 1):
+        w = layer.params[f"weight_hh_l{k}"]
         for g in range(4):
             block = w[g * H:(g + 1) * H]
             np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12)
-        b = layer.params[f"bias_ih_l{l}"] + layer.params[f"bias_hh_l{l}"]
+        b = layer.params[f"bias_ih_l{k}"] + layer.params[f"bias_hh_l{k}"]
         np.testing.assert_array_equal(b, np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)])
     np.testing.assert_array_equal(layer.params["weight_ih_l1"], w_ih)
     # torch reads the same forget gate rows: its f at x = 0, h = 0 is sigmoid(1)

@@ -44,7 +44,8 @@ def test_loss_errors():
 
 
 @pytest.mark.parametrize("make", [
-    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
     (lambda p: optim.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
 ])
 def test_optimisers_match_torch(make):

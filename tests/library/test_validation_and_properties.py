@@ -19,8 +19,10 @@ def x_of(T=5, B=2, D=3, dtype=np.float64):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.zeros((5, 3)), r"x \(T, B, D\): expected a 3-D array of shape \(\*, \*, 3\), received shape \(5, 3\)"),
-    (np.zeros((5, 2, 4)), r"x \(T, B, D\): expected shape \(\*, \*, 3\), received shape \(5, 2, 4\)"),
+    (np.zeros((5, 3)), r"x \(T, B, D\): expected a 3-D array of shape \(\*, \*, 3\), received "
+                       r"shape \(5, 3\)"),
+    (np.zeros((5, 2, 4)), r"x \(T, B, D\): expected shape \(\*, \*, 3\), received "
+                          r"shape \(5, 2, 4\)"),
     (np.zeros((5, 2, 3), np.float32), r"expected dtype float64 .* received .*float32"),
     (np.zeros((5, 2, 3), np.int64), r"expected a floating-point array"),
     ([[[0.0] * 3]], r"expected a numpy array, received list"),
@@ -34,7 +36,8 @@ def test_bad_x(bad, match):
 def test_non_finite_input_and_parameters(value):
     x = x_of()
     x[2, 1, 0] = value
-    with pytest.raises(ValueError, match=r"x \(T, B, D\): expected finite values, received 1 NaN or inf entry"):
+    with pytest.raises(ValueError, match=r"x \(T, B, D\): expected finite values, received 1 NaN "
+                                         r"or inf entry"):
         lstm_layer().forward(x)
     layer = lstm_layer()
     layer.params["weight_hh_l0"][0, 0] = value
@@ -47,16 +50,19 @@ def test_bad_state_shapes():
     h = np.zeros((2, 2, 4))
     with pytest.raises(ValueError, match=r"state: expected a tuple \(h0, c0\)"):
         layer.forward(x_of(), h)
-    with pytest.raises(ValueError, match=r"state\[1\] \(c0\): expected shape \(2, 2, 4\), received shape \(1, 2, 4\)"):
+    with pytest.raises(ValueError, match=r"state\[1\] \(c0\): expected shape \(2, 2, 4\), received "
+                                         r"shape \(1, 2, 4\)"):
         layer.forward(x_of(), (h, np.zeros((1, 2, 4))))
     g = lstmlib.GRU(3, 4, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"state \(h0\): expected shape \(1, 2, 4\), received shape \(1, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"state \(h0\): expected shape \(1, 2, 4\), received "
+                                         r"shape \(1, 3, 4\)"):
         g.forward(x_of(), np.zeros((1, 3, 4)))
 
 
 @pytest.mark.parametrize("lengths,match", [
     (np.array([5]), r"lengths: expected shape \(2,\)"),
-    (np.array([5, 0]), r"lengths: expected every length in \[1, 5\] \(T=5\), received values from 0 to 5"),
+    (np.array([5, 0]), r"lengths: expected every length in \[1, 5\] \(T=5\), received values from "
+                       r"0 to 5"),
     (np.array([6, 2]), r"lengths: expected every length in \[1, 5\]"),
     (np.array([2.5, 2.0]), r"lengths: expected integers"),
 ])
@@ -68,16 +74,21 @@ def test_mismatched_lengths(lengths, match):
 def test_bad_weights_in_step_functions():
     rng = np.random.default_rng(0)
     x, h = rng.standard_normal((2, 3)), rng.standard_normal((2, 4))
-    with pytest.raises(ValueError, match=r"w_hh: expected shape \(16, 4\), received shape \(12, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"w_hh: expected shape \(16, 4\), received shape \(12, 4\)"):
         lstm.lstm_step_forward(x, h, h, rng.standard_normal((16, 3)), rng.standard_normal((12, 4)))
-    with pytest.raises(ValueError, match=r"w_ih: expected shape \(12, \*\), received shape \(16, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"w_ih: expected shape \(12, \*\), received shape \(16, 3\)"):
         gru.gru_step_forward(x, h, rng.standard_normal((16, 3)), rng.standard_normal((12, 4)))
     with pytest.raises(ValueError, match=r"b_ih, b_hh: expected both biases or neither"):
         rnn.rnn_step_forward(x, h, rng.standard_normal((4, 3)), rng.standard_normal((4, 4)),
                              np.zeros(4), None)
-    with pytest.raises(ValueError, match=r"h_prev: expected shape \(2, 4\), received shape \(3, 4\)"):
-        rnn.rnn_step_forward(x, np.zeros((3, 4)), rng.standard_normal((4, 3)), rng.standard_normal((4, 4)))
-    with pytest.raises(ValueError, match=r"nonlinearity: expected one of \('tanh', 'relu'\), received 'sigmoid'"):
+    with pytest.raises(ValueError,
+                       match=r"h_prev: expected shape \(2, 4\), received shape \(3, 4\)"):
+        rnn.rnn_step_forward(x, np.zeros((3, 4)), rng.standard_normal((4, 3)),
+                             rng.standard_normal((4, 4)))
+    with pytest.raises(ValueError, match=r"nonlinearity: expected one of \('tanh', 'relu'\), "
+                                         r"received 'sigmoid'"):
         rnn.rnn_step_forward(x, h, rng.standard_normal((4, 3)), rng.standard_normal((4, 4)),
                              nonlinearity="sigmoid")
 
@@ -100,7 +111,8 @@ def test_backward_before_forward_and_bad_gradient_shape():
     with pytest.raises(RuntimeError, match="forward"):
         layer.backward(np.zeros((5, 2, 4)))
     layer.forward(x_of())
-    with pytest.raises(ValueError, match=r"d_output: expected shape \(5, 2, 4\), received shape \(5, 2, 8\)"):
+    with pytest.raises(ValueError, match=r"d_output: expected shape \(5, 2, 4\), received shape "
+                                         r"\(5, 2, 8\)"):
         layer.backward(np.zeros((5, 2, 8)))
 
 

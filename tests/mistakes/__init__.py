@@ -7,18 +7,22 @@ exact text it replaces, the replacement, and the score the whole assignment
 must get with that one mistake). :func:`apply` turns the solution notebook
 into a submission carrying one mistake.
 
+Every assignment of the manifest (``lstmlib.grading.assignments``) needs
+a bank: tests/grading/test_exercises.py fails for one without.
+
 Each expected score was worked out from which test cells the mistake must
 fail (the reasoning is in each mistake's ``why``), then confirmed with a real
-``nbgrader autograde`` run (``python -m tests.mistakes.autograde_bank`` or
-``python tests/mistakes/autograde_bank.py``).
+``nbgrader autograde`` run (``python -m tests.mistakes.autograde_bank`` from
+the repository root).
 """
 
 import copy
 import importlib.util
-import json
-import sys
 from collections import namedtuple
 from pathlib import Path
+
+from lstmlib.grading.assignments import ASSIGNMENTS as MANIFEST
+from tests import notebooks
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -26,28 +30,28 @@ ROOT = HERE.parent.parent
 Mistake = namedtuple("Mistake", "name cell old new expected_score why")
 Mistake.__new__.__defaults__ = ("",)
 
-ASSIGNMENTS = (
-    "01_rnn_forward", "02_bptt", "03_gradient_norms", "04_lstm_cell",
-    "05_lstm_sequence", "06_gru", "07_bidirectional", "08_training",
-    "09_performance", "10_attention",
-)
+#: every assignment of the manifest, in order
+ASSIGNMENTS = tuple(sorted(MANIFEST))
+
+
+def path(assignment):
+    """Where the bank of ``assignment`` is (or must be)."""
+    return HERE / f"{assignment}.py"
 
 
 def available():
-    """Assignments that have a mistake bank."""
-    return [a for a in ASSIGNMENTS if (HERE / f"{a}.py").exists()]
+    """Assignments of the manifest that have a mistake bank."""
+    return [a for a in ASSIGNMENTS if path(a).exists()]
 
 
 def load(assignment):
     """The bank module of ``assignment`` (NOTEBOOK, FULL_SCORE, MISTAKES)."""
-    path = HERE / f"{assignment}.py"
-    if not path.exists():
-        raise ValueError(f"assignment: expected one of {available()}, "
+    if not path(assignment).exists():
+        raise ValueError(f"assignment: expected one with a mistake bank "
+                         f"(tests/mistakes/<assignment>.py), one of {available()}, "
                          f"received {assignment!r}")
-    if str(ROOT) not in sys.path:       # the banks import tests.mistakes
-        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location(
-        f"lstm_course_mistakes_{assignment}", path)
+        f"lstm_course_mistakes_{assignment}", path(assignment))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     names = [m.name for m in mod.MISTAKES]
@@ -61,23 +65,17 @@ def solution_path(assignment, root=ROOT):
     return Path(root) / "solutions" / assignment / f"{bank.NOTEBOOK}.ipynb"
 
 
-def _source(cell):
-    src = cell["source"]
-    return "".join(src) if isinstance(src, list) else src
-
-
 def apply(nb, mistake):
     """A copy of notebook ``nb`` (a dict) with ``mistake`` applied to the
     solution cell whose grade_id is ``mistake.cell``. ``mistake.old`` must
     occur exactly once in that cell, else ValueError."""
     nb = copy.deepcopy(nb)
-    cells = [c for c in nb["cells"]
-             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == mistake.cell]
+    cells = notebooks.cells_with(nb, mistake.cell)
     if len(cells) != 1:
         raise ValueError(f"mistake {mistake.name!r}: expected one cell with "
                          f"grade_id {mistake.cell!r}, found {len(cells)}")
     cell = cells[0]
-    src = _source(cell)
+    src = notebooks.source(cell)
     n = src.count(mistake.old)
     if n != 1:
         raise ValueError(f"mistake {mistake.name!r}: the text to replace must "
@@ -89,8 +87,7 @@ def apply(nb, mistake):
 
 
 def read_solution(assignment, root=ROOT):
-    with open(solution_path(assignment, root)) as f:
-        return json.load(f)
+    return notebooks.load(solution_path(assignment, root))
 
 
 def notebook_with(assignment, mistake, root=ROOT):

@@ -1,6 +1,9 @@
 """Autograde the mistake bank with the real nbgrader CLI on a scratch course.
 
-    .venv/bin/python tests/mistakes/autograde_bank.py [ASSIGNMENT ...] [--time]
+    .venv/bin/python -m tests.mistakes.autograde_bank [ASSIGNMENT ...] [--time]
+
+(from the repository root: ``-m`` puts it on the module path, so that
+``tests.mistakes`` imports).
 
 For each assignment: a student with the full solution, one with the blank
 student version, and one per mistake; prints each score beside the expected
@@ -18,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.mistakes import ROOT, available, load, notebook_with, read_solution  # noqa: E402
+from tests.mistakes import ROOT, available, load, notebook_with, read_solution
 
 BIN = Path(sys.executable).parent
 NBGRADER = [str(BIN / "nbgrader")]

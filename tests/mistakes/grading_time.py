@@ -10,7 +10,6 @@ best of ``--repeat`` runs) and the total.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
