@@ -159,11 +159,11 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         cbuf[T if reverse else 0] = c0
         hs = np.empty((T, B, H), dt)
         gates = np.empty((T, B, 4 * H), dt)
-        tanh_cs = np.empty_like(hs)
+        tanh_cs = None                           # computed again by backward
         K.lstm_blas_forward(GEMM.get(dt, 0), x.reshape(T * B, D),
                             np.ascontiguousarray(w_ih), K.transpose(w_hh),
                             b1 + b2, valid, reverse, xh, cbuf, hs, gates,
-                            tanh_cs, _chunk_steps(B, 4 * H, dt))
+                            _chunk_steps(B, 4 * H, dt))
         hs_prev = xh[off:T + off, :, D:]
         cs = cbuf[1 - off:T + 1 - off]
         cs_prev = cbuf[off:T + off]
@@ -244,7 +244,7 @@ def lstm_backward(d_out, d_state_n, cache):
         K.lstm_blas_backward(GEMM.get(dt, 0), d_out, dh, dc,
                              np.ascontiguousarray(w_ih),
                              np.ascontiguousarray(w_hh), cache.gates,
-                             cache.tanh_cs, cache.cs_prev, cache.valid,
+                             cache.cs, cache.cs_prev, cache.valid,
                              cache.reverse, xh2, da_buf,
                              dx.reshape(T * B, D), dw, db)
         db_ih, db_hh = (db, db.copy()) if cache.has_bias else (None, None)

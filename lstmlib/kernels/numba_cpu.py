@@ -662,7 +662,7 @@ def _lstm_blas_cell_forward(a, bias, c_prev, h_prev, valid, h, c, tanh_c, xh,
 
 @njit(cache=True, error_model="numpy")
 def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
-                      hs, gates, tanh_cs, S):
+                      hs, gates, S):
     """The "blas" LSTM forward pass in one call.
 
     x2 (T*B, D) the inputs; w_ih (4H, D) and w_hh_t (H, 4H) contiguous;
@@ -673,8 +673,10 @@ def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
     rows off .. off+T-1 are [x_t, h_{t-1}] (forwards) or [x_t, h_{t+1}]
     (backwards) in time order. The caller puts h0 in the first step's row
     and c0 likewise in ``cbuf`` (T+1, B, H), which gets c_t the same way.
-    Writes hs (T, B, H) = h_t, gates (T, B, 4H) = i, f, g, o (padded rows:
-    left as pre-activations, never read) and tanh_cs (T, B, H).
+    Writes hs (T, B, H) = h_t and gates (T, B, 4H) = i, f, g, o (padded
+    rows: left as pre-activations, never read). tanh(c_t) is not kept: the
+    backward pass computes it again from c_t, which costs less than writing
+    it to memory and reading it back.
 
     The input projection goes by chunks of S steps, each computed just
     before the time loop reaches it: small enough (the caller picks S) that
@@ -687,6 +689,7 @@ def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
     one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
     off = 1 if reverse else 0
     g2 = gates.reshape(T * B, G)
+    tanh_c = np.empty((B, H), gates.dtype)
     for s in range(T):
         t = _step_index(s, T, reverse)
         p, q = t + off, t + 1 - off
@@ -700,17 +703,18 @@ def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
         a = gates[t]
         gemm(fn, False, False, one, xh[p, :, D:], w_hh_t, one, a)
         _lstm_blas_cell_forward(a, bias, cbuf[p], xh[p, :, D:], valid[t],
-                                hs[t], cbuf[q], tanh_cs[t], xh, q, D)
+                                hs[t], cbuf[q], tanh_c, xh, q, D)
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, tanh_cs,
-                       cs_prev, valid, reverse, xh2, da_buf, dx2, dw, db):
+def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, cs, cs_prev,
+                       valid, reverse, xh2, da_buf, dx2, dw, db):
     """BPTT for :func:`lstm_blas_forward` in one call.
 
     d_out (T, B, H); dh, dc (B, H) = dL/dh_T, dL/dc_T, overwritten with
-    dL/dh_0, dL/dc_0. w_ih (4H, D), w_hh (4H, H) contiguous. xh2 (T*B, D+H)
-    the forward's rows [x_t, h_prev(t)] in time order. Writes dx2 (T*B, D)
+    dL/dh_0, dL/dc_0. w_ih (4H, D), w_hh (4H, H) contiguous; cs, cs_prev
+    (T, B, H) c_t and the state each step started from. xh2 (T*B, D+H) the
+    forward's rows [x_t, h_prev(t)] in time order. Writes dx2 (T*B, D)
     = da W_ih, dw (4H, D+H) = [dW_ih, dW_hh] as one product da^T [x, h_prev]
     over all steps, and db (4H,). The gradients of the pre-activations, da,
     of a chunk of S steps go into da_buf (S, B, 4H), and dx and dW take
@@ -722,17 +726,22 @@ def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, tanh_cs,
     one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
     db[:] = 0.0
     first = True
+    tanh_c = np.empty((B, H), gates.dtype)
     for s in range(T - 1, -1, -1):
         t = _step_index(s, T, reverse)
         t0, t1 = _chunk(s, S, T, reverse)
         da = da_buf[t - t0]                      # chunk rows in time order
         for b in range(B):
+            cb, tb = cs[t, b], tanh_c[b]
+            for k in range(H):
+                tb[k] = _tanh(cb[k])
+        for b in range(B):
             if valid[t, b]:                      # padded outputs ignored
                 dhb, db_ = dh[b], d_out[t, b]
                 for k in range(H):
                     dhb[k] += db_[k]
-        lstm_gates_backward(gates[t], tanh_cs[t], cs_prev[t], valid[t], dh,
-                            dc, da)
+        lstm_gates_backward(gates[t], tanh_c, cs_prev[t], valid[t], dh, dc,
+                            da)
         for b in range(B):                       # padded rows: da = 0
             dab = da[b]
             for j in range(G):
