@@ -732,14 +732,12 @@ def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, cs, cs_prev,
         t0, t1 = _chunk(s, S, T, reverse)
         da = da_buf[t - t0]                      # chunk rows in time order
         for b in range(B):
-            cb, tb = cs[t, b], tanh_c[b]
-            for k in range(H):
-                tb[k] = _tanh(cb[k])
-        for b in range(B):
             if valid[t, b]:                      # padded outputs ignored
-                dhb, db_ = dh[b], d_out[t, b]
+                cb, tb, dhb, dob = cs[t, b], tanh_c[b], dh[b], d_out[t, b]
                 for k in range(H):
-                    dhb[k] += db_[k]
+                    tb[k] = _tanh(cb[k])
+                for k in range(H):
+                    dhb[k] += dob[k]
         lstm_gates_backward(gates[t], tanh_c, cs_prev[t], valid[t], dh, dc,
                             da)
         for b in range(B):                       # padded rows: da = 0
