@@ -73,7 +73,7 @@ HAVE_BLAS = bool(GEMM) or bool(_numba_config.DISABLE_JIT)
 # "blas" mode computes the input projection, and after the backward loop dx
 # and dW, by chunks of steps of about this many bytes of pre-activations:
 # small enough to stay in the L2 cache from the product that writes them to
-# the loop that reads them (8 steps at B = 32, H = 128, float32), large
+# the loop that reads them (16 steps at B = 32, H = 128, float32), large
 # enough that the products run nearly as fast as one over all steps.
 CHUNK_BYTES = 1 << 20
 

@@ -6,11 +6,11 @@ every function here computes the same equations, with the same gate order
 (LSTM i, f, g, o; GRU r, z, n, reset applied after the product) and the same
 ``sigmoid(a) = 0.5 * (1 + tanh(a / 2))``, and agrees with it to rounding
 (about 1e-12 relative in float64, 1e-6 in float32). ``tanh`` is
-:func:`lstmlib.kernels.vmath.tanh`, accurate to a few ulp in the arrays' own
-precision and, unlike the C library's, vectorisable (see the performance
-chapter).
+:func:`lstmlib.kernels.vmath.tanh` in float64 and :func:`tanh32_rational` in
+float32, accurate to a few ulp in the arrays' own precision and, unlike the C
+library's, vectorisable (see the performance chapter).
 
-Four kinds of kernels:
+Five kinds of kernels:
 
 ``lstm_gates_forward`` / ``gru_gates_forward`` (and their ``_backward``)
     one step's element-wise work fused into one pass over (B, H): the
@@ -30,6 +30,10 @@ Four kinds of kernels:
     register-blocked over four batch rows (:func:`matmul_blocked`); the
     input projection and the weight gradients stay large BLAS products.
     Used by the "blocked" mode (small batches with a large W_hh).
+``lstm_blas_forward`` / ``lstm_blas_backward``
+    the time loop in one ``@njit`` call that calls BLAS (numpy's own
+    OpenBLAS, through :func:`gemm`) for every product. Used by the "blas"
+    mode (larger batches).
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates.
 Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
