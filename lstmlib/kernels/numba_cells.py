@@ -38,8 +38,9 @@ Three ways to run a sequence, picked by ``mode``:
 ``"auto"``
     fused while ``B * H * G * H`` (one step's recurrent multiply-adds) is at
     most ``FUSED_MAX_WORK``; above it blocked while ``B`` is at most
-    ``BLOCKED_MAX_BATCH``, otherwise blas for the LSTM (stepwise where BLAS
-    is not available) and stepwise for the GRU.
+    ``BLOCKED_MAX_BATCH``, otherwise blas for the LSTM in float32 (stepwise
+    where BLAS is not available, and in float64, where the blas forward pass
+    measured slower) and stepwise for the GRU.
 
 ``parallel=True`` uses the ``prange`` (batch-parallel) versions of the fused
 kernels; the thread count is Numba's (``numba.set_num_threads``). The other
@@ -93,8 +94,10 @@ NumbaGRUCache = namedtuple(
 MODES = ("auto", "fused", "blocked", "blas", "stepwise")
 
 
-def _pick_mode(mode, B, H, G, blas=False):
-    """The mode "auto" stands for; ``blas``: the cell has a "blas" mode."""
+def _pick_mode(mode, B, H, G, blas=False, auto_blas=True):
+    """The mode "auto" stands for; ``blas``: the cell has a "blas" mode,
+    ``auto_blas``: "auto" may pick it (float32: in float64 its forward pass
+    measured slower than the stepwise one, its backward pass about as fast)."""
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, received {mode!r}")
     if mode == "blas" and not blas:
@@ -107,7 +110,7 @@ def _pick_mode(mode, B, H, G, blas=False):
             return "fused"
         if B <= BLOCKED_MAX_BATCH:
             return "blocked"
-        return "blas" if blas and HAVE_BLAS else "stepwise"
+        return "blas" if blas and auto_blas and HAVE_BLAS else "stepwise"
     return mode
 
 
@@ -142,7 +145,8 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    mode = _pick_mode(mode, B, H, 4, blas=True)
+    mode = _pick_mode(mode, B, H, 4, blas=True,
+                      auto_blas=x.dtype == np.float32)
     L, valid = _lengths_valid(lengths, T, B)
     has_bias = b_ih is not None
     x = np.ascontiguousarray(x)

@@ -111,6 +111,8 @@ def test_auto_mode_picks_blas_for_the_lstm_at_larger_batches():
     assert numba_cells._pick_mode("auto", 32, 128, 4, blas=True) == want
     assert numba_cells._pick_mode("auto", 4, 512, 4, blas=True) == "blocked"
     assert numba_cells._pick_mode("auto", 1, 32, 4, blas=True) == "fused"
+    assert numba_cells._pick_mode("auto", 32, 128, 4, blas=True,
+                                  auto_blas=False) == "stepwise"
     with pytest.raises(ValueError, match="LSTM only"):
         numba_cells._pick_mode("blas", 32, 128, 3)
 
