@@ -106,27 +106,12 @@ def sigmoid32(x):
     return half * tanh32_rational(half * x) + half
 
 
-def _sigmoid(x):
-    """sigmoid in the argument's precision (plain Python version)."""
-    if isinstance(x, np.float32):
-        return sigmoid32(x)
-    half = 0.5
-    return half * tanh(half * x) + half
-
-
 def _tanh(x):
     """tanh in the argument's precision (plain Python version)."""
     return tanh32_rational(x) if isinstance(x, np.float32) else tanh(x)
 
 
-@overload(_sigmoid, jit_options=_ACT_OPTS)
-def _sigmoid_by_type(x):
-    if isinstance(x, nbtypes.Float) and x.bitwidth == 32:
-        return lambda x: sigmoid32(x)
-    return lambda x: 0.5 * tanh(0.5 * x) + 0.5
-
-
-@overload(_tanh, jit_options=_ACT_OPTS)
+@overload(_tanh, jit_options=dict(cache=True, error_model="numpy"))
 def _tanh_by_type(x):
     if isinstance(x, nbtypes.Float) and x.bitwidth == 32:
         return lambda x: tanh32_rational(x)
@@ -136,22 +121,61 @@ def _tanh_by_type(x):
 # ---------------------------------------------------------------------------
 # activations over a contiguous range, in place: loops LLVM vectorises
 # (one array, no calls; a loop that also wrote five other arrays would not be)
+#
+# One loop per precision, picked by the array's dtype: in float64 the loop
+# calls vmath's tanh itself, because one more function between them makes
+# the body too large for LLVM to inline, and the loop is then not vectorised.
+
+@njit(**_ACT_OPTS)
+def _sigmoid32_(v):
+    for j in range(v.size):
+        v[j] = sigmoid32(v[j])
+
 
 @njit(cache=True, error_model="numpy")
+def _sigmoid64_(v):
+    half = v.dtype.type(0.5)
+    for j in range(v.size):
+        v[j] = half * tanh(half * v[j]) + half
+
+
+@njit(**_ACT_OPTS)
+def _tanh32_(v):
+    for j in range(v.size):
+        v[j] = tanh32_rational(v[j])
+
+
+@njit(cache=True, error_model="numpy")
+def _tanh64_(v):
+    for j in range(v.size):
+        v[j] = tanh(v[j])
+
+
 def _sigmoid_(v):
     """v = sigmoid(v) in place, in v's precision (float64: tanh(v/2)/2 + 1/2
     in the order of operations of lstmlib.activations.sigmoid). Called on a
     slice (``a[:2 * H]``): a loop over a whole 1-D array is the form LLVM
     vectorises (a ``range(lo, hi)`` loop here is not)."""
-    for j in range(v.size):
-        v[j] = _sigmoid(v[j])
+    (_sigmoid32_ if v.dtype == np.float32 else _sigmoid64_)(v)
 
 
-@njit(cache=True, error_model="numpy")
 def _tanh_(v):
     """v = tanh(v) in place (see :func:`_sigmoid_`)."""
-    for j in range(v.size):
-        v[j] = _tanh(v[j])
+    (_tanh32_ if v.dtype == np.float32 else _tanh64_)(v)
+
+
+@overload(_sigmoid_, jit_options=dict(cache=True, error_model="numpy"))
+def _sigmoid_by_dtype(v):
+    if v.dtype == nbtypes.float32:
+        return lambda v: _sigmoid32_(v)
+    return lambda v: _sigmoid64_(v)
+
+
+@overload(_tanh_, jit_options=dict(cache=True, error_model="numpy"))
+def _tanh_by_dtype(v):
+    if v.dtype == nbtypes.float32:
+        return lambda v: _tanh32_(v)
+    return lambda v: _tanh64_(v)
 
 
 @njit(cache=True, error_model="numpy")
