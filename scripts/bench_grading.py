@@ -67,7 +67,8 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
                  progress=True, log=lambda m: None, regrade=True)
     jobs = drv.jobs(assignment)
     if not jobs:
-        raise ValueError(f"assignment: expected collected submissions of {assignment!r}, found none")
+        raise ValueError(f"assignment: expected collected submissions of {assignment!r}, "
+                         "found none")
     template = gradebook_template(course.config.db_url, assignment)
     log(f"{assignment}: {len(jobs)} submissions; sandbox: {mode}; CPU: {_cpu_model()}, "
         f"{os.cpu_count()} logical CPUs")
@@ -144,7 +145,8 @@ def bench(course_root, assignment, *, workers=None, unsafe_no_sandbox=False, log
             f"{out['seq_rate']:.2f} submissions per core-minute")
     for w, i, f in runs:
         what = (f"{workers} processes (no Dask)" if w == "pool" else
-                f"a LocalCluster of {f['cores']} workers ({f['startup_seconds']:.1f} s starting it; "
+                f"a LocalCluster of {f['cores']} workers "
+                f"({f['startup_seconds']:.1f} s starting it; "
                 f"the driver: {f['driver_cpu_seconds']:.1f} s of CPU, "
                 f"{f['merge_seconds']:.1f} s merging)")
         log(f"round {i + 1}, {w + ':':8} {n} submissions in {f['seconds']:.1f} s on {what}: "

@@ -44,14 +44,16 @@ SUSPICIOUS = {
     "tracing hooks": r"\bsettrace\b|\bsetprofile\b",
     "ctypes": r"\bctypes\b",
     "builtins": r"\b__builtins__\b|\bbuiltins\b",
-    "patching numpy checks": r"\bnp\.(allclose|isclose|array_equal|testing)\s*=|numpy\.(allclose|isclose|testing)\s*=",
+    "patching numpy checks": (r"\bnp\.(allclose|isclose|array_equal|testing)\s*="
+                              r"|numpy\.(allclose|isclose|testing)\s*="),
     "__eq__ override": r"def\s+__eq__",
     "ndarray subclass": r"class\s+\w+\s*\(\s*(np|numpy)\.ndarray",
     "process control": r"\bos\.(_exit|kill|fork|system|exec\w*)\b|\bsubprocess\b|\bsys\.exit\b",
     "network": r"\bsocket\b|\burllib\b|\brequests\b|\bhttp\.client\b",
     "sys.modules": r"\bsys\.modules\b",
     "frame inspection": r"\binspect\b|\bsys\._getframe\b|\bgc\.get_referrers\b",
-    "file access": r"\bopen\s*\(|\bos\.(remove|unlink|rename|replace|chmod)\b|\bshutil\b|\bsqlite3\b",
+    "file access": (r"\bopen\s*\(|\bos\.(remove|unlink|rename|replace|chmod)\b"
+                    r"|\bshutil\b|\bsqlite3\b"),
     "self-check harness": r"\b_harness\b|\b_codec\b|selfcheck\.\w+\.\w+\s*=",
     "numba internals": r"\bnumba\.core\b|\bCPUDispatcher\b|\bnumba\.\w+\s*=",
     "code objects": r"__code__|\bFunctionType\b|\bCodeType\b|__globals__|__closure__",

@@ -18,9 +18,10 @@ student was merged first: its result is never merged).
 Delivery from an executor is at least once (a lost worker's task runs
 again), so merging (:func:`lstmlib.grading.merge.merge`) is idempotent: a
 result whose job is ``done`` is dropped, scores are set and never added,
-and the job becomes ``done`` only after the gradebook has committed. If the driver dies between the two, the
-next run grades that job again and sets the same scores. Only the driver
-(the trusted process) opens the ledger; workers never see it.
+and the job becomes ``done`` only after the gradebook has committed. If the
+driver dies between the two, the next run grades that job again and sets
+the same scores. Only the driver (the trusted process) opens the ledger;
+workers never see it.
 """
 from __future__ import annotations
 

@@ -601,7 +601,8 @@ def run_python(code: str, stdin: bytes = b"", *, distributions=("numpy",), pytho
 
 
 
-def write_kernelspec(dest: Path, policy_file: Path, *, display_name="Python (graded, sandboxed)") -> Path:
+def write_kernelspec(dest: Path, policy_file: Path, *,
+                     display_name="Python (graded, sandboxed)") -> Path:
     """A kernelspec whose argv wraps ipykernel_launcher in the launcher."""
     folder = Path(dest) / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def prepare():
         x, L, sf, sb, wf, wb = bi_inputs(seed, T, B, D, H, lengths, bias, dtype)
         out, snf, snb, _ = bif(cell, x, sf, sb, wf, wb, L)
         out_f = out[:, :, :H]
-        mask = (np.array([[1.0 if t < l else 0.0 for l in lengths]
+        mask = (np.array([[1.0 if t < n else 0.0 for n in lengths]
                                  for t in range(T)], dtype=dtype))[:, :, None]
         o_plain, _, _ = seqf(x, *sb, *wb, lengths=L)                 # not reversed
         o_full, _, _ = seqf(x, *sb, *wb, lengths=None, reverse=True)  # whole T
