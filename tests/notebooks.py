@@ -81,6 +81,17 @@ def appended(nb, text, solution=False):
     return nb
 
 
+def answer_namespace(nb):
+    """The namespace of notebook ``nb`` (a dict) after its setup cell and
+    its answer (solution) cells, run in order in a fresh namespace."""
+    ns = {}
+    for c in nb["cells"]:
+        m = nbgrader_meta(c)
+        if c["cell_type"] == "code" and (m.get("solution") or m.get("grade_id") == "setup"):
+            exec(compile(source(c), f"<{m.get('grade_id')}>", "exec"), ns)
+    return ns
+
+
 def solution_only_lines(nb, min_chars=12):
     """The stripped lines (``min_chars`` or longer, comments left out) found
     inside a solution or hidden-test region, or in a markdown solution cell,

@@ -16,22 +16,13 @@ from lstmlib.grading.checks._compare import GradingError
 from lstmlib.selfcheck import checks
 from tests import mistakes
 from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import answer_namespace as _namespace
 from tests.notebooks import source as _src
 
 ROOT = Path(__file__).resolve().parents[2]
 A = "10_attention"
 SOLUTION = ROOT / "solutions" / A / "attention.ipynb"
 RELEASE = ROOT / "exercises" / A / "attention.ipynb"
-
-
-def _namespace(nb):
-    """Run the notebook's setup and solution cells in a fresh namespace."""
-    ns = {}
-    for cell in nb["cells"]:
-        m = _meta(cell)
-        if cell["cell_type"] == "code" and (m.get("solution") or m.get("grade_id") == "setup"):
-            exec(compile(_src(cell), f"<{m.get('grade_id')}>", "exec"), ns)
-    return ns
 
 
 def _part_results(nb):

@@ -20,6 +20,7 @@ from lstmlib.grading.checks._compare import GradingError
 from lstmlib.selfcheck import checks
 from tests import mistakes
 from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import answer_namespace as _namespace
 from tests.notebooks import source as _src
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,16 +29,6 @@ A = "12_parallel_scan"
 SOLUTION = ROOT / "solutions" / A / "parallel_scan.ipynb"
 RELEASE = ROOT / "exercises" / A / "parallel_scan.ipynb"
 PARTS = ("linear_scan", "linear_scan_backward", "mingru_forward")
-
-
-def _namespace(nb):
-    """Run the notebook's setup and solution cells in a fresh namespace."""
-    ns = {}
-    for cell in nb["cells"]:
-        m = _meta(cell)
-        if cell["cell_type"] == "code" and (m.get("solution") or m.get("grade_id") == "setup"):
-            exec(compile(_src(cell), f"<{m.get('grade_id')}>", "exec"), ns)
-    return ns
 
 
 def _results(nb):

@@ -17,6 +17,7 @@ from lstmlib.grading.checks._compare import GradingError
 from lstmlib.selfcheck import checks
 from tests import mistakes
 from tests.notebooks import nbgrader_meta as _meta
+from tests.notebooks import answer_namespace as _namespace
 from tests.notebooks import source as _src
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,16 +27,6 @@ PARTS = ("tbptt_windows", "truncated_bptt")
 POINTS = {"tbptt_windows": (1.0, 1.0), "truncated_bptt": (1.0, 2.0)}   # visible, hidden
 SOLUTION = ROOT / "solutions" / A / "tbptt.ipynb"
 RELEASE = ROOT / "exercises" / A / "tbptt.ipynb"
-
-
-def _namespace(nb):
-    """Run the notebook's setup and solution cells in a fresh namespace."""
-    ns = {}
-    for cell in nb["cells"]:
-        m = _meta(cell)
-        if cell["cell_type"] == "code" and (m.get("solution") or m.get("grade_id") == "setup"):
-            exec(compile(_src(cell), f"<{m.get('grade_id')}>", "exec"), ns)
-    return ns
 
 
 def _results(nb):
