@@ -247,7 +247,7 @@ ASSIGNMENTS = {a.name: a for a in [
                          hid_cases="several steps with clipping active; float32"),
                    _part("D", "build_model", "training",
                          functions=("build_model", "train_step"),
-                         vis_cases="200 steps from one seed",
+                         vis_cases="300 steps from one seed",
                          hid_cases="the same from two other seeds")),
                hands_out={"lstmlib": ("SequenceModel", "Linear", "LSTM", "GRU", "RNN",
                                       "Adam", "SGD"),

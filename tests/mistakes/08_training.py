@@ -5,7 +5,7 @@ visible 1 (norm above max_norm) + hidden 1 (below; three arrays, 0.5);
 Part C (train_step, against lstmlib's step) visible 1 (one step, no
 clipping) + hidden 1 (clipping active; float32); Part D (the grader trains
 the model build_model describes, from its own initial parameters, and the
-student's train_step must make the same 200 steps: every returned loss and
+student's train_step must make the same 300 steps: every returned loss and
 the parameters after every 50 steps; the grader's parameters must then reach
 held-out MSE < 0.04) visible 1 + hidden 2.
 """
@@ -36,7 +36,7 @@ MISTAKES = [
             "1.2): D fails; A 2 + B 2"),
     Mistake("learning rate far too small", "build_model",
             "lr=0.02", "lr=0.001", 6.0,
-            "200 Adam steps of size about 0.001 cannot fit the task: D fails; "
+            "300 Adam steps of size about 0.001 cannot fit the task: D fails; "
             "A, B, C untouched (6)"),
     Mistake("read-out at every step instead of the last", "build_model",
             "lstmlib.Linear(H, 1, rng=rng))",

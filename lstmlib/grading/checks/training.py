@@ -7,7 +7,7 @@ from ._compare import fail, fmt, freeze, same_values, thaw, unpack
 from ._engine import (_ask, _Case, _cases, _check_outputs, _get_part, _graded,
                       _Part, _PARTS, _randn, _rng, _run, _seed)
 
-TRAINING = {"T": 6, "batch": 32, "steps": 200, "max_norm": 1.0,
+TRAINING = {"T": 6, "batch": 32, "steps": 300, "max_norm": 1.0,
             "eval_n": 512, "threshold": 0.04, "chunk": 50, "max_hidden": 128}
 _TRAIN = {}          # captured classes and functions for the training checks
 
