@@ -191,8 +191,18 @@ class Person:
         title = m.find_element(By.CSS_SELECTOR, ".modal-title").get_attribute("textContent")
         body = m.find_element(By.CSS_SELECTOR, ".modal-body").get_attribute("textContent")
         m.find_element(By.CSS_SELECTOR, ".modal-footer button").click()
-        self.until(lambda: not [m for m in self.css(".modal") if m.is_displayed()],
-                   what="the dialog to close")
+
+        def closed():
+            # a click that lands while the dialog still fades in is lost: click again
+            from selenium.common.exceptions import WebDriverException
+            shown_now = [m for m in self.css(".modal") if m.is_displayed()]
+            for m in shown_now:
+                try:
+                    m.find_element(By.CSS_SELECTOR, ".modal-footer button").click()
+                except WebDriverException:
+                    pass                    # fading out: the next poll sees it gone
+            return not shown_now
+        self.until(closed, what="the dialog to close")
         return title, body
 
     def row_action(self, key, column):
