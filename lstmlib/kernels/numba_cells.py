@@ -54,6 +54,7 @@ from numba import config as _numba_config
 
 from .. import _sequence as seq
 from . import numba_cpu as K
+from . import tiles
 from .numpy_fast import input_projection, weight_gradients
 
 # One step's recurrent multiply-adds up to which the fused kernels win: the
@@ -164,10 +165,9 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         hs = np.empty((T, B, H), dt)
         gates = np.empty((T, B, 4 * H), dt)
         tanh_cs = None                           # computed again by backward
-        K.lstm_blas_forward(GEMM.get(dt, 0), x.reshape(T * B, D),
-                            np.ascontiguousarray(w_ih), K.transpose(w_hh),
-                            b1 + b2, valid, reverse, xh, cbuf, hs, gates,
-                            _chunk_steps(B, 4 * H, dt))
+        K.lstm_blas_forward(x, tiles.pack(np.concatenate((w_ih, w_hh), 1),
+                                          True),
+                            b1 + b2, valid, reverse, xh, cbuf, hs, gates)
         hs_prev = xh[off:T + off, :, D:]
         cs = cbuf[1 - off:T + 1 - off]
         cs_prev = cbuf[off:T + off]
@@ -246,8 +246,8 @@ def lstm_backward(d_out, d_state_n, cache):
         db = np.empty(4 * H, dt)
         xh2 = cache.xh.reshape((T + 1) * B, D + H)[off * B:(T + off) * B]
         K.lstm_blas_backward(GEMM.get(dt, 0), d_out, dh, dc,
-                             np.ascontiguousarray(w_ih),
-                             np.ascontiguousarray(w_hh), cache.gates,
+                             tiles.pack(w_ih, False),
+                             tiles.pack(w_hh, False), cache.gates,
                              cache.cs, cache.cs_prev, cache.valid,
                              cache.reverse, xh2, da_buf,
                              dx.reshape(T * B, D), dw, db)

@@ -52,6 +52,7 @@ from numba import njit, prange
 from numba import types as nbtypes
 from numba.extending import intrinsic, overload
 
+from .tiles import matmul_packed
 from .vmath import tanh
 
 __all__ = [
@@ -689,53 +690,44 @@ def _lstm_blas_cell_forward(a, bias, c_prev, h_prev, valid, h, c, tanh_c, xh,
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_blas_forward(fn, x2, w_ih, w_hh_t, bias, valid, reverse, xh, cbuf,
-                      hs, gates, S):
+def lstm_blas_forward(x, w_p, bias, valid, reverse, xh, cbuf, hs, gates):
     """The "blas" LSTM forward pass in one call.
 
-    x2 (T*B, D) the inputs; w_ih (4H, D) and w_hh_t (H, 4H) contiguous;
-    bias (4H,) = b_ih + b_hh. ``xh`` (T+1, B, D+H) pairs each step's input
-    with the state it starts from, for the weight gradients' single product
-    (:func:`lstm_blas_backward`): with off = 1 walking backwards, else 0,
-    row t + off holds [x_t, h_prev(t)] and h_t goes to row t + 1 - off, so
-    rows off .. off+T-1 are [x_t, h_{t-1}] (forwards) or [x_t, h_{t+1}]
-    (backwards) in time order. The caller puts h0 in the first step's row
+    x (T, B, D) the inputs; w_p = [W_ih, W_hh]^T (D+H, 4H) packed by
+    :func:`lstmlib.kernels.tiles.pack`; bias (4H,) = b_ih + b_hh.
+    ``xh`` (T+1, B, D+H) pairs each step's input with the state it starts
+    from: with off = 1 walking backwards, else 0, row t + off holds
+    [x_t, h_prev(t)] and h_t goes to row t + 1 - off, so rows off ..
+    off+T-1 are [x_t, h_{t-1}] (forwards) or [x_t, h_{t+1}] (backwards) in
+    time order, the operand of the weight gradients' single product
+    (:func:`lstm_blas_backward`). The caller puts h0 in the first step's row
     and c0 likewise in ``cbuf`` (T+1, B, H), which gets c_t the same way.
     Writes hs (T, B, H) = h_t and gates (T, B, 4H) = i, f, g, o (padded
     rows: left as pre-activations, never read). tanh(c_t) is not kept: the
     backward pass computes it again from c_t, which costs less than writing
     it to memory and reading it back.
 
-    The input projection goes by chunks of S steps, each computed just
-    before the time loop reaches it: small enough (the caller picks S) that
-    the chunk's pre-activations are still in the L2 cache when the loop
-    reads them, instead of a round trip through memory.
+    Each step is one product, [x_t, h_{t-1}] [W_ih, W_hh]^T, straight into
+    the step's pre-activations (still in the L1 and L2 caches when the gate
+    kernel reads them), and no separate pass over the inputs.
     """
     T, B, H = hs.shape
-    D = x2.shape[1]
-    G = gates.shape[2]
-    one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
+    D = x.shape[2]
     off = 1 if reverse else 0
-    g2 = gates.reshape(T * B, G)
     tanh_c = np.empty((B, H), gates.dtype)
     for s in range(T):
         t = _step_index(s, T, reverse)
         p, q = t + off, t + 1 - off
-        if s % S == 0:                   # the next chunk's input projection
-            t0, t1 = _chunk(s, S, T, reverse)
-            gemm(fn, False, True, one, x2[t0 * B:t1 * B], w_ih, zero,
-                 g2[t0 * B:t1 * B])
-            for u in range(t0, t1):
-                for b in range(B):
-                    xh[u + off, b, :D] = x2[u * B + b]
+        for b in range(B):
+            xh[p, b, :D] = x[t, b]
         a = gates[t]
-        gemm(fn, False, False, one, xh[p, :, D:], w_hh_t, one, a)
+        matmul_packed(xh[p], w_p, a, False)
         _lstm_blas_cell_forward(a, bias, cbuf[p], xh[p, :, D:], valid[t],
                                 hs[t], cbuf[q], tanh_c, xh, q, D)
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, cs, cs_prev,
+def lstm_blas_backward(fn, d_out, dh, dc, w_ih_p, w_hh_p, gates, cs, cs_prev,
                        valid, reverse, xh2, da_buf, dx2, dw, db):
     """BPTT for :func:`lstm_blas_forward` in one call.
 
@@ -772,11 +764,11 @@ def lstm_blas_backward(fn, d_out, dh, dc, w_ih, w_hh, gates, cs, cs_prev,
             dab = da[b]
             for j in range(G):
                 db[j] += dab[j]
-        gemm(fn, False, False, one, da, w_hh, one, dh)   # + da W_hh
+        matmul_packed(da, w_hh_p, dh, True)      # + da W_hh
         if s % S == 0:                   # a chunk done: its share of dx, dW
             r0, r1 = t0 * B, t1 * B
             da2 = da_buf.reshape(S * B, G)[:r1 - r0]
-            gemm(fn, False, False, one, da2, w_ih, zero, dx2[r0:r1])
+            matmul_packed(da2, w_ih_p, dx2[r0:r1], False)
             gemm(fn, True, False, one, da2, xh2[r0:r1],
                  zero if first else one, dw)
             first = False

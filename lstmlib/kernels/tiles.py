@@ -1,0 +1,269 @@
+r"""A matrix product for a recurrent layer's W_hh: packed once, then used
+at every step from registers the full width of the CPU's vectors.
+
+Each step of a recurrent layer multiplies a small block of rows (the
+batch's states, B x H) by the same matrix W_hh^T (H x G*H). A general BLAS
+product copies the matrix into packed buffers at every call, and LLVM's
+loops (:func:`~lstmlib.kernels.numba_cpu.matmul_blocked`) use 256-bit
+vectors on AVX-512 machines (its cost model prefers them there). Here the
+matrix is packed once per sequence into panels of ``NR`` columns
+(:func:`pack`), and each step walks the panels with a hand-written tile
+(:func:`_tile`): ``MR`` rows times one panel of sums held in vector
+registers for the whole inner dimension, one broadcast of ``a[r, k]`` and
+one fused multiply-add per register and ``k``. The tile is written as LLVM
+vector IR of the CPU's full width (16 float32 lanes with AVX-512, 8
+without), so the vector width is ours to choose, not the cost model's.
+
+Every sum c[r, j] += sum_k a[r, k] b[k, j] is taken in the order
+k = 0, 1, ... with one rounding per FMA, the order BLAS's kernels use too.
+
+Columns past the last full panel go through a tile of scratch sums (the
+packed panel is padded with zeros), so any N works; rows past the last full
+tile go by tiles of 4, 2 and 1 rows.
+"""
+
+import os
+
+import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import njit
+from numba import types as nbtypes
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+__all__ = ["VECTOR_BYTES", "MR", "panel_width", "pack", "matmul_packed"]
+
+
+def _vector_bytes():
+    """64 where the CPU has AVX-512, else 32; the environment variable
+    LSTMLIB_TILE_VECTOR_BYTES (32 or 64) overrides it (to test the 32-byte
+    tiles on an AVX-512 machine; use a fresh NUMBA_CACHE_DIR with it)."""
+    name = "LSTMLIB_TILE_VECTOR_BYTES"
+    if os.environ.get(name):
+        value = os.environ[name]
+        if value not in ("32", "64"):
+            raise ValueError(f"{name}: expected 32 or 64, received {value!r}")
+        return int(value)
+    features = llvm_binding.get_host_cpu_features()
+    return 64 if features.get("avx512f", False) else 32
+
+
+# The vector registers the tile uses: 64-byte (zmm, 32 of them) with
+# AVX-512, else 32-byte (ymm, 16). MR rows x 2 vectors of sums, plus two
+# vectors of the panel and one broadcast, fit in the register file.
+VECTOR_BYTES = _vector_bytes()
+MR = 8 if VECTOR_BYTES == 64 else 6
+_NV = 2                                 # vectors per row of a tile
+# The inner dimension goes in blocks whose slice of a panel (KC rows of NR)
+# fits the L1 cache beside a tile's rows of a, so every tile down the rows
+# reads it from L1 (at K = 512 a whole panel would come from L2 each time).
+PANEL_BLOCK_BYTES = 16 * 1024
+
+
+def panel_width(dtype):
+    """NR, the columns of one packed panel (two vectors) for ``dtype``."""
+    return _NV * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+@intrinsic
+def _tile(typingctx, a, a_off, a_rs, a_ks, bp, bp_off, c, c_off, ldc, K,
+          rows, accumulate):
+    """c[r, 0:NR] = (c[r, 0:NR] if accumulate else 0) + sum_k a[r, k] *
+    bp[k, 0:NR] for r < rows (an integer literal).
+
+    Offsets and strides in elements: a[r, k] at a_off + r*a_rs + k*a_ks,
+    bp[k, j] at bp_off + k*NR + j, c[r, j] at c_off + r*ldc + j.
+    """
+    if not isinstance(rows, nbtypes.IntegerLiteral):
+        return None
+    MRows = rows.literal_value
+    sig = nbtypes.none(a, a_off, a_rs, a_ks, bp, bp_off, c, c_off, ldc, K,
+                       rows, accumulate)
+
+    def codegen(context, builder, signature, args):
+        st = signature.args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        real = context.get_value_type(st[6].dtype)
+        bits = 32 if isinstance(real, ir.FloatType) else 64
+        W = VECTOR_BYTES * 8 // bits
+        vec = ir.VectorType(real, W)
+        vptr = vec.as_pointer()
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+            f"llvm.fma.v{W}f{bits}")
+
+        def data(j):
+            return context.make_array(st[j])(context, builder, args[j]).data
+
+        def int64(j):
+            return context.cast(builder, args[j], st[j], nbtypes.int64)
+
+        def const(v):
+            return ir.Constant(i64, v)
+
+        pa = builder.gep(data(0), [int64(1)])
+        pb = builder.gep(data(4), [int64(5)])
+        pc = builder.gep(data(6), [int64(7)])
+        a_rs_, a_ks_, ldc_, K_ = int64(2), int64(3), int64(8), int64(9)
+        accumulate_ = context.cast(builder, args[11], st[11], nbtypes.boolean)
+        zero = ir.Constant(vec, [ir.Constant(real, 0.0)] * W)
+        c_at, start = [], []
+        for r in range(MRows):
+            row = builder.gep(pc, [builder.mul(ldc_, const(r))])
+            for v in range(_NV):
+                p = builder.bitcast(builder.gep(row, [const(v * W)]), vptr)
+                c_at.append(p)
+                start.append(builder.select(accumulate_,
+                                            builder.load(p, align=1), zero))
+        entry = builder.block
+        loop = builder.append_basic_block("tile.loop")
+        done = builder.append_basic_block("tile.done")
+        builder.cbranch(builder.icmp_signed(">", K_, const(0)), loop, done)
+
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        k.add_incoming(const(0), entry)
+        sums = []
+        for s in start:
+            phi = builder.phi(vec)
+            phi.add_incoming(s, entry)
+            sums.append(phi)
+        b_row = builder.gep(pb, [builder.mul(k, const(_NV * W))])
+        b = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * W)]),
+                                          vptr), align=1)
+             for v in range(_NV)]
+        a_k = builder.gep(pa, [builder.mul(k, a_ks_)])
+        lanes0 = ir.Constant(ir.VectorType(i32, W), [0] * W)
+        new = []
+        for r in range(MRows):
+            x = builder.load(builder.gep(a_k, [builder.mul(a_rs_, const(r))]))
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x,
+                                         ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                           lanes0)
+            for v in range(_NV):
+                new.append(builder.call(fma, [splat, b[v], sums[r * _NV + v]]))
+        k_next = builder.add(k, const(1))
+        k.add_incoming(k_next, loop)
+        for phi, s in zip(sums, new):
+            phi.add_incoming(s, loop)
+        builder.cbranch(builder.icmp_signed("<", k_next, K_), loop, done)
+
+        builder.position_at_end(done)
+        final = []
+        for s0, s1 in zip(start, new):
+            phi = builder.phi(vec)
+            phi.add_incoming(s0, entry)
+            phi.add_incoming(s1, loop)
+            final.append(phi)
+        for p, s in zip(c_at, final):
+            builder.store(s, p, align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def pack(w, transposed):
+    """The panels of B for :func:`matmul_packed`: (P, K, NR), zero-padded.
+
+    ``transposed=False``: B = w (K, N); ``transposed=True``: B = w.T, w
+    (N, K) (a layer's W_hh as stored, for h W_hh^T). Panel p holds columns
+    p*NR .. p*NR + NR - 1 of B, row after row.
+    """
+    NR = panel_width(w.dtype)
+    return _pack(np.ascontiguousarray(w), transposed, NR)
+
+
+@njit(cache=True)
+def _pack(w, transposed, NR):
+    K, N = (w.shape[1], w.shape[0]) if transposed else w.shape
+    P = (N + NR - 1) // NR
+    bp = np.zeros((P, K, NR), w.dtype)
+    for p in range(P):
+        j1 = min(NR, N - p * NR)
+        if transposed:
+            for j in range(j1):
+                wj = w[p * NR + j]
+                for k in range(K):
+                    bp[p, k, j] = wj[k]
+        else:
+            for k in range(K):
+                for j in range(j1):
+                    bp[p, k, j] = w[k, p * NR + j]
+    return bp
+
+
+def matmul_packed(a, bp, c, accumulate, trans_a=False):
+    """c = (c if accumulate else 0) + op(a) @ B, B packed by :func:`pack`.
+
+    a (M, K) (or (K, M) with ``trans_a``), c (M, N): 2-D with unit stride
+    along their rows (row slices of C arrays). As plain Python
+    (NUMBA_DISABLE_JIT=1) this is numpy's product.
+    """
+    P, K, NR = bp.shape
+    N = c.shape[1]
+    b = bp.transpose(1, 0, 2).reshape(K, P * NR)[:, :N]
+    prod = (a.T if trans_a else a) @ b
+    if accumulate:
+        c += prod
+    else:
+        c[...] = prod
+
+
+@njit(cache=True, error_model="numpy")
+def _rows(a, a_off, a_rs, a_ks, bp, b_off, K, c, c_off, ldc, M, accumulate):
+    """Tiles down all M rows of c for one panel (and one block of k)."""
+    r = 0
+    while r + MR <= M:
+        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+              ldc, K, MR, accumulate)
+        r += MR
+    if M - r >= 4:
+        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+              ldc, K, 4, accumulate)
+        r += 4
+    if M - r >= 2:
+        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+              ldc, K, 2, accumulate)
+        r += 2
+    if M - r >= 1:
+        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+              ldc, K, 1, accumulate)
+
+
+@overload(matmul_packed, jit_options=dict(cache=True))
+def _matmul_packed_compiled(a, bp, c, accumulate, trans_a=False):
+    def impl(a, bp, c, accumulate, trans_a=False):
+        P, K, NR = bp.shape
+        M, N = c.shape
+        item = c.itemsize
+        ldc = c.strides[0] // item
+        if trans_a:
+            a_rs, a_ks = 1, a.strides[0] // item
+        else:
+            a_rs, a_ks = a.strides[0] // item, 1
+        if K == 0:                       # an empty sum
+            if not accumulate:
+                c[:, :] = 0.0
+            return
+        KC = max(1, PANEL_BLOCK_BYTES // (NR * item))
+        full = N // NR
+        tmp = np.zeros((M if full < P else 0, NR), c.dtype)
+        if full < P and accumulate:      # the last columns, through scratch
+            for r in range(M):
+                for j in range(N - full * NR):
+                    tmp[r, j] = c[r, full * NR + j]
+        for k0 in range(0, K, KC):
+            kc = min(KC, K - k0)
+            acc = accumulate or k0 > 0
+            for p in range(full):
+                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (p * K + k0) * NR, kc,
+                      c, p * NR, ldc, M, acc)
+            if full < P:
+                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (full * K + k0) * NR, kc,
+                      tmp, 0, NR, M, acc)
+        if full < P:
+            for r in range(M):
+                for j in range(N - full * NR):
+                    c[r, full * NR + j] = tmp[r, j]
+    return impl

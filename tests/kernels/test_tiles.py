@@ -1,0 +1,142 @@
+"""The packed matrix product of the Numba LSTM (lstmlib.kernels.tiles)
+against numpy's, on every path through its tiles: full tiles of MR rows and
+the 4-, 2- and 1-row tiles after them, full panels and the scratch panel of
+the last columns, the inner dimension over one and several blocks, a
+transposed operand, strided rows; and the 32-byte tiles of CPUs without
+AVX-512, compiled in a process of their own."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba import njit
+
+from lstmlib.kernels import tiles
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TOL = {np.float32: 2e-6, np.float64: 1e-14}
+
+
+@njit
+def _run(a, bp, c, accumulate, trans_a):
+    tiles.matmul_packed(a, bp, c, accumulate, trans_a)
+
+
+def _case(rng, dtype, M, K, N, trans_a, transposed):
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    w = rng.standard_normal((N, K) if transposed else (K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    b = w.T if transposed else w
+    return a, w, c, (a.T if trans_a else a) @ b
+
+
+def _rel(got, want):
+    return np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)
+
+
+# (M, K, N): rows past whole tiles (any MR), columns past whole panels, the
+# inner dimension across blocks of the panel (KC = 128 float32 rows at 64-byte
+# vectors), a single row, a single column, an empty inner dimension.
+SHAPES = [(32, 128, 512), (33, 70, 100), (15, 300, 48), (1, 16, 128),
+          (7, 3, 5), (13, 1, 40), (4, 512, 33), (6, 0, 20)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_packed_product_matches_numpy(dtype, M, K, N, trans_a, transposed):
+    rng = np.random.default_rng(M * 1000 + K + N)
+    a, w, c, prod = _case(rng, dtype, M, K, N, trans_a, transposed)
+    bp = tiles.pack(w, transposed)
+    NR = tiles.panel_width(dtype)
+    assert bp.shape == (-(-N // NR), K, NR)
+    added = c.copy()
+    _run(a, bp, added, True, trans_a)
+    fresh = np.full_like(c, np.nan)      # every element must be written
+    _run(a, bp, fresh, False, trans_a)
+    scale = max(np.max(np.abs(prod)), 1.0)
+    assert np.max(np.abs(fresh - prod)) / scale <= TOL[dtype] * max(K, 1)
+    assert np.max(np.abs(added - (c + prod))) / scale <= TOL[dtype] * max(K, 1)
+
+
+def test_packed_product_reads_and_writes_row_slices():
+    """a and c as row slices of larger arrays (the LSTM's [x, h] rows and
+    its step of pre-activations): the leading dimensions are the parents'."""
+    rng = np.random.default_rng(5)
+    parent = rng.standard_normal((3, 17, 40)).astype(np.float32)
+    a = parent[1, :, 8:]                              # (17, 32), stride 40
+    w = rng.standard_normal((70, 32)).astype(np.float32)
+    out = np.zeros((17, 90), np.float32)
+    c = out[:, 10:80]                                  # (17, 70), stride 90
+    _run(a, tiles.pack(w, True), c, False, False)
+    assert _rel(c, a @ w.T) < 1e-6
+    assert not out[:, :10].any() and not out[:, 80:].any()
+
+
+def test_packed_product_as_plain_python_is_numpys():
+    rng = np.random.default_rng(6)
+    a, w, c, prod = _case(rng, np.float64, 9, 20, 37, False, True)
+    got = c.copy()
+    tiles.matmul_packed(a, tiles.pack(w, True), got, True)
+    assert _rel(got, c + prod) < 1e-14
+
+
+def test_vector_width_override_is_checked(monkeypatch):
+    monkeypatch.setenv("LSTMLIB_TILE_VECTOR_BYTES", "48")
+    with pytest.raises(ValueError, match="LSTMLIB_TILE_VECTOR_BYTES: expected 32 or 64"):
+        tiles._vector_bytes()
+    monkeypatch.setenv("LSTMLIB_TILE_VECTOR_BYTES", "32")
+    assert tiles._vector_bytes() == 32
+
+
+_OTHER_WIDTH = r"""
+import numpy as np
+from numba import njit
+from lstmlib.kernels import tiles
+from lstmlib.cells import get_cell
+import backend_cases
+
+assert tiles.VECTOR_BYTES == {width} and tiles.MR == {mr}, (tiles.VECTOR_BYTES, tiles.MR)
+
+@njit
+def run(a, bp, c, acc, ta):
+    tiles.matmul_packed(a, bp, c, acc, ta)
+
+rng = np.random.default_rng(0)
+for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-13)):
+    for M, K, N in ((32, 128, 512), (13, 70, 50), (5, 3, 9)):
+        for ta in (False, True):
+            a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+            w = rng.standard_normal((N, K)).astype(dtype)
+            c = np.full((M, N), np.nan, dtype)
+            run(a, tiles.pack(w, True), c, False, ta)
+            want = (a.T if ta else a) @ w.T
+            err = np.abs(c - want).max() / np.abs(want).max()
+            assert err < tol, (dtype, M, K, N, ta, err)
+    problem = backend_cases.problem("lstm", dtype, 6, 13, 5, 24)
+    backend_cases.assert_matches_reference(
+        get_cell("lstm", "numpy"), get_cell("lstm", "numba"), problem,
+        1e-9 if dtype == np.float64 else 2e-5, np.array([6, 2] + [6] * 11),
+        False, mode="blas")
+print("ok")
+"""
+
+
+def test_32_byte_tiles_compute_the_same(tmp_path):
+    """The tiles of CPUs without AVX-512 (6 rows of two 32-byte vectors),
+    compiled afresh in a process of their own, against numpy's product and
+    the LSTM's numpy reference. (The native width runs in the tests above.)"""
+    width = 32
+    env = dict(os.environ, LSTMLIB_TILE_VECTOR_BYTES=str(width),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
+    script = _OTHER_WIDTH.format(width=width, mr=6)
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
