@@ -21,15 +21,18 @@ Three ways to run a sequence, picked by ``mode``:
     likewise, its weight gradients as BLAS products after the loop. The right
     choice at a small batch with a large W_hh, where BLAS handles each step's
     skinny product poorly.
-``"blas"`` (LSTM)
-    the products by BLAS, the time loop in one ``@njit`` call that calls it
-    (:func:`~lstmlib.kernels.numba_cpu.lstm_blas_forward`): the input
-    projection of all steps as one product, then per step ``h W_hh^T`` added
-    into the step's pre-activations and the fused gate kernel; the backward
-    pass likewise, ``dx`` and the weight gradients as two products after the
-    loop (``dW_ih`` and ``dW_hh`` as one, over ``[x_t, h_{t-1}]`` rows the
-    forward pass wrote side by side). The right choice at larger batches.
-    Needs numpy's own OpenBLAS (the one in its wheels); elsewhere
+``"blas"``
+    the time loop in one ``@njit`` call
+    (:func:`~lstmlib.kernels.numba_cpu.lstm_blas_forward`,
+    :func:`~lstmlib.kernels.numba_cpu.gru_blas_forward`): the weights packed
+    once per call into panels (:mod:`lstmlib.kernels.tiles`), then per step
+    the input's and the state's products by the packed tiles straight into
+    the step's pre-activations, and the fused gate kernel; the backward pass
+    likewise, ``dh`` and ``dx`` by the tiles and the weight gradients by
+    numpy's own OpenBLAS, called from the compiled loop chunk by chunk (the
+    LSTM's ``dW_ih`` and ``dW_hh`` as one product, over ``[x_t, h_{t-1}]``
+    rows the forward pass wrote side by side). The right choice at larger
+    batches. Needs numpy's own OpenBLAS (the one in its wheels); elsewhere
     :data:`HAVE_BLAS` is False and "auto" picks stepwise.
 ``"stepwise"``
     the reference's loop, with BLAS for the products (the input projection of
@@ -38,9 +41,8 @@ Three ways to run a sequence, picked by ``mode``:
 ``"auto"``
     fused while ``B * H * G * H`` (one step's recurrent multiply-adds) is at
     most ``FUSED_MAX_WORK``; above it blocked while ``B`` is at most
-    ``BLOCKED_MAX_BATCH``, otherwise blas for the LSTM in float32 (stepwise
-    where BLAS is not available, and in float64, where the blas forward pass
-    measured slower) and stepwise for the GRU.
+    ``BLOCKED_MAX_BATCH``, otherwise blas (stepwise where numpy's OpenBLAS
+    is not available).
 
 ``parallel=True`` uses the ``prange`` (batch-parallel) versions of the fused
 kernels; the thread count is Numba's (``numba.set_num_threads``). The other
@@ -68,15 +70,16 @@ FUSED_MAX_WORK = 64 * 4 * 64 * 64
 # measures both at B = 4 and B = 32).
 BLOCKED_MAX_BATCH = 8
 
-# The CBLAS ?gemm of numpy's own OpenBLAS, by dtype ("blas" mode); as plain
-# Python (NUMBA_DISABLE_JIT=1) the mode uses numpy's products instead.
+# The CBLAS ?gemm of numpy's own OpenBLAS, by dtype (the weight gradients of
+# "blas" mode); as plain Python (NUMBA_DISABLE_JIT=1) the mode uses numpy's
+# products instead.
 GEMM = K.blas_gemm_addresses()
 HAVE_BLAS = bool(GEMM) or bool(_numba_config.DISABLE_JIT)
-# "blas" mode computes the input projection, and after the backward loop dx
-# and dW, by chunks of steps of about this many bytes of pre-activations:
-# small enough to stay in the L2 cache from the product that writes them to
-# the loop that reads them (16 steps at B = 32, H = 128, float32), large
-# enough that the products run nearly as fast as one over all steps.
+# "blas" mode's backward pass computes dx and dW by chunks of steps of about
+# this many bytes of pre-activation gradients: small enough to stay in the
+# L2 cache from the loop that writes them to the products that read them
+# (16 steps at B = 32, H = 128, float32), large enough that the products
+# run nearly as fast as one over all steps.
 CHUNK_BYTES = 1 << 20
 
 
@@ -95,14 +98,11 @@ NumbaGRUCache = namedtuple(
 MODES = ("auto", "fused", "blocked", "blas", "stepwise")
 
 
-def _pick_mode(mode, B, H, G, blas=False, auto_blas=True):
-    """The mode "auto" stands for; ``blas``: the cell has a "blas" mode,
-    ``auto_blas``: "auto" may pick it (float32: in float64 its forward pass
-    measured slower than the stepwise one, its backward pass about as fast)."""
+def _pick_mode(mode, B, H, G):
+    """The mode "auto" stands for, for a batch of B, H hidden units and G
+    gates."""
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, received {mode!r}")
-    if mode == "blas" and not blas:
-        raise ValueError("mode 'blas': the LSTM only")
     if mode == "blas" and not HAVE_BLAS:
         raise ValueError("mode 'blas': numpy's own OpenBLAS was not found "
                          "(numpy built against another BLAS)")
@@ -111,7 +111,7 @@ def _pick_mode(mode, B, H, G, blas=False, auto_blas=True):
             return "fused"
         if B <= BLOCKED_MAX_BATCH:
             return "blocked"
-        return "blas" if blas and auto_blas and HAVE_BLAS else "stepwise"
+        return "blas" if HAVE_BLAS else "stepwise"
     return mode
 
 
@@ -146,8 +146,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    mode = _pick_mode(mode, B, H, 4, blas=True,
-                      auto_blas=x.dtype == np.float32)
+    mode = _pick_mode(mode, B, H, 4)
     L, valid = _lengths_valid(lengths, T, B)
     has_bias = b_ih is not None
     x = np.ascontiguousarray(x)
@@ -290,7 +289,16 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
     b1, b2 = _biases(b_ih, b_hh, 3 * H, x.dtype)
-    if mode == "fused":
+    if mode == "blas":
+        hs = np.empty((T, B, H), x.dtype)
+        hns = np.empty_like(hs)
+        gates = np.empty((T, B, 3 * H), x.dtype)
+        K.gru_blas_forward(x, tiles.pack(w_ih, True), tiles.pack(w_hh, True),
+                           b1, b2, h0, valid, reverse, hs, hns, gates)
+        hs_prev = seq.previous_states(hs, h0, reverse)
+        h_n = hs[0 if reverse else T - 1].copy()
+        out = _zero_padding(hs, valid, lengths)
+    elif mode == "fused":
         run = K.gru_sequence_forward_parallel if parallel else \
             K.gru_sequence_forward
         out, h_n, gates, hns, hs_prev = run(
@@ -344,6 +352,25 @@ def gru_backward(d_out, d_state_n, cache):
         if not cache.has_bias:
             db_ih = db_hh = None
         return dx, (dh0,), (dw_ih, dw_hh, db_ih, db_hh)
+    if cache.mode == "blas":
+        D = x.shape[2]
+        S = min(_chunk_steps(B, 3 * H, dt), T)
+        dx = np.empty((T, B, D), dt)
+        dw_ih = np.empty((3 * H, D), dt)
+        dw_hh = np.empty((3 * H, H), dt)
+        db_ih = np.empty(3 * H, dt)
+        db_hh = np.empty(3 * H, dt)
+        K.gru_blas_backward(GEMM.get(dt, 0), d_out, dh, tiles.pack(w_ih, False),
+                            tiles.pack(w_hh, False), cache.gates, cache.hns,
+                            cache.hs_prev, cache.valid, cache.reverse,
+                            x.reshape(T * B, D),
+                            np.ascontiguousarray(cache.hs_prev).reshape(T * B, H),
+                            np.empty((S, B, 3 * H), dt),
+                            np.empty((S, B, 3 * H), dt), dx.reshape(T * B, D),
+                            dw_ih, dw_hh, db_ih, db_hh)
+        if not cache.has_bias:
+            db_ih = db_hh = None
+        return dx, (dh,), (dw_ih, dw_hh, db_ih, db_hh)
     dgx_all = np.empty_like(cache.gates)
     dgh_all = np.empty_like(cache.gates)
     valid = cache.valid

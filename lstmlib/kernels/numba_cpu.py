@@ -30,10 +30,11 @@ Five kinds of kernels:
     register-blocked over four batch rows (:func:`matmul_blocked`); the
     input projection and the weight gradients stay large BLAS products.
     Used by the "blocked" mode (small batches with a large W_hh).
-``lstm_blas_forward`` / ``lstm_blas_backward``
-    the time loop in one ``@njit`` call that calls BLAS (numpy's own
-    OpenBLAS, through :func:`gemm`) for every product. Used by the "blas"
-    mode (larger batches).
+``lstm_blas_forward`` / ``gru_blas_forward`` (and their ``_backward``)
+    the time loop in one ``@njit`` call: the per-step products by the packed
+    tiles of :mod:`lstmlib.kernels.tiles` (the weights packed once per
+    call), the weight gradients by BLAS (numpy's own OpenBLAS, through
+    :func:`gemm`) chunk by chunk. Used by the "blas" mode (larger batches).
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates.
 Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
@@ -66,6 +67,7 @@ __all__ = [
     "lstm_recurrence_forward", "lstm_recurrence_backward",
     "gru_recurrence_forward", "gru_recurrence_backward",
     "gemm", "blas_gemm_addresses", "lstm_blas_forward", "lstm_blas_backward",
+    "gru_blas_forward", "gru_blas_backward",
 ]
 
 
@@ -552,11 +554,13 @@ def gemm(fn, trans_a, trans_b, alpha, a, b, beta, c):
 
     a, b, c 2-D with unit stride along their rows (row slices of C arrays);
     ``fn`` is the address of a CBLAS ``?gemm`` with 64-bit integers in c's
-    precision. Compiled, this is one BLAS call; as plain Python (with
-    NUMBA_DISABLE_JIT=1) it is numpy's product and ``fn`` is not used.
+    precision. As in BLAS, with beta = 0 c is not read (it may hold
+    anything, NaN included). Compiled, this is one BLAS call; as plain
+    Python (with NUMBA_DISABLE_JIT=1) it is numpy's product and ``fn`` is
+    not used.
     """
-    c[...] = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b)) \
-        + beta * c
+    prod = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b))
+    c[...] = prod if beta == 0 else prod + beta * c
 
 
 @intrinsic
@@ -771,6 +775,86 @@ def lstm_blas_backward(fn, d_out, dh, dc, w_ih_p, w_hh_p, gates, cs, cs_prev,
             matmul_packed(da2, w_ih_p, dx2[r0:r1], False)
             gemm(fn, True, False, one, da2, xh2[r0:r1],
                  zero if first else one, dw)
+            first = False
+
+
+@njit(cache=True, error_model="numpy")
+def gru_blas_forward(x, w_ih_p, w_hh_p, b_ih, b_hh, h0, valid, reverse, hs,
+                     hns, gates):
+    """The "blas" GRU forward pass in one call.
+
+    x (T, B, D); w_ih_p, w_hh_p: W_ih^T and W_hh^T packed by
+    :func:`lstmlib.kernels.tiles.pack`; b_ih, b_hh (3H,); h0 (B, H).
+    Step by step, gx = x_t W_ih^T + b_ih goes into the step's slice of
+    ``gates`` (T, B, 3H) and gh = h_{t-1} W_hh^T + b_hh into a buffer, both
+    by the packed tiles, then :func:`gru_gates_forward` turns gx into r, z,
+    n and writes hs and hns (T, B, H).
+    """
+    T, B, H = hs.shape
+    gh = np.empty((B, 3 * H), gates.dtype)
+    h = h0
+    for s in range(T):
+        t = _step_index(s, T, reverse)
+        gx = gates[t]
+        matmul_packed(x[t], w_ih_p, gx, False)
+        matmul_packed(h, w_hh_p, gh, False)
+        for b in range(B):
+            gxb, ghb = gx[b], gh[b]
+            for j in range(3 * H):
+                gxb[j] += b_ih[j]
+            for j in range(3 * H):
+                ghb[j] += b_hh[j]
+        gru_gates_forward(gx, gh, h, valid[t], hs[t], hns[t])
+        h = hs[t]
+
+
+@njit(cache=True, error_model="numpy")
+def gru_blas_backward(fn, d_out, dh, w_ih_p, w_hh_p, gates, hns, hs_prev,
+                      valid, reverse, x2, hp2, dgx_buf, dgh_buf, dx2, dw_ih,
+                      dw_hh, db_ih, db_hh):
+    """BPTT for :func:`gru_blas_forward` in one call.
+
+    d_out (T, B, H); dh (B, H) = dL/dh_T, overwritten with dL/dh_0.
+    w_ih_p, w_hh_p: W_ih and W_hh packed by :func:`lstmlib.kernels.tiles.pack`;
+    gates, hns, hs_prev the forward's cache; x2 (T*B, D) and hp2 (T*B, H)
+    the inputs and previous states in time order. Writes dx2 (T*B, D),
+    dw_ih (3H, D), dw_hh (3H, H) (by BLAS, ``fn`` its ?gemm), db_ih, db_hh.
+    The gradients of a chunk of S steps go into dgx_buf and dgh_buf
+    (S, B, 3H), and dx and dW take their share as soon as the loop has
+    finished the chunk (see :func:`lstm_blas_backward`).
+    """
+    T, B, H = d_out.shape
+    S, _, G = dgx_buf.shape
+    one, zero = gates.dtype.type(1.0), gates.dtype.type(0.0)
+    db_ih[:] = 0.0
+    db_hh[:] = 0.0
+    first = True
+    for s in range(T - 1, -1, -1):
+        t = _step_index(s, T, reverse)
+        t0, t1 = _chunk(s, S, T, reverse)
+        dgx, dgh = dgx_buf[t - t0], dgh_buf[t - t0]
+        for b in range(B):
+            if valid[t, b]:                      # padded outputs ignored
+                dhb, dob = dh[b], d_out[t, b]
+                for k in range(H):
+                    dhb[k] += dob[k]
+        gru_gates_backward(gates[t], hns[t], hs_prev[t], valid[t], dh, dgx,
+                           dgh)
+        for b in range(B):                       # padded rows: zeros
+            gxb, ghb = dgx[b], dgh[b]
+            for j in range(G):
+                db_ih[j] += gxb[j]
+            for j in range(G):
+                db_hh[j] += ghb[j]
+        matmul_packed(dgh, w_hh_p, dh, True)     # + dgh W_hh
+        if s % S == 0:                   # a chunk done: its share of dx, dW
+            r0, r1 = t0 * B, t1 * B
+            gx2 = dgx_buf.reshape(S * B, G)[:r1 - r0]
+            gh2 = dgh_buf.reshape(S * B, G)[:r1 - r0]
+            matmul_packed(gx2, w_ih_p, dx2[r0:r1], False)
+            beta = zero if first else one
+            gemm(fn, True, False, one, gx2, x2[r0:r1], beta, dw_ih)
+            gemm(fn, True, False, one, gh2, hp2[r0:r1], beta, dw_hh)
             first = False
 
 

@@ -94,27 +94,17 @@ def test_batch_parallel_kernels_match_reference(kind):
                    mode="fused", parallel=True)
 
 
-def test_auto_mode_picks_fused_when_small_blocked_at_small_batches_stepwise_else():
+def test_auto_mode_picks_fused_when_small_blocked_at_small_batches_blas_else():
     from lstmlib.kernels import numba_cells
-    assert numba_cells._pick_mode("auto", 1, 32, 4) == "fused"
-    assert numba_cells._pick_mode("auto", 4, 512, 4) == "blocked"
-    assert numba_cells._pick_mode("auto", numba_cells.BLOCKED_MAX_BATCH + 1, 512,
-                                  4) == "stepwise"
-    assert numba_cells._pick_mode("auto", 64, 512, 4) == "stepwise"
+    larger = "blas" if numba_cells.HAVE_BLAS else "stepwise"
+    for G in (3, 4):
+        assert numba_cells._pick_mode("auto", 1, 32, G) == "fused"
+        assert numba_cells._pick_mode("auto", 4, 512, G) == "blocked"
+        assert numba_cells._pick_mode("auto", numba_cells.BLOCKED_MAX_BATCH + 1,
+                                      512, G) == larger
+        assert numba_cells._pick_mode("auto", 32, 128, G) == larger
     with pytest.raises(ValueError, match="mode"):
         numba_cells._pick_mode("fastest", 1, 32, 4)
-
-
-def test_auto_mode_picks_blas_for_the_lstm_at_larger_batches():
-    from lstmlib.kernels import numba_cells
-    want = "blas" if numba_cells.HAVE_BLAS else "stepwise"
-    assert numba_cells._pick_mode("auto", 32, 128, 4, blas=True) == want
-    assert numba_cells._pick_mode("auto", 4, 512, 4, blas=True) == "blocked"
-    assert numba_cells._pick_mode("auto", 1, 32, 4, blas=True) == "fused"
-    assert numba_cells._pick_mode("auto", 32, 128, 4, blas=True,
-                                  auto_blas=False) == "stepwise"
-    with pytest.raises(ValueError, match="LSTM only"):
-        numba_cells._pick_mode("blas", 32, 128, 3)
 
 
 needs_blas = pytest.mark.skipif(
@@ -125,8 +115,9 @@ needs_blas = pytest.mark.skipif(
 @needs_blas
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("lengths,reverse,bias", CASES)
-def test_blas_mode_matches_reference(dtype, lengths, reverse, bias):
-    _compare_cells("lstm", dtype, lengths, reverse, bias, mode="blas")
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_blas_mode_matches_reference(kind, dtype, lengths, reverse, bias):
+    _compare_cells(kind, dtype, lengths, reverse, bias, mode="blas")
 
 
 @needs_blas
@@ -137,18 +128,19 @@ def test_blas_mode_matches_reference(dtype, lengths, reverse, bias):
                                              (np.array([7, 3, 1, 7, 5, 2, 6, 4, 7]),
                                               True)])
 @pytest.mark.parametrize("chunk_steps", [1, 3, 7])
-def test_blas_mode_matches_reference_at_a_larger_batch(dtype, lengths, reverse,
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_blas_mode_matches_reference_at_a_larger_batch(kind, dtype, lengths, reverse,
                                                        chunk_steps, monkeypatch):
     """B = 9, D = 5, H = 12: the [x_t, h_prev] rows of the weight gradients'
-    product, the state carried over padding, in both directions, with the
+    products, the state carried over padding, in both directions, with the
     products by chunks of 1 and 3 steps (a last chunk shorter than the
     others) and in one chunk."""
     from lstmlib.kernels import numba_cells
-    G, itemsize = 4 * 12, np.dtype(dtype).itemsize
+    G, itemsize = (4 if kind == "lstm" else 3) * 12, np.dtype(dtype).itemsize
     monkeypatch.setattr(numba_cells, "CHUNK_BYTES", chunk_steps * 9 * G * itemsize)
     assert numba_cells._chunk_steps(9, G, dtype) == chunk_steps
-    problem = _problem("lstm", dtype, 7, 9, 5, 12)
-    backend_cases.assert_matches_reference(LSTM_CELL, get_cell("lstm", "numba"),
+    problem = _problem(kind, dtype, 7, 9, 5, 12)
+    backend_cases.assert_matches_reference(REF[kind], get_cell(kind, "numba"),
                                            problem, TOL[dtype], lengths, reverse,
                                            mode="blas")
 
@@ -186,6 +178,27 @@ def test_compiled_gemm_matches_numpy(dtype, trans_a, trans_b):
         dtype(0.5), c_full[1:, 2:])
     _close(want.astype(dtype), c_full, dtype, "c")
     assert np.array_equal(c_full[0], c0[0]) and np.array_equal(c_full[:, :2], c0[:, :2])
+
+
+@needs_blas
+@pytest.mark.parametrize("compiled", [True, False])
+def test_gemm_with_beta_zero_does_not_read_c(compiled):
+    """beta = 0: c is written, not read (BLAS's rule; the kernels pass fresh
+    np.empty buffers), compiled and as plain Python alike."""
+    from numba import njit
+
+    from lstmlib.kernels import numba_cells
+    from lstmlib.kernels.numba_cpu import gemm
+
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    c = np.full((3, 5), np.nan)
+    fn = numba_cells.GEMM[np.dtype(np.float64)]
+    if compiled:
+        njit(lambda *args: gemm(*args))(fn, False, False, 1.0, a, b, 0.0, c)
+    else:
+        gemm(fn, False, False, 1.0, a, b, 0.0, c)
+    _close(a @ b, c, np.float64, "c")
 
 
 def test_float32_activations_are_accurate():
