@@ -53,7 +53,7 @@ from numba import njit, prange
 from numba import types as nbtypes
 from numba.extending import intrinsic, overload
 
-from .tiles import matmul_packed
+from .tiles import matmul_packed, pack
 from .vmath import tanh
 
 __all__ = [
@@ -861,7 +861,7 @@ def gru_blas_backward(fn, d_out, dh, w_ih_p, w_hh_p, gates, hns, hs_prev,
 # ---------------------------------------------------------------------------
 # whole sequences: one batch row at a time (the body of the prange loops)
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _affine_row(v, w_t, acc):
     """acc += v @ w_t for one row: v (K,), w_t (K, N) contiguous.
 
@@ -1036,14 +1036,15 @@ def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
 
 
 @njit(cache=True, error_model="numpy")
-def _weight_grad_col(k, da_all, inp, dw_t):
-    """dw_t[k] = sum over t, b of inp[t, b, k] * da[t, b, :]: row k of
-    dW^T (column k of dW). Long contiguous inner loop over the G*H gate
-    rows; each k is independent, so a prange over k needs no lock."""
-    T, B, _ = inp.shape
-    col = inp.reshape(T * B, inp.shape[2])[:, k].copy()
-    dw_t[k, :] = 0.0
-    _affine_row(col, da_all.reshape(T * B, da_all.shape[2]), dw_t[k])
+def _weight_grad_rows(q, da_p, inp, dw_t):
+    """Rows 8q .. 8q+7 of dW^T = inp^T da, summed over all t and b: da
+    packed by :func:`lstmlib.kernels.tiles.pack` (its rows t*B + b), inp
+    (T, B, K). The blocks of rows are independent, so a prange over q
+    needs no lock."""
+    T, B, K = inp.shape
+    k0, k1 = 8 * q, min(K, 8 * q + 8)
+    matmul_packed(inp.reshape(T * B, K)[:, k0:k1], da_p, dw_t[k0:k1], False,
+                  True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1132,19 +1133,21 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
                            cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
     dw_ih_t = np.empty((D, 4 * H), dt)
     dw_hh_t = np.empty((H, 4 * H), dt)
-    for k in prange(D + H):
-        if k < D:
-            _weight_grad_col(k, da_all, x, dw_ih_t)
+    da_p = pack(da_all.reshape(T * B, 4 * H), False)
+    nx = (D + 7) // 8
+    for q in prange(nx + (H + 7) // 8):
+        if q < nx:
+            _weight_grad_rows(q, da_p, x, dw_ih_t)
         else:
-            _weight_grad_col(k - D, da_all, hs_prev, dw_hh_t)
+            _weight_grad_rows(q - nx, da_p, hs_prev, dw_hh_t)
     return (dx, dh0, dc0, dw_ih_t.T.copy(), dw_hh_t.T.copy(),
             _bias_grad(da_all))
 
 
 lstm_sequence_backward, lstm_sequence_backward_parallel = _serial_and_parallel(
     lstm_sequence_backward,
-    """:func:`lstm_sequence_backward`: batch rows, then columns of dW, in
-    parallel (no two threads ever write the same element).""")
+    """:func:`lstm_sequence_backward`: batch rows, then blocks of rows of
+    dW^T, in parallel (no two threads ever write the same element).""")
 
 
 def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
@@ -1191,16 +1194,19 @@ def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
                           lengths, reverse, dgx_all, dgh_all, dx, dh0)
     dw_ih_t = np.empty((D, 3 * H), dt)
     dw_hh_t = np.empty((H, 3 * H), dt)
-    for k in prange(D + H):
-        if k < D:
-            _weight_grad_col(k, dgx_all, x, dw_ih_t)
+    dgx_p = pack(dgx_all.reshape(T * B, 3 * H), False)
+    dgh_p = pack(dgh_all.reshape(T * B, 3 * H), False)
+    nx = (D + 7) // 8
+    for q in prange(nx + (H + 7) // 8):
+        if q < nx:
+            _weight_grad_rows(q, dgx_p, x, dw_ih_t)
         else:
-            _weight_grad_col(k - D, dgh_all, hs_prev, dw_hh_t)
+            _weight_grad_rows(q - nx, dgh_p, hs_prev, dw_hh_t)
     return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
             _bias_grad(dgh_all))
 
 
 gru_sequence_backward, gru_sequence_backward_parallel = _serial_and_parallel(
     gru_sequence_backward,
-    """:func:`gru_sequence_backward` with batch rows, then columns of dW, in
-    parallel.""")
+    """:func:`gru_sequence_backward` with batch rows, then blocks of rows of
+    dW^T, in parallel.""")

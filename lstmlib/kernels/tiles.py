@@ -174,6 +174,14 @@ def pack(w, transposed):
     return _pack(np.ascontiguousarray(w), transposed, NR)
 
 
+@overload(pack, jit_options=dict(cache=True))
+def _pack_compiled(w, transposed):
+    def impl(w, transposed):
+        return _pack(np.ascontiguousarray(w), transposed,
+                     _NV * VECTOR_BYTES // w.itemsize)
+    return impl
+
+
 @njit(cache=True)
 def _pack(w, transposed, NR):
     K, N = (w.shape[1], w.shape[0]) if transposed else w.shape
