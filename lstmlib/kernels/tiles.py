@@ -256,22 +256,22 @@ def _matmul_packed_compiled(a, bp, c, accumulate, trans_a=False):
             return
         KC = max(1, PANEL_BLOCK_BYTES // (NR * item))
         full = N // NR
-        tmp = np.zeros((M if full < P else 0, NR), c.dtype)
-        if full < P and accumulate:      # the last columns, through scratch
-            for r in range(M):
-                for j in range(N - full * NR):
-                    tmp[r, j] = c[r, full * NR + j]
         for k0 in range(0, K, KC):
             kc = min(KC, K - k0)
-            acc = accumulate or k0 > 0
             for p in range(full):
                 _rows(a, k0 * a_ks, a_rs, a_ks, bp, (p * K + k0) * NR, kc,
-                      c, p * NR, ldc, M, acc)
-            if full < P:
-                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (full * K + k0) * NR, kc,
-                      tmp, 0, NR, M, acc)
-        if full < P:
+                      c, p * NR, ldc, M, accumulate or k0 > 0)
+        if full < P:                     # the last columns, through scratch
+            n = N - full * NR
+            tmp = np.zeros((M, NR), c.dtype)
+            if accumulate:
+                for r in range(M):
+                    for j in range(n):
+                        tmp[r, j] = c[r, full * NR + j]
+            for k0 in range(0, K, KC):
+                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (full * K + k0) * NR,
+                      min(KC, K - k0), tmp, 0, NR, M, accumulate or k0 > 0)
             for r in range(M):
-                for j in range(N - full * NR):
+                for j in range(n):
                     c[r, full * NR + j] = tmp[r, j]
     return impl
