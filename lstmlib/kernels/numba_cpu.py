@@ -731,6 +731,15 @@ def lstm_blas_forward(x, w_p, bias, valid, reverse, xh, cbuf, hs, gates):
 
 
 @njit(cache=True, error_model="numpy")
+def _add_rows(m, acc):
+    """acc += the sum of m's rows (a step's share of a bias gradient)."""
+    for b in range(m.shape[0]):
+        mb = m[b]
+        for j in range(acc.size):
+            acc[j] += mb[j]
+
+
+@njit(cache=True, error_model="numpy")
 def lstm_blas_backward(fn, d_out, dh, dc, w_ih_p, w_hh_p, gates, cs, cs_prev,
                        valid, reverse, xh2, da_buf, dx2, dw, db):
     """BPTT for :func:`lstm_blas_forward` in one call.
@@ -764,10 +773,7 @@ def lstm_blas_backward(fn, d_out, dh, dc, w_ih_p, w_hh_p, gates, cs, cs_prev,
                     dhb[k] += dob[k]
         lstm_gates_backward(gates[t], tanh_c, cs_prev[t], valid[t], dh, dc,
                             da)
-        for b in range(B):                       # padded rows: da = 0
-            dab = da[b]
-            for j in range(G):
-                db[j] += dab[j]
+        _add_rows(da, db)                        # padded rows: da = 0
         matmul_packed(da, w_hh_p, dh, True)      # + da W_hh
         if s % S == 0:                   # a chunk done: its share of dx, dW
             r0, r1 = t0 * B, t1 * B
@@ -840,12 +846,8 @@ def gru_blas_backward(fn, d_out, dh, w_ih_p, w_hh_p, gates, hns, hs_prev,
                     dhb[k] += dob[k]
         gru_gates_backward(gates[t], hns[t], hs_prev[t], valid[t], dh, dgx,
                            dgh)
-        for b in range(B):                       # padded rows: zeros
-            gxb, ghb = dgx[b], dgh[b]
-            for j in range(G):
-                db_ih[j] += gxb[j]
-            for j in range(G):
-                db_hh[j] += ghb[j]
+        _add_rows(dgx, db_ih)                    # padded rows: zeros
+        _add_rows(dgh, db_hh)
         matmul_packed(dgh, w_hh_p, dh, True)     # + dgh W_hh
         if s % S == 0:                   # a chunk done: its share of dx, dW
             r0, r1 = t0 * B, t1 * B
