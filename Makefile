@@ -35,8 +35,10 @@ system-deps:
 
 # Both editions: English in _build/html, Persian in _build/html/fa (its
 # translations in locale/fa; it reuses the notebooks the English build
-# executed, .jupyter_cache).
+# executed, .jupyter_cache). Pages that read the benchmark recordings run
+# again after a new recording.
 book: $(STAMP)
+	$(PY) scripts/refresh_recorded_pages.py
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	$(PY) scripts/build_book_fa.py
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
