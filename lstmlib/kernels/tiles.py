@@ -36,15 +36,22 @@ __all__ = ["VECTOR_BYTES", "MR", "panel_width", "pack", "matmul_packed"]
 
 
 def _vector_bytes():
-    """64 where the CPU has AVX-512, else 32; the environment variable
-    LSTMLIB_TILE_VECTOR_BYTES (32 or 64) overrides it (to test the 32-byte
-    tiles on an AVX-512 machine; use a fresh NUMBA_CACHE_DIR with it)."""
+    """64 where the CPU Numba compiles for has AVX-512, else 32.
+
+    That CPU is this machine's, unless NUMBA_CPU_NAME names another (then
+    NUMBA_CPU_FEATURES says what it has). The environment variable
+    LSTMLIB_TILE_VECTOR_BYTES (32 or 64) overrides both (to test the
+    32-byte tiles on an AVX-512 machine; use a fresh NUMBA_CACHE_DIR with
+    it)."""
+    from numba import config
     name = "LSTMLIB_TILE_VECTOR_BYTES"
     if os.environ.get(name):
         value = os.environ[name]
         if value not in ("32", "64"):
             raise ValueError(f"{name}: expected 32 or 64, received {value!r}")
         return int(value)
+    if config.CPU_NAME:
+        return 64 if "+avx512f" in (config.CPU_FEATURES or "") else 32
     features = llvm_binding.get_host_cpu_features()
     return 64 if features.get("avx512f", False) else 32
 

@@ -86,6 +86,20 @@ def test_packed_product_as_plain_python_is_numpys():
     assert _rel(got, c + prod) < 1e-14
 
 
+def test_vector_width_follows_the_cpu_numba_compiles_for(monkeypatch):
+    """NUMBA_CPU_NAME (a cache shared between machines, "generic") makes
+    Numba compile for that CPU, not this one: the tiles then take its
+    features, and 32-byte vectors unless those include AVX-512."""
+    from numba import config
+    monkeypatch.delenv("LSTMLIB_TILE_VECTOR_BYTES", raising=False)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    assert tiles._vector_bytes() == 32
+    monkeypatch.setattr(config, "CPU_NAME", "skylake-avx512")
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,+avx512f")
+    assert tiles._vector_bytes() == 64
+
+
 def test_vector_width_override_is_checked(monkeypatch):
     monkeypatch.setenv("LSTMLIB_TILE_VECTOR_BYTES", "48")
     with pytest.raises(ValueError, match="LSTMLIB_TILE_VECTOR_BYTES: expected 32 or 64"):
