@@ -62,10 +62,6 @@ def _vector_bytes():
 VECTOR_BYTES = _vector_bytes()
 MR = 8 if VECTOR_BYTES == 64 else 6
 _NV = 2                                 # vectors per row of a tile
-# The inner dimension goes in blocks whose slice of a panel (KC rows of NR)
-# fits the L1 cache beside a tile's rows of a, so every tile down the rows
-# reads it from L1 (at K = 512 a whole panel would come from L2 each time).
-PANEL_BLOCK_BYTES = 16 * 1024
 
 
 def panel_width(dtype):
@@ -226,23 +222,23 @@ def matmul_packed(a, bp, c, accumulate, trans_a=False):
 
 
 @njit(cache=True, error_model="numpy")
-def _rows(a, a_off, a_rs, a_ks, bp, b_off, K, c, c_off, ldc, M, accumulate):
-    """Tiles down all M rows of c for one panel (and one block of k)."""
+def _rows(a, a_rs, a_ks, bp, b_off, K, c, c_off, ldc, M, accumulate):
+    """Tiles down all M rows of c for one panel."""
     r = 0
     while r + MR <= M:
-        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+        _tile(a, r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
               ldc, K, MR, accumulate)
         r += MR
     if M - r >= 4:
-        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+        _tile(a, r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
               ldc, K, 4, accumulate)
         r += 4
     if M - r >= 2:
-        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+        _tile(a, r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
               ldc, K, 2, accumulate)
         r += 2
     if M - r >= 1:
-        _tile(a, a_off + r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
+        _tile(a, r * a_rs, a_rs, a_ks, bp, b_off, c, c_off + r * ldc,
               ldc, K, 1, accumulate)
 
 
@@ -261,13 +257,10 @@ def _matmul_packed_compiled(a, bp, c, accumulate, trans_a=False):
             if not accumulate:
                 c[:, :] = 0.0
             return
-        KC = max(1, PANEL_BLOCK_BYTES // (NR * item))
         full = N // NR
-        for k0 in range(0, K, KC):
-            kc = min(KC, K - k0)
-            for p in range(full):
-                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (p * K + k0) * NR, kc,
-                      c, p * NR, ldc, M, accumulate or k0 > 0)
+        for p in range(full):
+            _rows(a, a_rs, a_ks, bp, p * K * NR, K, c, p * NR, ldc, M,
+                  accumulate)
         if full < P:                     # the last columns, through scratch
             n = N - full * NR
             tmp = np.zeros((M, NR), c.dtype)
@@ -275,9 +268,8 @@ def _matmul_packed_compiled(a, bp, c, accumulate, trans_a=False):
                 for r in range(M):
                     for j in range(n):
                         tmp[r, j] = c[r, full * NR + j]
-            for k0 in range(0, K, KC):
-                _rows(a, k0 * a_ks, a_rs, a_ks, bp, (full * K + k0) * NR,
-                      min(KC, K - k0), tmp, 0, NR, M, accumulate or k0 > 0)
+            _rows(a, a_rs, a_ks, bp, full * K * NR, K, tmp, 0, NR, M,
+                  accumulate)
             for r in range(M):
                 for j in range(n):
                     c[r, full * NR + j] = tmp[r, j]

@@ -38,9 +38,9 @@ def _rel(got, want):
     return np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)
 
 
-# (M, K, N): rows past whole tiles (any MR), columns past whole panels, the
-# inner dimension across blocks of the panel (KC = 128 float32 rows at 64-byte
-# vectors), a single row, a single column, an empty inner dimension.
+# (M, K, N): rows past whole tiles (any MR), columns past whole panels, a
+# deep inner dimension, a single row, a single column, an empty inner
+# dimension.
 SHAPES = [(32, 128, 512), (33, 70, 100), (15, 300, 48), (1, 16, 128),
           (7, 3, 5), (13, 1, 40), (4, 512, 33), (6, 0, 20)]
 
