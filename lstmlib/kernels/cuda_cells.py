@@ -46,7 +46,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False,
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
-    L = numba_cells._lengths_valid(lengths, T, B)[0]
+    L = numba_cells._lengths(lengths, T, B)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, L = _to_device(
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, L)
     out, h_n, c_n, gates, cs, tanh_cs, hs = K.lstm_forward(
@@ -83,7 +83,7 @@ def gru_forward(x, state, weights, lengths=None, reverse=False,
     w_ih, w_hh, b_ih, b_hh = weights
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0}, weights, 3, lengths)
-    L = numba_cells._lengths_valid(lengths, T, B)[0]
+    L = numba_cells._lengths(lengths, T, B)
     x, h0, w_ih, w_hh, b_ih, b_hh, L = _to_device(
         x, h0, w_ih, w_hh, b_ih, b_hh, L)
     out, h_n, gates, hns, hs = K.gru_forward(
@@ -121,7 +121,7 @@ def rnn_forward(x, state, weights, lengths=None, reverse=False,
         x, {"h0": h0}, weights, 1, lengths)
     out, h_n, hs = K.rnn_forward(
         x, h0, *weights, nonlinearity=nonlinearity,
-        lengths=numba_cells._lengths_valid(lengths, T, B)[0], reverse=reverse,
+        lengths=numba_cells._lengths(lengths, T, B), reverse=reverse,
         method=method)
     cache = RNNCache(x=x, h0=h0, hs=hs, mask=mask, w_ih=w_ih, w_hh=w_hh,
                      nonlinearity=nonlinearity, has_bias=b_ih is not None,

@@ -115,10 +115,17 @@ def _pick_mode(mode, B, H, G):
     return mode
 
 
-def _lengths_valid(lengths, T, B):
-    full = np.full(B, T, np.int64) if lengths is None else lengths
-    valid = np.arange(T)[:, None] < full[None, :]           # (T, B) bool
-    return np.ascontiguousarray(full), valid
+def _lengths(lengths, T, B):
+    """Every row's length, (B,) int64: T for all without ``lengths``."""
+    if lengths is None:
+        return np.full(B, T, np.int64)
+    return np.ascontiguousarray(lengths)
+
+
+def _valid(L, T, mode):
+    """(T, B) bool, True at the real steps of each row; None for the fused
+    mode, whose kernels read the lengths themselves."""
+    return None if mode == "fused" else np.arange(T)[:, None] < L[None, :]
 
 
 def _zero_padding(hs, valid, lengths):
@@ -147,7 +154,8 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0, "c0": c0}, weights, 4, lengths)
     mode = _pick_mode(mode, B, H, 4)
-    L, valid = _lengths_valid(lengths, T, B)
+    L = _lengths(lengths, T, B)
+    valid = _valid(L, T, mode)
     has_bias = b_ih is not None
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
@@ -178,8 +186,7 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         run = K.lstm_sequence_forward_parallel if parallel else \
             K.lstm_sequence_forward
         out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev = run(
-            x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
-            b1 + b2, h0, c0, L, reverse)
+            x, w_ih, w_hh, b1, b2, h0, c0, L, reverse)
     elif mode == "blocked":
         gates = input_projection(x, w_ih, b_ih, b_hh)  # (T, B, 4H)
         hs = np.empty((T, B, H), x.dtype)
@@ -284,7 +291,8 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     T, B, D, H, lengths, _ = seq.check_sequence_inputs(
         x, {"h0": h0}, weights, 3, lengths)
     mode = _pick_mode(mode, B, H, 3)
-    L, valid = _lengths_valid(lengths, T, B)
+    L = _lengths(lengths, T, B)
+    valid = _valid(L, T, mode)
     has_bias = b_ih is not None
     x = np.ascontiguousarray(x)
     h0 = np.ascontiguousarray(h0)
@@ -301,9 +309,8 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     elif mode == "fused":
         run = K.gru_sequence_forward_parallel if parallel else \
             K.gru_sequence_forward
-        out, h_n, gates, hns, hs_prev = run(
-            x, np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
-            b1, b2, h0, L, reverse)
+        out, h_n, gates, hns, hs_prev = run(x, w_ih, w_hh, b1, b2, h0, L,
+                                            reverse)
     elif mode == "blocked":
         gates = input_projection(x, w_ih, b_ih)    # (T, B, 3H)
         hs = np.empty((T, B, H), x.dtype)

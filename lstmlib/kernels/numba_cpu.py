@@ -53,7 +53,7 @@ from numba import njit, prange
 from numba import types as nbtypes
 from numba.extending import intrinsic, overload
 
-from .tiles import matmul_packed, pack
+from .tiles import aligned_rows, matmul_packed, pack, vecmat
 from .vmath import tanh
 
 __all__ = [
@@ -887,11 +887,13 @@ def _affine_row(v, w_t, acc):
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
-                      out, gates, cs, tanh_cs, hs_prev, cs_prev, h_n, c_n):
-    T = x.shape[0]
+def _lstm_forward_row(b, w_hh_t, bias, h0, c0, lengths, reverse, out, gates,
+                      cs, tanh_cs, hs_prev, cs_prev, h_n, c_n):
+    """Row b's time loop; gates[t, b] holds x_t W_ih^T on entry (the input
+    projection, computed for all steps before the loop) and the activations
+    i, f, g, o on return."""
+    T = gates.shape[0]
     H = h0.shape[1]
-    acc = np.empty(4 * H, x.dtype)
     h = h0[b].copy()
     c = c0[b].copy()
     L = lengths[b]
@@ -901,9 +903,10 @@ def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
             for k in range(H):
                 out[t, b, k] = 0.0
             continue
-        acc[:] = bias
-        _affine_row(x[t, b], w_ih_t, acc)
-        _affine_row(h, w_hh_t, acc)
+        acc = gates[t, b]
+        for j in range(4 * H):
+            acc[j] += bias[j]
+        vecmat(h, w_hh_t, acc)
         _sigmoid_(acc[:2 * H])                       # i, f
         _tanh_(acc[2 * H:3 * H])                     # g
         _sigmoid_(acc[3 * H:])                       # o
@@ -916,7 +919,6 @@ def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
         _tanh_(tc)                                   # tanh(c)
         for k in range(H):
             h[k] = acc[3 * H + k] * tc[k]            # h = o * tanh(c)
-        gates[t, b] = acc
         cs[t, b] = c
         out[t, b] = h
     h_n[b] = h
@@ -924,14 +926,15 @@ def _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse,
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
-                       cs_prev, lengths, reverse, da_all, dx, dh0, dc0):
+def _lstm_backward_row(b, d_out, dh_n, dc_n, w_hh, gates, tanh_cs, cs_prev,
+                       lengths, reverse, da_all, dh0, dc0):
+    """Row b's time loop backwards: da_all[t, b] (dx follows from it after
+    the loop), dh0[b], dc0[b]."""
     T = gates.shape[0]
     H = dh_n.shape[1]
     one = gates.dtype.type(1.0)
     dh = dh_n[b].copy()
     dc = dc_n[b].copy()
-    da = np.empty(4 * H, gates.dtype)
     L = lengths[b]
     for s in range(T - 1, -1, -1):       # the forward's order, reversed
         t = _step_index(s, T, reverse)
@@ -939,6 +942,7 @@ def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
             for j in range(4 * H):
                 da_all[t, b, j] = 0.0
             continue
+        da = da_all[t, b]
         for k in range(H):
             i = gates[t, b, k]
             f = gates[t, b, H + k]
@@ -953,21 +957,20 @@ def _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
             da[2 * H + k] = dck * i * (one - g * g)
             da[3 * H + k] = do * o * (one - o)
             dc[k] = dck * f                          # dL/dc_{t-1}
-        da_all[t, b] = da
         dh[:] = 0.0
-        _affine_row(da, w_hh, dh)                    # dL/dh_{t-1} = da W_hh
-        _affine_row(da, w_ih, dx[t, b])              # dL/dx_t = da W_ih
+        vecmat(da, w_hh, dh)                         # dL/dh_{t-1} = da W_hh
     dh0[b] = dh
     dc0[b] = dc
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
-                     out, gates, hns, hs_prev, h_n):
-    T = x.shape[0]
+def _gru_forward_row(b, w_hh_t, b_ih, b_hh, h0, lengths, reverse, out, gates,
+                     hns, hs_prev, h_n):
+    """Row b's time loop; gates[t, b] holds x_t W_ih^T on entry (computed
+    for all steps before the loop) and the activations r, z, n on return."""
+    T = gates.shape[0]
     H = h0.shape[1]
-    ax = np.empty(3 * H, x.dtype)
-    ah = np.empty(3 * H, x.dtype)
+    ah = np.empty(3 * H, gates.dtype)
     h = h0[b].copy()
     L = lengths[b]
     for s in range(T):
@@ -976,10 +979,11 @@ def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
             for k in range(H):
                 out[t, b, k] = 0.0
             continue
-        ax[:] = b_ih
-        _affine_row(x[t, b], w_ih_t, ax)
+        ax = gates[t, b]
+        for j in range(3 * H):
+            ax[j] += b_ih[j]
         ah[:] = b_hh
-        _affine_row(h, w_hh_t, ah)
+        vecmat(h, w_hh_t, ah)
         for j in range(2 * H):
             ax[j] += ah[j]
         _sigmoid_(ax[:2 * H])                        # r, z
@@ -990,21 +994,20 @@ def _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse,
         for k in range(H):
             n = ax[2 * H + k]
             h[k] = n + ax[H + k] * (h[k] - n)        # (1-z) n + z h_prev
-        gates[t, b] = ax
         hns[t, b] = ah[2 * H:]                       # W_hn h_prev + b_hn
         out[t, b] = h
     h_n[b] = h
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
-                      lengths, reverse, dgx_all, dgh_all, dx, dh0):
+def _gru_backward_row(b, d_out, dh_n, w_hh, gates, hns, hs_prev, lengths,
+                      reverse, dgx_all, dgh_all, dh0):
+    """Row b's time loop backwards: dgx_all[t, b] and dgh_all[t, b] (dx
+    follows from dgx_all after the loop), dh0[b]."""
     T = gates.shape[0]
     H = dh_n.shape[1]
     one = gates.dtype.type(1.0)
     dh = dh_n[b].copy()
-    dgx = np.empty(3 * H, gates.dtype)
-    dgh = np.empty(3 * H, gates.dtype)
     L = lengths[b]
     for s in range(T - 1, -1, -1):
         t = _step_index(s, T, reverse)
@@ -1013,6 +1016,8 @@ def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
                 dgx_all[t, b, j] = 0.0
                 dgh_all[t, b, j] = 0.0
             continue
+        dgx = dgx_all[t, b]
+        dgh = dgh_all[t, b]
         for k in range(H):
             r = gates[t, b, k]
             z = gates[t, b, H + k]
@@ -1030,11 +1035,34 @@ def _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
             dgh[H + k] = daz
             dgh[2 * H + k] = dan * r
             dh[k] = dhk * z                          # direct path to h_prev
-        dgx_all[t, b] = dgx
-        dgh_all[t, b] = dgh
-        _affine_row(dgh, w_hh, dh)                   # + dgh W_hh
-        _affine_row(dgx, w_ih, dx[t, b])             # dL/dx_t = dgx W_ih
+        vecmat(dgh, w_hh, dh)                        # + dgh W_hh
     dh0[b] = dh
+
+
+# Rows of a whole sequence's product per block of :func:`_product_rows`: a
+# multiple of the tiles' 8 (AVX-512) and 6 rows.
+_PRODUCT_ROWS = 48
+
+
+@njit(cache=True, error_model="numpy")
+def _product_rows(q, a, b_p, c):
+    """Rows 48q .. 48q+47 of c = a B over all steps: a (T, B, K) and c
+    (T, B, N) C-contiguous, taken as (T*B, K) and (T*B, N); B packed by
+    :func:`lstmlib.kernels.tiles.pack`. The input projection x_t W_ih^T of
+    every step before a time loop, and dx_t = da_t W_ih after the backward
+    one: out of the loop, these products run by the tiles over many rows at
+    once instead of as one vector-matrix product per step. The blocks of
+    rows are independent (a prange over q)."""
+    T, B, K = a.shape
+    M = T * B
+    r0, r1 = _PRODUCT_ROWS * q, min(M, _PRODUCT_ROWS * q + _PRODUCT_ROWS)
+    matmul_packed(a.reshape(M, K)[r0:r1], b_p,
+                  c.reshape(M, c.shape[2])[r0:r1], False)
+
+
+@njit(cache=True, error_model="numpy")
+def _product_blocks(T, B):
+    return (T * B + _PRODUCT_ROWS - 1) // _PRODUCT_ROWS
 
 
 @njit(cache=True, error_model="numpy")
@@ -1083,18 +1111,22 @@ def _serial_and_parallel(fn, parallel_doc):
             njit(cache=True, parallel=True, error_model="numpy")(twin))
 
 
-def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
+def lstm_sequence_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths,
+                          reverse):
     """The whole LSTM forward pass in one compiled call.
 
-    x (T, B, D); w_ih_t (D, 4H) and w_hh_t (H, 4H) transposed weights;
-    bias (4H,) = b_ih + b_hh; h0, c0 (B, H); lengths (B,) int64 (T for
-    every row when there is no padding); reverse walks t = T-1..0.
-    Returns out (T, B, H), h_n, c_n (B, H) and the cache arrays
+    x (T, B, D) C-contiguous; w_ih (4H, D), w_hh (4H, H) as a layer stores
+    them; b_ih, b_hh (4H,) (zeros for none); h0, c0 (B, H); lengths (B,)
+    int64 (T for every row when there is no padding); reverse walks
+    t = T-1..0. The input projection x_t W_ih^T of all steps is one product
+    by the packed tiles before the time loop; the loop adds h_{t-1} W_hh^T
+    row by row. Returns out (T, B, H), h_n, c_n (B, H) and the cache arrays
     gates (T, B, 4H) = i, f, g, o; c, tanh(c), h_prev, c_prev (T, B, H).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
     dt = x.dtype
+    bias = b_ih + b_hh
     out = np.empty((T, B, H), dt)
     gates = np.empty((T, B, 4 * H), dt)
     cs = np.zeros((T, B, H), dt)
@@ -1103,10 +1135,13 @@ def lstm_sequence_forward(x, w_ih_t, w_hh_t, bias, h0, c0, lengths, reverse):
     cs_prev = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
+    w_p = pack(w_ih, True)
+    for q in prange(_product_blocks(T, B)):
+        _product_rows(q, x, w_p, gates)              # x_t W_ih^T, every t
+    w_hh_t = aligned_rows(w_hh, True)
     for b in prange(B):
-        _lstm_forward_row(b, x, w_ih_t, w_hh_t, bias, h0, c0, lengths,
-                          reverse, out, gates, cs, tanh_cs, hs_prev, cs_prev,
-                          h_n, c_n)
+        _lstm_forward_row(b, w_hh_t, bias, h0, c0, lengths, reverse, out,
+                          gates, cs, tanh_cs, hs_prev, cs_prev, h_n, c_n)
     return out, h_n, c_n, gates, cs, tanh_cs, hs_prev, cs_prev
 
 
@@ -1120,19 +1155,25 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
     """BPTT for :func:`lstm_sequence_forward` in one compiled call.
 
     d_out (T, B, H), dh_n, dc_n (B, H) (zeros, not None); w_ih (4H, D),
-    w_hh (4H, H) untransposed. Returns dx, dh0, dc0, dw_ih, dw_hh, db
-    (db is the gradient of b_ih and of b_hh alike).
+    w_hh (4H, H) as stored. Returns dx, dh0, dc0, dw_ih, dw_hh, db
+    (db is the gradient of b_ih and of b_hh alike). The time loop computes
+    the pre-activation gradients da and dh; dx = da W_ih and the weight
+    gradients follow from them after the loop, by the packed tiles.
     """
     T, B, D = x.shape
     H = dh_n.shape[1]
     dt = x.dtype
     da_all = np.empty((T, B, 4 * H), dt)
-    dx = np.zeros((T, B, D), dt)
+    dx = np.empty((T, B, D), dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
+    w_hh_a = aligned_rows(w_hh, False)
     for b in prange(B):
-        _lstm_backward_row(b, d_out, dh_n, dc_n, w_ih, w_hh, gates, tanh_cs,
-                           cs_prev, lengths, reverse, da_all, dx, dh0, dc0)
+        _lstm_backward_row(b, d_out, dh_n, dc_n, w_hh_a, gates, tanh_cs,
+                           cs_prev, lengths, reverse, da_all, dh0, dc0)
+    w_p = pack(w_ih, False)
+    for q in prange(_product_blocks(T, B)):
+        _product_rows(q, da_all, w_p, dx)            # dx_t = da_t W_ih
     dw_ih_t = np.empty((D, 4 * H), dt)
     dw_hh_t = np.empty((H, 4 * H), dt)
     da_p = pack(da_all.reshape(T * B, 4 * H), False)
@@ -1152,11 +1193,12 @@ lstm_sequence_backward, lstm_sequence_backward_parallel = _serial_and_parallel(
     dW^T, in parallel (no two threads ever write the same element).""")
 
 
-def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
+def gru_sequence_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse):
     """The whole GRU forward pass in one compiled call.
 
-    x (T, B, D); w_ih_t (D, 3H), w_hh_t (H, 3H); b_ih, b_hh (3H,); h0 (B, H).
-    Returns out (T, B, H), h_n (B, H) and the cache arrays
+    x (T, B, D) C-contiguous; w_ih (3H, D), w_hh (3H, H) as stored; b_ih,
+    b_hh (3H,) (zeros for none); h0 (B, H). The input projection of all
+    steps comes first, as in :func:`lstm_sequence_forward`. Returns out (T, B, H), h_n (B, H) and the cache arrays
     gates (T, B, 3H) = r, z, n; hn = W_hn h_prev + b_hn and h_prev (T, B, H).
     """
     T, B, _ = x.shape
@@ -1167,9 +1209,13 @@ def gru_sequence_forward(x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths, reverse):
     hns = np.zeros((T, B, H), dt)
     hs_prev = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
+    w_p = pack(w_ih, True)
+    for q in prange(_product_blocks(T, B)):
+        _product_rows(q, x, w_p, gates)              # x_t W_ih^T, every t
+    w_hh_t = aligned_rows(w_hh, True)
     for b in prange(B):
-        _gru_forward_row(b, x, w_ih_t, w_hh_t, b_ih, b_hh, h0, lengths,
-                         reverse, out, gates, hns, hs_prev, h_n)
+        _gru_forward_row(b, w_hh_t, b_ih, b_hh, h0, lengths, reverse, out,
+                         gates, hns, hs_prev, h_n)
     return out, h_n, gates, hns, hs_prev
 
 
@@ -1189,11 +1235,15 @@ def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
     dt = x.dtype
     dgx_all = np.empty((T, B, 3 * H), dt)
     dgh_all = np.empty((T, B, 3 * H), dt)
-    dx = np.zeros((T, B, D), dt)
+    dx = np.empty((T, B, D), dt)
     dh0 = np.empty((B, H), dt)
+    w_hh_a = aligned_rows(w_hh, False)
     for b in prange(B):
-        _gru_backward_row(b, d_out, dh_n, w_ih, w_hh, gates, hns, hs_prev,
-                          lengths, reverse, dgx_all, dgh_all, dx, dh0)
+        _gru_backward_row(b, d_out, dh_n, w_hh_a, gates, hns, hs_prev, lengths,
+                          reverse, dgx_all, dgh_all, dh0)
+    w_p = pack(w_ih, False)
+    for q in prange(_product_blocks(T, B)):
+        _product_rows(q, dgx_all, w_p, dx)           # dx_t = dgx_t W_ih
     dw_ih_t = np.empty((D, 3 * H), dt)
     dw_hh_t = np.empty((H, 3 * H), dt)
     dgx_p = pack(dgx_all.reshape(T * B, 3 * H), False)

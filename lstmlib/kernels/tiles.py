@@ -20,6 +20,17 @@ k = 0, 1, ... with one rounding per FMA, the order BLAS's kernels use too.
 Columns past the last full panel go through a tile of scratch sums (the
 packed panel is padded with zeros), so any N works; rows past the last full
 tile go by tiles of 4, 2 and 1 rows.
+
+:func:`vecmat` is the product of a single row, one batch row's step in the
+fused kernels (``h W_hh^T`` forward, ``da W_hh`` backward). With one row
+there is nothing to reuse a loaded element of W for, so nothing is packed:
+it reads W's rows in place, four vectors of columns at a time, and keeps
+``SPLIT`` sets of sums over interleaved k (k = 0, 4, 8, ... in one set,
+1, 5, 9, ... in the next), added together at the end. With a single set,
+each sum would wait for the previous step's multiply-add (four cycles) at
+every k; with several, the chains run side by side. That changes the order
+of the sum, not its exactness: each term is rounded once, as in any
+product.
 """
 
 import os
@@ -32,7 +43,8 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-__all__ = ["VECTOR_BYTES", "MR", "panel_width", "pack", "matmul_packed"]
+__all__ = ["VECTOR_BYTES", "MR", "SPLIT", "ALIGN", "panel_width", "pack",
+           "matmul_packed", "vecmat", "aligned_rows"]
 
 
 def _vector_bytes():
@@ -62,6 +74,11 @@ def _vector_bytes():
 VECTOR_BYTES = _vector_bytes()
 MR = 8 if VECTOR_BYTES == 64 else 6
 _NV = 2                                 # vectors per row of a tile
+# vecmat: sets of sums over interleaved k, each of up to _VM_NV vectors:
+# 4 x 4 sums, four vectors of W and one broadcast fit 32 zmm registers;
+# 2 x 4 and five more fit 16 ymm.
+SPLIT = 4 if VECTOR_BYTES == 64 else 2
+_VM_NV = 4
 
 
 def panel_width(dtype):
@@ -185,11 +202,50 @@ def _pack_compiled(w, transposed):
     return impl
 
 
+# Where the copies made here start: at a cache line, which is also the size
+# of a zmm register. Arrays Numba allocates start at 32 bytes (its AVX
+# default), so half of them would have every 64-byte load of a panel row
+# straddle two cache lines (measured: 30-40% slower products).
+ALIGN = 64
+
+
+@njit(cache=True)
+def _aligned_empty(n, like):
+    """An uninitialised (n,) array of like's dtype starting at ALIGN bytes."""
+    item = like.itemsize
+    buf = np.empty(n + ALIGN // item, like.dtype)
+    off = ((-buf.ctypes.data) % ALIGN) // item
+    return buf[off:off + n]
+
+
+@njit(cache=True)
+def aligned_rows(w, transposed):
+    """A copy of w (or of w.T) whose rows all start at ALIGN bytes: rows
+    padded to a whole number of cache lines, a view of the first columns
+    (the operand of :func:`vecmat`)."""
+    R, C = (w.shape[1], w.shape[0]) if transposed else w.shape
+    per = ALIGN // w.itemsize
+    ld = (C + per - 1) // per * per
+    out = _aligned_empty(R * ld, w).reshape((R, ld))
+    if transposed:                        # blocks of 32 x 32: see transpose
+        for c0 in range(0, C, 32):
+            for r0 in range(0, R, 32):
+                for c in range(c0, min(C, c0 + 32)):
+                    for r in range(r0, min(R, r0 + 32)):
+                        out[r, c] = w[c, r]
+    else:
+        for r in range(R):
+            for c in range(C):
+                out[r, c] = w[r, c]
+    return out[:, :C]
+
+
 @njit(cache=True)
 def _pack(w, transposed, NR):
     K, N = (w.shape[1], w.shape[0]) if transposed else w.shape
     P = (N + NR - 1) // NR
-    bp = np.zeros((P, K, NR), w.dtype)
+    bp = _aligned_empty(P * K * NR, w).reshape((P, K, NR))
+    bp[...] = 0.0
     for p in range(P):
         j1 = min(NR, N - p * NR)
         if transposed:
@@ -273,4 +329,141 @@ def _matmul_packed_compiled(a, bp, c, accumulate, trans_a=False):
             for r in range(M):
                 for j in range(n):
                     c[r, full * NR + j] = tmp[r, j]
+    return impl
+
+
+@intrinsic
+def _vec_tile(typingctx, v, w, w_off, ldw, acc, acc_off, K, nvec):
+    """acc[acc_off + j] += sum_k v[k] * w[w_off + k*ldw + j] for
+    j < nvec * lanes (nvec an integer literal), in SPLIT sets of sums over
+    interleaved k (see the module's text). Offsets and strides in
+    elements."""
+    if not isinstance(nvec, nbtypes.IntegerLiteral):
+        return None
+    NVec = nvec.literal_value
+    sig = nbtypes.none(v, w, w_off, ldw, acc, acc_off, K, nvec)
+
+    def codegen(context, builder, signature, args):
+        st = signature.args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        real = context.get_value_type(st[4].dtype)
+        bits = 32 if isinstance(real, ir.FloatType) else 64
+        W = VECTOR_BYTES * 8 // bits
+        vec = ir.VectorType(real, W)
+        vptr = vec.as_pointer()
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+            f"llvm.fma.v{W}f{bits}")
+
+        def data(j):
+            return context.make_array(st[j])(context, builder, args[j]).data
+
+        def int64(j):
+            return context.cast(builder, args[j], st[j], nbtypes.int64)
+
+        def const(x):
+            return ir.Constant(i64, x)
+
+        pv = data(0)
+        pw = builder.gep(data(1), [int64(2)])
+        pacc = builder.gep(data(4), [int64(5)])
+        ldw_, K_ = int64(3), int64(6)
+        lanes0 = ir.Constant(ir.VectorType(i32, W), [0] * W)
+        zero = ir.Constant(vec, [ir.Constant(real, 0.0)] * W)
+
+        def step(k, sums):
+            """sums[v] + v[k] * w[k, v-th vector], for every v."""
+            x = builder.load(builder.gep(pv, [k]))
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x,
+                                         ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                           lanes0)
+            row = builder.gep(pw, [builder.mul(k, ldw_)])
+            return [builder.call(fma, [splat, builder.load(builder.bitcast(
+                builder.gep(row, [const(j * W)]), vptr), align=1), s])
+                for j, s in enumerate(sums)]
+
+        def loop(name, k0, k_end, stride, start, body):
+            """for k in range(k0, k_end, stride): sums = body(k, sums);
+            returns the sums after the loop."""
+            before = builder.block
+            head = builder.append_basic_block(name)
+            done = builder.append_basic_block(name + ".done")
+            builder.cbranch(builder.icmp_signed("<", k0, k_end), head, done)
+            builder.position_at_end(head)
+            k = builder.phi(i64)
+            k.add_incoming(k0, before)
+            sums = []
+            for s in start:
+                phi = builder.phi(vec)
+                phi.add_incoming(s, before)
+                sums.append(phi)
+            new = body(k, sums)
+            k_next = builder.add(k, const(stride))
+            k.add_incoming(k_next, builder.block)
+            for phi, s in zip(sums, new):
+                phi.add_incoming(s, builder.block)
+            end = builder.block
+            builder.cbranch(builder.icmp_signed("<", k_next, k_end), head,
+                            done)
+            builder.position_at_end(done)
+            final = []
+            for s0, s1 in zip(start, new):
+                phi = builder.phi(vec)
+                phi.add_incoming(s0, before)
+                phi.add_incoming(s1, end)
+                final.append(phi)
+            return final
+
+        def split_body(k, sums):
+            out = []
+            for s in range(SPLIT):
+                out += step(builder.add(k, const(s)),
+                            sums[s * NVec:(s + 1) * NVec])
+            return out
+
+        k_main = builder.mul(builder.sdiv(K_, const(SPLIT)), const(SPLIT))
+        sets = loop("vecmat.split", const(0), k_main, SPLIT,
+                    [zero] * (SPLIT * NVec), split_body)
+        total = sets[:NVec]
+        for s in range(1, SPLIT):
+            total = [builder.fadd(a, b)
+                     for a, b in zip(total, sets[s * NVec:(s + 1) * NVec])]
+        total = loop("vecmat.rest", k_main, K_, 1, total, step)
+        for j, t in enumerate(total):
+            p = builder.bitcast(builder.gep(pacc, [const(j * W)]), vptr)
+            builder.store(builder.fadd(builder.load(p, align=1), t), p,
+                          align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def vecmat(v, w, acc):
+    """acc += v @ w for one row: v (K,), w (K, N) with unit stride along its
+    rows (read in place, not packed), acc (N,) contiguous. As plain Python
+    (NUMBA_DISABLE_JIT=1) this is numpy's product."""
+    acc += v @ w
+
+
+@overload(vecmat, jit_options=dict(cache=True))
+def _vecmat_compiled(v, w, acc):
+    def impl(v, w, acc):
+        K, N = w.shape
+        ldw = w.strides[0] // w.itemsize
+        L = VECTOR_BYTES // w.itemsize
+        j = 0
+        while j + _VM_NV * L <= N:
+            _vec_tile(v, w, j, ldw, acc, j, K, _VM_NV)
+            j += _VM_NV * L
+        if N - j >= 2 * L:
+            _vec_tile(v, w, j, ldw, acc, j, K, 2)
+            j += 2 * L
+        if N - j >= L:
+            _vec_tile(v, w, j, ldw, acc, j, K, 1)
+            j += L
+        for jj in range(j, N):                # the last columns, one by one
+            s = acc.dtype.type(0.0)
+            for k in range(K):
+                s += v[k] * w[k, jj]
+            acc[jj] += s
     return impl

@@ -16,9 +16,10 @@ libraries descend from:
 * otherwise :math:`\tanh |x| = 1 - 2 / (e^{2|x|} + 1)` with
   :math:`e^{y} = 2^n e^{r}`, :math:`n = \mathrm{round}(y / \ln 2)`,
   :math:`|r| \le \ln 2 / 2` (Cody and Waite's two-part :math:`\ln 2`), and a
-  Padé form (float64) or a polynomial (float32) for :math:`e^r`; :math:`2^n`
-  is built by multiplying exact powers of two, so no bit manipulation is
-  needed.
+  Padé form (float64) or a polynomial (float32) for :math:`e^r`. In
+  float64 :math:`2^n` is the integer ``1 << n`` converted to a float (exact:
+  :math:`n \le 58`), a vector shift and one conversion; in float32 it is
+  built by multiplying exact powers of two (five selects).
 
 Both branches are computed and one is selected (a branch would stop the
 vectorisation), and divisions, the slowest vector instruction, are merged:
@@ -52,9 +53,6 @@ def _pow2(n, e, powers):
     return e
 
 
-_POW2_64 = ((64.0, 1.8446744073709552e19), (32.0, 4294967296.0),
-            (16.0, 65536.0), (8.0, 256.0), (4.0, 16.0), (2.0, 4.0),
-            (1.0, 2.0))
 _POW2_32 = ((_F(16.0), _F(65536.0)), (_F(8.0), _F(256.0)),
             (_F(4.0), _F(16.0)), (_F(2.0), _F(4.0)), (_F(1.0), _F(2.0)))
 
@@ -72,7 +70,8 @@ def tanh64(x):
         + 4.84406305325125486048e3
     # elsewhere: 1 - 2 / (e^{2|x|} + 1), e^{2|x|} = 2^n (q + p) / (q - p)
     y = 2.0 * ax
-    n = float(int(y * 1.4426950408889634 + 0.5))     # round(y / ln 2)
+    ni = int(y * 1.4426950408889634 + 0.5)           # round(y / ln 2) <= 58
+    n = float(ni)
     r = y - n * 6.93145751953125e-1 - n * 1.42860682030941723212e-6
     rr = r * r
     p = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
@@ -81,7 +80,7 @@ def tanh64(x):
          + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0
     # so 2 / (e + 1) = 2 (q - p) / (2^n (q + p) + (q - p)); one division
     # serves both branches
-    den_large = _pow2(n, q + p, _POW2_64) + (q - p)
+    den_large = (q + p) * float(1 << ni) + (q - p)
     num_large = 2.0 * (q - p)
     num_small = ax * s * ps
     small = ax < 0.625
