@@ -1065,16 +1065,26 @@ def _product_blocks(T, B):
     return (T * B + _PRODUCT_ROWS - 1) // _PRODUCT_ROWS
 
 
+# Rows of dW per block of :func:`_weight_grad_rows`: four tiles of 8 rows.
+_GRAD_ROWS = 32
+
+
 @njit(cache=True, error_model="numpy")
-def _weight_grad_rows(q, da_p, inp, dw_t):
-    """Rows 8q .. 8q+7 of dW^T = inp^T da, summed over all t and b: da
-    packed by :func:`lstmlib.kernels.tiles.pack` (its rows t*B + b), inp
-    (T, B, K). The blocks of rows are independent, so a prange over q
-    needs no lock."""
-    T, B, K = inp.shape
-    k0, k1 = 8 * q, min(K, 8 * q + 8)
-    matmul_packed(inp.reshape(T * B, K)[:, k0:k1], da_p, dw_t[k0:k1], False,
-                  True)
+def _grad_blocks(N):
+    return (N + _GRAD_ROWS - 1) // _GRAD_ROWS
+
+
+@njit(cache=True, error_model="numpy")
+def _weight_grad_rows(q, da_all, inp_p, dw):
+    """Rows 32q .. 32q+31 of dW = da^T inp, summed over all t and b:
+    da_all (T, B, N) C-contiguous, inp (its rows t*B + b) packed by
+    :func:`lstmlib.kernels.tiles.pack`. dW comes out as a layer stores it,
+    (N, K), with no transpose after; the blocks of rows are independent
+    (a prange over q needs no lock)."""
+    T, B, N = da_all.shape
+    r0, r1 = _GRAD_ROWS * q, min(N, _GRAD_ROWS * q + _GRAD_ROWS)
+    matmul_packed(da_all.reshape(T * B, N)[:, r0:r1], inp_p, dw[r0:r1],
+                  False, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1174,23 +1184,23 @@ def lstm_sequence_backward(d_out, dh_n, dc_n, x, w_ih, w_hh, gates, tanh_cs,
     w_p = pack(w_ih, False)
     for q in prange(_product_blocks(T, B)):
         _product_rows(q, da_all, w_p, dx)            # dx_t = da_t W_ih
-    dw_ih_t = np.empty((D, 4 * H), dt)
-    dw_hh_t = np.empty((H, 4 * H), dt)
-    da_p = pack(da_all.reshape(T * B, 4 * H), False)
-    nx = (D + 7) // 8
-    for q in prange(nx + (H + 7) // 8):
-        if q < nx:
-            _weight_grad_rows(q, da_p, x, dw_ih_t)
+    dw_ih = np.empty((4 * H, D), dt)
+    dw_hh = np.empty((4 * H, H), dt)
+    x_p = pack(x.reshape(T * B, D), False)
+    h_p = pack(hs_prev.reshape(T * B, H), False)
+    nq = _grad_blocks(4 * H)
+    for q in prange(2 * nq):
+        if q < nq:
+            _weight_grad_rows(q, da_all, x_p, dw_ih)
         else:
-            _weight_grad_rows(q - nx, da_p, hs_prev, dw_hh_t)
-    return (dx, dh0, dc0, dw_ih_t.T.copy(), dw_hh_t.T.copy(),
-            _bias_grad(da_all))
+            _weight_grad_rows(q - nq, da_all, h_p, dw_hh)
+    return dx, dh0, dc0, dw_ih, dw_hh, _bias_grad(da_all)
 
 
 lstm_sequence_backward, lstm_sequence_backward_parallel = _serial_and_parallel(
     lstm_sequence_backward,
     """:func:`lstm_sequence_backward`: batch rows, then blocks of rows of
-    dW^T, in parallel (no two threads ever write the same element).""")
+    dW, in parallel (no two threads ever write the same element).""")
 
 
 def gru_sequence_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse):
@@ -1244,21 +1254,21 @@ def gru_sequence_backward(d_out, dh_n, x, w_ih, w_hh, gates, hns, hs_prev,
     w_p = pack(w_ih, False)
     for q in prange(_product_blocks(T, B)):
         _product_rows(q, dgx_all, w_p, dx)           # dx_t = dgx_t W_ih
-    dw_ih_t = np.empty((D, 3 * H), dt)
-    dw_hh_t = np.empty((H, 3 * H), dt)
-    dgx_p = pack(dgx_all.reshape(T * B, 3 * H), False)
-    dgh_p = pack(dgh_all.reshape(T * B, 3 * H), False)
-    nx = (D + 7) // 8
-    for q in prange(nx + (H + 7) // 8):
-        if q < nx:
-            _weight_grad_rows(q, dgx_p, x, dw_ih_t)
+    dw_ih = np.empty((3 * H, D), dt)
+    dw_hh = np.empty((3 * H, H), dt)
+    x_p = pack(x.reshape(T * B, D), False)
+    h_p = pack(hs_prev.reshape(T * B, H), False)
+    nq = _grad_blocks(3 * H)
+    for q in prange(2 * nq):
+        if q < nq:
+            _weight_grad_rows(q, dgx_all, x_p, dw_ih)
         else:
-            _weight_grad_rows(q - nx, dgh_p, hs_prev, dw_hh_t)
-    return (dx, dh0, dw_ih_t.T.copy(), dw_hh_t.T.copy(), _bias_grad(dgx_all),
+            _weight_grad_rows(q - nq, dgh_all, h_p, dw_hh)
+    return (dx, dh0, dw_ih, dw_hh, _bias_grad(dgx_all),
             _bias_grad(dgh_all))
 
 
 gru_sequence_backward, gru_sequence_backward_parallel = _serial_and_parallel(
     gru_sequence_backward,
     """:func:`gru_sequence_backward` with batch rows, then blocks of rows of
-    dW^T, in parallel.""")
+    dW, in parallel.""")
