@@ -2,8 +2,10 @@
 against numpy's, on every path through its tiles: full tiles of MR rows and
 the 4-, 2- and 1-row tiles after them, full panels and the scratch panel of
 the last columns, the inner dimension over one and several blocks, a
-transposed operand, strided rows; and the 32-byte tiles of CPUs without
-AVX-512, compiled in a process of their own."""
+transposed operand, strided rows; the single-row product vecmat on every
+path through its chunks of columns and sets of sums; the 64-byte alignment
+of the copies; and the 32-byte tiles of CPUs without AVX-512, compiled in a
+process of their own."""
 
 import os
 import subprocess
@@ -86,6 +88,71 @@ def test_packed_product_as_plain_python_is_numpys():
     assert _rel(got, c + prod) < 1e-14
 
 
+@njit
+def _vecmat(v, w, acc):
+    tiles.vecmat(v, w, acc)
+
+
+# (K, N): whole chunks of four vectors, then two, one and single columns in
+# every combination; K a multiple of SPLIT, not one, below it, and zero.
+VECMAT_SHAPES = [(32, 128), (128, 32), (16, 128), (128, 16), (7, 5), (1, 40),
+                 (33, 100), (3, 64), (130, 200), (0, 8), (5, 3)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K,N", VECMAT_SHAPES)
+def test_vecmat_adds_the_row_product(dtype, K, N):
+    rng = np.random.default_rng(K * 1000 + N)
+    v = rng.standard_normal(K).astype(dtype)
+    w = rng.standard_normal((K, N)).astype(dtype)
+    acc = rng.standard_normal(N).astype(dtype)
+    want = acc.astype(np.float64) + v.astype(np.float64) @ w.astype(np.float64)
+    got = acc.copy()
+    _vecmat(v, w, got)
+    scale = max(np.max(np.abs(want)), 1.0)
+    assert np.max(np.abs(got - want)) / scale <= TOL[dtype] * max(K, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vecmat_reads_rows_in_place(dtype):
+    """w with rows longer than N (the padded rows of aligned_rows, a column
+    slice of a larger matrix) and acc a slice: nothing outside is touched."""
+    rng = np.random.default_rng(7)
+    parent = rng.standard_normal((48, 150)).astype(dtype)
+    w = parent[:, 3:103]                              # (48, 100), stride 150
+    v = rng.standard_normal(48).astype(dtype)
+    out = np.zeros(120, dtype)
+    _vecmat(v, w, out[10:110])
+    assert _rel(out[10:110], v @ w) < 10 * TOL[dtype] * 48
+    assert not out[:10].any() and not out[110:].any()
+    padded = tiles.aligned_rows(w, False)
+    assert padded.strides[0] > padded.shape[1] * padded.itemsize
+    acc = np.zeros(100, dtype)
+    _vecmat(v, padded, acc)
+    assert np.array_equal(acc, out[10:110])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("R,C", [(32, 128), (128, 32), (5, 7), (33, 100)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_aligned_rows_start_every_row_at_a_cache_line(dtype, R, C, transposed):
+    w = np.random.default_rng(R + C).standard_normal((R, C)).astype(dtype)
+    got = tiles.aligned_rows(w, transposed)
+    assert np.array_equal(got, w.T if transposed else w)
+    assert got.strides[1] == got.itemsize
+    for r in range(got.shape[0]):
+        assert (got.ctypes.data + r * got.strides[0]) % tiles.ALIGN == 0
+    assert tiles.pack(w, transposed).ctypes.data % tiles.ALIGN == 0
+
+
+def test_vecmat_as_plain_python_is_numpys():
+    rng = np.random.default_rng(8)
+    v, w = rng.standard_normal(9), rng.standard_normal((9, 13))
+    acc = np.ones(13)
+    tiles.vecmat(v, w, acc)
+    assert _rel(acc, 1.0 + v @ w) < 1e-14
+
+
 def test_vector_width_follows_the_cpu_numba_compiles_for(monkeypatch):
     """NUMBA_CPU_NAME (a cache shared between machines, "generic") makes
     Numba compile for that CPU, not this one: the tiles then take its
@@ -116,10 +183,15 @@ from lstmlib.cells import get_cell
 import backend_cases
 
 assert tiles.VECTOR_BYTES == {width} and tiles.MR == {mr}, (tiles.VECTOR_BYTES, tiles.MR)
+assert tiles.SPLIT == {split}, tiles.SPLIT
 
 @njit
 def run(a, bp, c, acc, ta):
     tiles.matmul_packed(a, bp, c, acc, ta)
+
+@njit
+def row(v, w, acc):
+    tiles.vecmat(v, w, acc)
 
 rng = np.random.default_rng(0)
 for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-13)):
@@ -132,24 +204,34 @@ for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-13)):
             want = (a.T if ta else a) @ w.T
             err = np.abs(c - want).max() / np.abs(want).max()
             assert err < tol, (dtype, M, K, N, ta, err)
-    problem = backend_cases.problem("lstm", dtype, 6, 13, 5, 24)
-    backend_cases.assert_matches_reference(
-        get_cell("lstm", "numpy"), get_cell("lstm", "numba"), problem,
-        1e-9 if dtype == np.float64 else 2e-5, np.array([6, 2] + [6] * 11),
-        False, mode="blas")
+    for K, N in ((128, 32), (33, 100), (7, 5)):
+        v = rng.standard_normal(K).astype(dtype)
+        w = rng.standard_normal((K, N)).astype(dtype)
+        acc = np.ones(N, dtype)
+        row(v, w, acc)
+        want = 1 + v @ w
+        assert np.abs(acc - want).max() / np.abs(want).max() < tol, (K, N)
+    for cell, mode in (("lstm", "blas"), ("lstm", "fused"), ("gru", "fused")):
+        problem = backend_cases.problem(cell, dtype, 6, 13, 5, 24)
+        backend_cases.assert_matches_reference(
+            get_cell(cell, "numpy"), get_cell(cell, "numba"), problem,
+            1e-9 if dtype == np.float64 else 2e-5, np.array([6, 2] + [6] * 11),
+            False, mode=mode)
 print("ok")
 """
 
 
 def test_32_byte_tiles_compute_the_same(tmp_path):
-    """The tiles of CPUs without AVX-512 (6 rows of two 32-byte vectors),
-    compiled afresh in a process of their own, against numpy's product and
-    the LSTM's numpy reference. (The native width runs in the tests above.)"""
+    """The tiles of CPUs without AVX-512 (6 rows of two 32-byte vectors,
+    two sets of sums in vecmat), compiled afresh in a process of their own,
+    against numpy's product and the numpy reference of the LSTM (blas and
+    fused modes) and the GRU (fused). (The native width runs in the tests
+    above.)"""
     width = 32
     env = dict(os.environ, LSTMLIB_TILE_VECTOR_BYTES=str(width),
                NUMBA_CACHE_DIR=str(tmp_path / "numba"),
                PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
-    script = _OTHER_WIDTH.format(width=width, mr=6)
+    script = _OTHER_WIDTH.format(width=width, mr=6, split=2)
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -45,6 +45,23 @@ def test_non_finite_input_and_parameters(value):
         layer.forward(x_of())
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e200), (np.float32, 1e30)])
+def test_finiteness_holds_where_the_quick_test_overflows(dtype, big):
+    """The finiteness check squares and sums: entries that overflow the sum
+    while finite themselves are accepted, and one NaN among them is still
+    found and counted."""
+    from lstmlib._validation import check_array
+    a = np.full((3, 4), big, dtype)
+    assert check_array("a", a, (3, 4)) is a
+    a[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"a: expected finite values, received 1 NaN"):
+        check_array("a", a, (3, 4))
+    strided = np.full((4, 6), big, dtype)[:, ::2]
+    strided[0, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"received 1 NaN or inf entry"):
+        check_array("s", strided, (4, 3))
+
+
 def test_bad_state_shapes():
     layer = lstm_layer(num_layers=2)
     h = np.zeros((2, 2, 4))
