@@ -18,13 +18,18 @@ Five kinds of kernels:
     and the cached activations come out. Used by the "stepwise" mode.
 ``lstm_sequence_forward`` / ``gru_sequence_forward`` (and ``_backward``)
     the whole sequence, matrix products included, in one ``@njit`` call:
-    no Python between steps. Used by the "fused" mode (small shapes, where
-    the per-step overhead of numpy and of torch dominates).
+    no Python between steps. The products that do not wait for the previous
+    step (the input projection of every step, and after the backward loop
+    dx and the weight gradients) run over all steps at once by the packed
+    tiles; only h_{t-1} W_hh^T (and da W_hh) stay in the loop, one row at a
+    time (:func:`lstmlib.kernels.tiles.vecmat`). Used by the "fused" mode
+    (small shapes, where the per-step overhead of numpy and of torch
+    dominates).
 ``*_parallel``
     the same with ``prange`` over the batch: sequences of a batch are
     independent, so each thread runs whole sequences and no thread ever waits
     for another inside the time loop. Weight gradients are then reduced over
-    time and batch in a second ``prange`` loop over the columns of dW.
+    time and batch in a second ``prange`` loop over blocks of rows of dW.
 ``lstm_recurrence_forward`` / ``gru_recurrence_forward`` (and ``_backward``)
     only the time loop in one ``@njit`` call, its product h_{t-1} W_hh^T
     register-blocked over four batch rows (:func:`matmul_blocked`); the
@@ -37,9 +42,8 @@ Five kinds of kernels:
     :func:`gemm`) chunk by chunk. Used by the "blas" mode (larger batches).
 
 Shapes: T time steps, B batch, D input features, H hidden units, G gates.
-Transposed weights ``w_ih_t`` (D, G*H) and ``w_hh_t`` (H, G*H) make every
-inner loop run over a contiguous row (an ``axpy``), which LLVM vectorises
-without reordering any sum.
+Transposed weights ``w_hh_t`` (H, G*H) make the inner loops of the products
+run over contiguous rows (an ``axpy``), which vectorises.
 
 Set ``NUMBA_DISABLE_JIT=1`` to run all of this as plain Python (slowly) and
 step through it with a debugger.
@@ -863,29 +867,6 @@ def gru_blas_backward(fn, d_out, dh, w_ih_p, w_hh_p, gates, hns, hs_prev,
 # ---------------------------------------------------------------------------
 # whole sequences: one batch row at a time (the body of the prange loops)
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _affine_row(v, w_t, acc):
-    """acc += v @ w_t for one row: v (K,), w_t (K, N) contiguous.
-
-    Four rows of w_t per pass over acc: each acc[j] is loaded and stored
-    once per four products instead of once per product, and its sum is
-    still taken in the order k = 0, 1, 2, ... (the same rounding as one row
-    at a time)."""
-    K, N = w_t.shape
-    k = 0
-    while k + 4 <= K:
-        v0, v1, v2, v3 = v[k], v[k + 1], v[k + 2], v[k + 3]
-        for j in range(N):
-            acc[j] = (((acc[j] + v0 * w_t[k, j]) + v1 * w_t[k + 1, j])
-                      + v2 * w_t[k + 2, j]) + v3 * w_t[k + 3, j]
-        k += 4
-    while k < K:
-        vk = v[k]
-        for j in range(N):
-            acc[j] += vk * w_t[k, j]
-        k += 1
-
-
 @njit(cache=True, error_model="numpy")
 def _lstm_forward_row(b, w_hh_t, bias, h0, c0, lengths, reverse, out, gates,
                       cs, tanh_cs, hs_prev, cs_prev, h_n, c_n):
@@ -1208,8 +1189,9 @@ def gru_sequence_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reverse):
 
     x (T, B, D) C-contiguous; w_ih (3H, D), w_hh (3H, H) as stored; b_ih,
     b_hh (3H,) (zeros for none); h0 (B, H). The input projection of all
-    steps comes first, as in :func:`lstm_sequence_forward`. Returns out (T, B, H), h_n (B, H) and the cache arrays
-    gates (T, B, 3H) = r, z, n; hn = W_hn h_prev + b_hn and h_prev (T, B, H).
+    steps comes first, as in :func:`lstm_sequence_forward`. Returns out
+    (T, B, H), h_n (B, H) and the cache arrays gates (T, B, 3H) = r, z, n;
+    hn = W_hn h_prev + b_hn and h_prev (T, B, H).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
