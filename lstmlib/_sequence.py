@@ -49,9 +49,10 @@ def previous_state(states, s0, t, reverse):
     return states[t + 1] if reverse else states[t - 1]
 
 
-def previous_states(states, s0, reverse):
-    """:func:`previous_state` for every step at once, (T, B, H)."""
-    prev = np.empty_like(states)
+def previous_states(states, s0, reverse, out=None):
+    """:func:`previous_state` for every step at once, (T, B, H), written
+    into ``out`` when given."""
+    prev = np.empty_like(states) if out is None else out
     if reverse:
         prev[-1] = s0
         prev[:-1] = states[1:]

@@ -49,10 +49,12 @@ kernels; the thread count is Numba's (``numba.set_num_threads``). The other
 modes run on one thread (BLAS's own threads aside).
 """
 
+import math
 from collections import namedtuple
 
 import numpy as np
 from numba import config as _numba_config
+from numba import njit
 
 from .. import _sequence as seq
 from . import numba_cpu as K
@@ -85,6 +87,32 @@ CHUNK_BYTES = 1 << 20
 
 def _chunk_steps(B, G, dtype):
     return max(1, CHUNK_BYTES // (B * G * np.dtype(dtype).itemsize))
+
+
+# Arrays from this many bytes up are allocated by Numba's runtime (:func:`_empty`).
+MALLOC_BYTES = 4 << 20
+
+
+@njit(cache=True)
+def _malloc_empty(n, like):
+    return np.empty(n, like.dtype)
+
+
+def _empty(shape, dtype):
+    """``np.empty(shape, dtype)``; from MALLOC_BYTES up, allocated by Numba's
+    runtime (plain malloc) instead of numpy. For every array of 4 MiB or
+    more numpy asks the kernel for transparent huge pages (madvise), and
+    torch's CPU allocator does not. On the virtual machines that recorded
+    the benchmarks, first touching huge pages cost the LSTM's forward pass
+    at the large shape (float64, blas mode, about 0.4 GB of fresh arrays)
+    0.38-1.07 s of system time in 8 calls, against 0.16-0.20 s with
+    ordinary pages; with malloc the system's own huge-page policy still
+    applies."""
+    dtype = np.dtype(dtype)
+    n = math.prod(shape)
+    if n * dtype.itemsize < MALLOC_BYTES:
+        return np.empty(shape, dtype)
+    return _malloc_empty(n, np.empty(0, dtype)).reshape(shape)
 
 NumbaLSTMCache = namedtuple(
     "NumbaLSTMCache",
@@ -165,12 +193,12 @@ def lstm_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
         dt = x.dtype
         b1, b2 = _biases(b_ih, b_hh, 4 * H, dt)
         off = 1 if reverse else 0
-        xh = np.empty((T + 1, B, D + H), dt)     # [x_t, h_prev(t)] rows
-        cbuf = np.empty((T + 1, B, H), dt)
+        xh = _empty((T + 1, B, D + H), dt)       # [x_t, h_prev(t)] rows
+        cbuf = _empty((T + 1, B, H), dt)
         xh[T if reverse else 0, :, D:] = h0
         cbuf[T if reverse else 0] = c0
-        hs = np.empty((T, B, H), dt)
-        gates = np.empty((T, B, 4 * H), dt)
+        hs = _empty((T, B, H), dt)
+        gates = _empty((T, B, 4 * H), dt)
         tanh_cs = None                           # computed again by backward
         K.lstm_blas_forward(x, tiles.pack(np.concatenate((w_ih, w_hh), 1),
                                           True),
@@ -247,7 +275,7 @@ def lstm_backward(d_out, d_state_n, cache):
         off = 1 if cache.reverse else 0
         S = _chunk_steps(B, 4 * H, dt)
         da_buf = np.empty((min(S, T), B, 4 * H), dt)
-        dx = np.empty((T, B, D), dt)
+        dx = _empty((T, B, D), dt)
         dw = np.empty((4 * H, D + H), dt)
         db = np.empty(4 * H, dt)
         xh2 = cache.xh.reshape((T + 1) * B, D + H)[off * B:(T + off) * B]
@@ -298,12 +326,13 @@ def gru_forward(x, state, weights, lengths=None, reverse=False, mode="auto",
     h0 = np.ascontiguousarray(h0)
     b1, b2 = _biases(b_ih, b_hh, 3 * H, x.dtype)
     if mode == "blas":
-        hs = np.empty((T, B, H), x.dtype)
-        hns = np.empty_like(hs)
-        gates = np.empty((T, B, 3 * H), x.dtype)
+        hs = _empty((T, B, H), x.dtype)
+        hns = _empty((T, B, H), x.dtype)
+        gates = _empty((T, B, 3 * H), x.dtype)
         K.gru_blas_forward(x, tiles.pack(w_ih, True), tiles.pack(w_hh, True),
                            b1, b2, h0, valid, reverse, hs, hns, gates)
-        hs_prev = seq.previous_states(hs, h0, reverse)
+        hs_prev = seq.previous_states(hs, h0, reverse,
+                                      _empty((T, B, H), x.dtype))
         h_n = hs[0 if reverse else T - 1].copy()
         out = _zero_padding(hs, valid, lengths)
     elif mode == "fused":
@@ -362,7 +391,7 @@ def gru_backward(d_out, d_state_n, cache):
     if cache.mode == "blas":
         D = x.shape[2]
         S = min(_chunk_steps(B, 3 * H, dt), T)
-        dx = np.empty((T, B, D), dt)
+        dx = _empty((T, B, D), dt)
         dw_ih = np.empty((3 * H, D), dt)
         dw_hh = np.empty((3 * H, H), dt)
         db_ih = np.empty(3 * H, dt)

@@ -333,3 +333,27 @@ def test_kernels_run_as_plain_python_with_jit_disabled():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert float(r.stdout.strip()) < 1e-12
+
+
+def _owner(a):
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return type(a).__name__
+
+
+def test_large_blas_mode_buffers_come_from_numbas_runtime():
+    """From MALLOC_BYTES up, the blas mode's per-call arrays are allocated
+    by Numba's runtime (malloc), not by numpy, which asks for huge pages
+    (numba_cells._empty); smaller ones stay numpy's. Shapes and dtypes are
+    those asked for, and the arrays are ordinary writable numpy arrays."""
+    from lstmlib.kernels.numba_cells import MALLOC_BYTES, _empty
+    for dtype in (np.float32, np.float64):
+        n = MALLOC_BYTES // np.dtype(dtype).itemsize
+        big = _empty((2, n // 2), dtype)
+        small = _empty((3, 5), dtype)
+        assert big.shape == (2, n // 2) and big.dtype == dtype
+        assert small.shape == (3, 5) and small.dtype == dtype
+        assert big.flags.c_contiguous and big.flags.writeable
+        assert _owner(big) == "_MemInfo" and _owner(small) == "ndarray"
+        big[...] = 1.5
+        assert big.sum() == 1.5 * n
