@@ -105,9 +105,9 @@ def _empty(shape, dtype):
     torch's CPU allocator does not. On the virtual machines that recorded
     the benchmarks, first touching huge pages cost the LSTM's forward pass
     at the large shape (float64, blas mode, about 0.4 GB of fresh arrays)
-    0.38-1.07 s of system time in 8 calls, against 0.16-0.20 s with
-    ordinary pages; with malloc the system's own huge-page policy still
-    applies."""
+    0.31-1.07 s of system time per call (12 calls), against 0.16-0.22 s
+    with ordinary pages (16 calls); with malloc the system's own huge-page
+    policy still applies."""
     dtype = np.dtype(dtype)
     n = math.prod(shape)
     if n * dtype.itemsize < MALLOC_BYTES:
