@@ -86,6 +86,90 @@ def panel_width(dtype):
     return _NV * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
+class _Emit:
+    """What the code generators of the intrinsics below share: the vector
+    type of the arrays' dtype at VECTOR_BYTES (W lanes), ``llvm.fma`` of it,
+    the arguments as pointers and int64, and a counted loop that carries
+    vectors of sums."""
+
+    def __init__(self, context, builder, signature, args, real_arg):
+        self.context, self.builder = context, builder
+        self.st, self.args = signature.args, args
+        self.i64 = ir.IntType(64)
+        real = context.get_value_type(self.st[real_arg].dtype)
+        bits = 32 if isinstance(real, ir.FloatType) else 64
+        self.W = W = VECTOR_BYTES * 8 // bits
+        self.vec = ir.VectorType(real, W)
+        self.fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vec, [self.vec] * 3),
+            f"llvm.fma.v{W}f{bits}")
+        self.zero = ir.Constant(self.vec, [ir.Constant(real, 0.0)] * W)
+        self._lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+
+    def data(self, j, offset_arg=None):
+        """Pointer to the first element of array argument j, or to element
+        args[offset_arg] of it."""
+        arr = self.context.make_array(self.st[j])(self.context, self.builder,
+                                                   self.args[j])
+        if offset_arg is None:
+            return arr.data
+        return self.builder.gep(arr.data, [self.int64(offset_arg)])
+
+    def int64(self, j):
+        return self.context.cast(self.builder, self.args[j], self.st[j],
+                                 nbtypes.int64)
+
+    def const(self, v):
+        return ir.Constant(self.i64, v)
+
+    def vector_at(self, ptr, offset):
+        """The vector of W elements at ptr + offset, as a pointer."""
+        return self.builder.bitcast(
+            self.builder.gep(ptr, [self.const(offset)]),
+            self.vec.as_pointer())
+
+    def splat(self, ptr):
+        """The element at ptr in every lane."""
+        b = self.builder
+        one = b.insert_element(ir.Constant(self.vec, ir.Undefined),
+                               b.load(ptr), ir.Constant(ir.IntType(32), 0))
+        return b.shuffle_vector(one, ir.Constant(self.vec, ir.Undefined),
+                                self._lanes0)
+
+    def loop(self, name, k0, k_end, stride, start, body):
+        """for k in range(k0, k_end, stride): sums = body(k, sums), from
+        sums = start; the sums after the loop (start when it runs no
+        step)."""
+        b = self.builder
+        before = b.block
+        head = b.append_basic_block(name)
+        done = b.append_basic_block(name + ".done")
+        b.cbranch(b.icmp_signed("<", k0, k_end), head, done)
+        b.position_at_end(head)
+        k = b.phi(self.i64)
+        k.add_incoming(k0, before)
+        sums = []
+        for s in start:
+            phi = b.phi(self.vec)
+            phi.add_incoming(s, before)
+            sums.append(phi)
+        new = body(k, sums)
+        k_next = b.add(k, self.const(stride))
+        end = b.block
+        k.add_incoming(k_next, end)
+        for phi, s in zip(sums, new):
+            phi.add_incoming(s, end)
+        b.cbranch(b.icmp_signed("<", k_next, k_end), head, done)
+        b.position_at_end(done)
+        final = []
+        for s0, s1 in zip(start, new):
+            phi = b.phi(self.vec)
+            phi.add_incoming(s0, before)
+            phi.add_incoming(s1, end)
+            final.append(phi)
+        return final
+
+
 @intrinsic
 def _tile(typingctx, a, a_off, a_rs, a_ks, bp, bp_off, c, c_off, ldc, K,
           rows, accumulate):
@@ -102,81 +186,35 @@ def _tile(typingctx, a, a_off, a_rs, a_ks, bp, bp_off, c, c_off, ldc, K,
                        rows, accumulate)
 
     def codegen(context, builder, signature, args):
-        st = signature.args
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        real = context.get_value_type(st[6].dtype)
-        bits = 32 if isinstance(real, ir.FloatType) else 64
-        W = VECTOR_BYTES * 8 // bits
-        vec = ir.VectorType(real, W)
-        vptr = vec.as_pointer()
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-            f"llvm.fma.v{W}f{bits}")
-
-        def data(j):
-            return context.make_array(st[j])(context, builder, args[j]).data
-
-        def int64(j):
-            return context.cast(builder, args[j], st[j], nbtypes.int64)
-
-        def const(v):
-            return ir.Constant(i64, v)
-
-        pa = builder.gep(data(0), [int64(1)])
-        pb = builder.gep(data(4), [int64(5)])
-        pc = builder.gep(data(6), [int64(7)])
-        a_rs_, a_ks_, ldc_, K_ = int64(2), int64(3), int64(8), int64(9)
-        accumulate_ = context.cast(builder, args[11], st[11], nbtypes.boolean)
-        zero = ir.Constant(vec, [ir.Constant(real, 0.0)] * W)
+        e = _Emit(context, builder, signature, args, 6)
+        W = e.W
+        pa, pb, pc = e.data(0, 1), e.data(4, 5), e.data(6, 7)
+        a_rs_, a_ks_, ldc_, K_ = e.int64(2), e.int64(3), e.int64(8), e.int64(9)
+        accumulate_ = context.cast(builder, args[11], signature.args[11],
+                                   nbtypes.boolean)
         c_at, start = [], []
         for r in range(MRows):
-            row = builder.gep(pc, [builder.mul(ldc_, const(r))])
+            row = builder.gep(pc, [builder.mul(ldc_, e.const(r))])
             for v in range(_NV):
-                p = builder.bitcast(builder.gep(row, [const(v * W)]), vptr)
+                p = e.vector_at(row, v * W)
                 c_at.append(p)
                 start.append(builder.select(accumulate_,
-                                            builder.load(p, align=1), zero))
-        entry = builder.block
-        loop = builder.append_basic_block("tile.loop")
-        done = builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", K_, const(0)), loop, done)
+                                            builder.load(p, align=1), e.zero))
 
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        k.add_incoming(const(0), entry)
-        sums = []
-        for s in start:
-            phi = builder.phi(vec)
-            phi.add_incoming(s, entry)
-            sums.append(phi)
-        b_row = builder.gep(pb, [builder.mul(k, const(_NV * W))])
-        b = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * W)]),
-                                          vptr), align=1)
-             for v in range(_NV)]
-        a_k = builder.gep(pa, [builder.mul(k, a_ks_)])
-        lanes0 = ir.Constant(ir.VectorType(i32, W), [0] * W)
-        new = []
-        for r in range(MRows):
-            x = builder.load(builder.gep(a_k, [builder.mul(a_rs_, const(r))]))
-            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x,
-                                         ir.Constant(i32, 0))
-            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                           lanes0)
-            for v in range(_NV):
-                new.append(builder.call(fma, [splat, b[v], sums[r * _NV + v]]))
-        k_next = builder.add(k, const(1))
-        k.add_incoming(k_next, loop)
-        for phi, s in zip(sums, new):
-            phi.add_incoming(s, loop)
-        builder.cbranch(builder.icmp_signed("<", k_next, K_), loop, done)
+        def step(k, sums):
+            b_row = builder.gep(pb, [builder.mul(k, e.const(_NV * W))])
+            b = [builder.load(e.vector_at(b_row, v * W), align=1)
+                 for v in range(_NV)]
+            a_k = builder.gep(pa, [builder.mul(k, a_ks_)])
+            new = []
+            for r in range(MRows):
+                x = e.splat(builder.gep(a_k, [builder.mul(a_rs_, e.const(r))]))
+                for v in range(_NV):
+                    new.append(builder.call(e.fma, [x, b[v],
+                                                    sums[r * _NV + v]]))
+            return new
 
-        builder.position_at_end(done)
-        final = []
-        for s0, s1 in zip(start, new):
-            phi = builder.phi(vec)
-            phi.add_incoming(s0, entry)
-            phi.add_incoming(s1, loop)
-            final.append(phi)
+        final = e.loop("tile", e.const(0), K_, 1, start, step)
         for p, s in zip(c_at, final):
             builder.store(s, p, align=1)
         return context.get_dummy_value()
@@ -344,94 +382,36 @@ def _vec_tile(typingctx, v, w, w_off, ldw, acc, acc_off, K, nvec):
     sig = nbtypes.none(v, w, w_off, ldw, acc, acc_off, K, nvec)
 
     def codegen(context, builder, signature, args):
-        st = signature.args
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        real = context.get_value_type(st[4].dtype)
-        bits = 32 if isinstance(real, ir.FloatType) else 64
-        W = VECTOR_BYTES * 8 // bits
-        vec = ir.VectorType(real, W)
-        vptr = vec.as_pointer()
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-            f"llvm.fma.v{W}f{bits}")
-
-        def data(j):
-            return context.make_array(st[j])(context, builder, args[j]).data
-
-        def int64(j):
-            return context.cast(builder, args[j], st[j], nbtypes.int64)
-
-        def const(x):
-            return ir.Constant(i64, x)
-
-        pv = data(0)
-        pw = builder.gep(data(1), [int64(2)])
-        pacc = builder.gep(data(4), [int64(5)])
-        ldw_, K_ = int64(3), int64(6)
-        lanes0 = ir.Constant(ir.VectorType(i32, W), [0] * W)
-        zero = ir.Constant(vec, [ir.Constant(real, 0.0)] * W)
+        e = _Emit(context, builder, signature, args, 4)
+        W = e.W
+        pv, pw, pacc = e.data(0), e.data(1, 2), e.data(4, 5)
+        ldw_, K_ = e.int64(3), e.int64(6)
 
         def step(k, sums):
-            """sums[v] + v[k] * w[k, v-th vector], for every v."""
-            x = builder.load(builder.gep(pv, [k]))
-            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x,
-                                         ir.Constant(i32, 0))
-            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                           lanes0)
+            """sums[j] + v[k] * w[k, j-th vector], for every j."""
+            x = e.splat(builder.gep(pv, [k]))
             row = builder.gep(pw, [builder.mul(k, ldw_)])
-            return [builder.call(fma, [splat, builder.load(builder.bitcast(
-                builder.gep(row, [const(j * W)]), vptr), align=1), s])
+            return [builder.call(e.fma, [x, builder.load(
+                e.vector_at(row, j * W), align=1), s])
                 for j, s in enumerate(sums)]
 
-        def loop(name, k0, k_end, stride, start, body):
-            """for k in range(k0, k_end, stride): sums = body(k, sums);
-            returns the sums after the loop."""
-            before = builder.block
-            head = builder.append_basic_block(name)
-            done = builder.append_basic_block(name + ".done")
-            builder.cbranch(builder.icmp_signed("<", k0, k_end), head, done)
-            builder.position_at_end(head)
-            k = builder.phi(i64)
-            k.add_incoming(k0, before)
-            sums = []
-            for s in start:
-                phi = builder.phi(vec)
-                phi.add_incoming(s, before)
-                sums.append(phi)
-            new = body(k, sums)
-            k_next = builder.add(k, const(stride))
-            k.add_incoming(k_next, builder.block)
-            for phi, s in zip(sums, new):
-                phi.add_incoming(s, builder.block)
-            end = builder.block
-            builder.cbranch(builder.icmp_signed("<", k_next, k_end), head,
-                            done)
-            builder.position_at_end(done)
-            final = []
-            for s0, s1 in zip(start, new):
-                phi = builder.phi(vec)
-                phi.add_incoming(s0, before)
-                phi.add_incoming(s1, end)
-                final.append(phi)
-            return final
-
-        def split_body(k, sums):
+        def split_step(k, sums):
             out = []
             for s in range(SPLIT):
-                out += step(builder.add(k, const(s)),
+                out += step(builder.add(k, e.const(s)),
                             sums[s * NVec:(s + 1) * NVec])
             return out
 
-        k_main = builder.mul(builder.sdiv(K_, const(SPLIT)), const(SPLIT))
-        sets = loop("vecmat.split", const(0), k_main, SPLIT,
-                    [zero] * (SPLIT * NVec), split_body)
+        k_main = builder.mul(builder.sdiv(K_, e.const(SPLIT)), e.const(SPLIT))
+        sets = e.loop("vecmat.split", e.const(0), k_main, SPLIT,
+                      [e.zero] * (SPLIT * NVec), split_step)
         total = sets[:NVec]
         for s in range(1, SPLIT):
             total = [builder.fadd(a, b)
                      for a, b in zip(total, sets[s * NVec:(s + 1) * NVec])]
-        total = loop("vecmat.rest", k_main, K_, 1, total, step)
+        total = e.loop("vecmat.rest", k_main, K_, 1, total, step)
         for j, t in enumerate(total):
-            p = builder.bitcast(builder.gep(pacc, [const(j * W)]), vptr)
+            p = e.vector_at(pacc, j * W)
             builder.store(builder.fadd(builder.load(p, align=1), t), p,
                           align=1)
         return context.get_dummy_value()
