@@ -94,8 +94,8 @@ MALLOC_BYTES = 4 << 20
 
 
 @njit(cache=True)
-def _malloc_empty(n, like):
-    return np.empty(n, like.dtype)
+def _malloc_empty(n, dtype):
+    return np.empty(n, dtype)
 
 
 def _empty(shape, dtype):
@@ -112,7 +112,7 @@ def _empty(shape, dtype):
     n = math.prod(shape)
     if n * dtype.itemsize < MALLOC_BYTES:
         return np.empty(shape, dtype)
-    return _malloc_empty(n, np.empty(0, dtype)).reshape(shape)
+    return _malloc_empty(n, dtype).reshape(shape)
 
 NumbaLSTMCache = namedtuple(
     "NumbaLSTMCache",

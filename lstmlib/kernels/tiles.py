@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 __all__ = ["VECTOR_BYTES", "MR", "SPLIT", "ALIGN", "panel_width", "pack",
-           "matmul_packed", "vecmat", "aligned_rows"]
+           "matmul_packed", "vecmat", "aligned_rows", "transpose_into"]
 
 
 def _vector_bytes():
@@ -257,6 +257,22 @@ def _aligned_empty(n, like):
 
 
 @njit(cache=True)
+def transpose_into(w, out):
+    """out[:, :] = w.T, in tiles of 32 x 32: ``np.ascontiguousarray(w.T)``
+    walks w down its columns, one cache line per element read; a tile's 32
+    rows stay in the L1 cache while they are read across (about ten times
+    faster for a 2048 x 512 float32 W_hh). out may be a view with padded
+    rows."""
+    R, C = w.shape
+    for r0 in range(0, R, 32):
+        r1 = min(R, r0 + 32)
+        for c0 in range(0, C, 32):
+            for c in range(c0, min(C, c0 + 32)):
+                for r in range(r0, r1):
+                    out[c, r] = w[r, c]
+
+
+@njit(cache=True)
 def aligned_rows(w, transposed):
     """A copy of w (or of w.T) whose rows all start at ALIGN bytes: rows
     padded to a whole number of cache lines, a view of the first columns
@@ -264,18 +280,12 @@ def aligned_rows(w, transposed):
     R, C = (w.shape[1], w.shape[0]) if transposed else w.shape
     per = ALIGN // w.itemsize
     ld = (C + per - 1) // per * per
-    out = _aligned_empty(R * ld, w).reshape((R, ld))
-    if transposed:                        # blocks of 32 x 32: see transpose
-        for c0 in range(0, C, 32):
-            for r0 in range(0, R, 32):
-                for c in range(c0, min(C, c0 + 32)):
-                    for r in range(r0, min(R, r0 + 32)):
-                        out[r, c] = w[c, r]
+    out = _aligned_empty(R * ld, w).reshape((R, ld))[:, :C]
+    if transposed:
+        transpose_into(w, out)
     else:
-        for r in range(R):
-            for c in range(C):
-                out[r, c] = w[r, c]
-    return out[:, :C]
+        out[:, :] = w
+    return out
 
 
 @njit(cache=True)
