@@ -260,9 +260,9 @@ def _aligned_empty(n, like):
 def transpose_into(w, out):
     """out[:, :] = w.T, in tiles of 32 x 32: ``np.ascontiguousarray(w.T)``
     walks w down its columns, one cache line per element read; a tile's 32
-    rows stay in the L1 cache while they are read across (about ten times
-    faster for a 2048 x 512 float32 W_hh). out may be a view with padded
-    rows."""
+    rows stay in the L1 cache while they are read across (3.7 against
+    14.4 ms for a 2048 x 512 float32 W_hh, on an Intel Xeon). out may be a
+    view with padded rows."""
     R, C = w.shape
     for r0 in range(0, R, 32):
         r1 = min(R, r0 + 32)
